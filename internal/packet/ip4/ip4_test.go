@@ -1,0 +1,51 @@
+package ip4
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net/netip"
+	"testing"
+)
+
+// An IGMPv2 leave as sent by the Linux host stack (see ../igmp/testdata).
+const linuxLeave = "46c00020000040000102fa0a0a090002e0000002940400001700f7faef020202"
+
+func TestParseLinuxPacket(t *testing.T) {
+	b, _ := hex.DecodeString(linuxLeave)
+	h, payload, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Src != netip.MustParseAddr("10.9.0.2") || h.Dst != netip.MustParseAddr("224.0.0.2") ||
+		h.TTL != 1 || h.Protocol != ProtoIGMP || !h.RouterAlert || h.TOS != 0xc0 || len(payload) != 8 {
+		t.Fatalf("got %+v payload %x", h, payload)
+	}
+	// Marshal rebuilds the same bytes, checksum included.
+	h.ID = 0
+	if re := h.Marshal(payload); !bytes.Equal(re, b) {
+		t.Fatalf("marshal\n got %x\nwant %x", re, b)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	b, _ := hex.DecodeString(linuxLeave)
+	for _, bad := range [][]byte{nil, b[:19], b[:22], append([]byte{0x66}, b[1:]...), append([]byte{0x44}, b[1:]...)} {
+		if _, _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%x) succeeded", bad)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := hex.DecodeString(linuxLeave)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if len(p) > len(b) || len(h.Options) > 40 {
+			t.Fatalf("payload %d options %d from %d bytes", len(p), len(h.Options), len(b))
+		}
+	})
+}
