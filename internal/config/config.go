@@ -1,0 +1,207 @@
+// Package config reads and validates overcast.yaml. Every error names the
+// file, the line and the reason; validation never touches running state.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the daemon's configuration file.
+type Config struct {
+	APISocket  string        `yaml:"api-socket"`
+	LogLevel   string        `yaml:"log-level"`
+	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
+	Interfaces []Interface   `yaml:"interfaces"`
+}
+
+// Interface enables Overcast on one network interface.
+type Interface struct {
+	Name string `yaml:"name"`
+	IGMP IGMP   `yaml:"igmp"`
+}
+
+// IGMP is the per-interface IGMP configuration (RFC 3376 section 8 names).
+type IGMP struct {
+	Version                 int           `yaml:"version"`
+	Robustness              int           `yaml:"robustness"`
+	QueryInterval           time.Duration `yaml:"query-interval"`
+	QueryResponseInterval   time.Duration `yaml:"query-response-interval"`
+	LastMemberQueryInterval time.Duration `yaml:"last-member-query-interval"`
+	LastMemberQueryCount    int           `yaml:"last-member-query-count"`
+	ExplicitTracking        bool          `yaml:"explicit-tracking"`
+	Querier                 *bool         `yaml:"querier"` // default true
+	StaticGroups            []string      `yaml:"static-groups"`
+}
+
+// Defaults.
+const (
+	DefaultAPISocket = "/run/overcast.sock"
+	DefaultKeepalive = 210 * time.Second
+)
+
+// Error is a validation error at a place in the file.
+type Error struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Reason)
+}
+
+// Load reads and validates a file. ifExists reports whether a network
+// interface exists (nil skips that check).
+func Load(path string, ifExists func(string) bool) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b, ifExists)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse validates the bytes of a config file called name.
+func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(b, &root)
+	at := func(path ...any) int { return lineOf(&root, path...) }
+	bad := func(line int, format string, a ...any) error {
+		return &Error{File: name, Line: line, Reason: fmt.Sprintf(format, a...)}
+	}
+	if c.APISocket == "" {
+		c.APISocket = DefaultAPISocket
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = DefaultKeepalive
+	}
+	if c.Keepalive < 10*time.Second {
+		return nil, bad(at("keepalive"), "keepalive %v is below 10s", c.Keepalive)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return nil, bad(at("log-level"), "log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if len(c.Interfaces) == 0 {
+		return nil, bad(0, "no interfaces: list at least one under 'interfaces:'")
+	}
+	if len(c.Interfaces) > 31 {
+		return nil, bad(at("interfaces"), "%d interfaces: the kernel allows 32 VIFs per multicast routing table", len(c.Interfaces))
+	}
+	seen := map[string]int{}
+	for i, ifc := range c.Interfaces {
+		line := at("interfaces", i, "name")
+		if ifc.Name == "" {
+			return nil, bad(at("interfaces", i), "interface without a name")
+		}
+		if prev, dup := seen[ifc.Name]; dup {
+			return nil, bad(line, "interface %q listed twice (first on line %d)", ifc.Name, prev)
+		}
+		seen[ifc.Name] = line
+		if ifExists != nil && !ifExists(ifc.Name) {
+			return nil, bad(line, "interface %q does not exist", ifc.Name)
+		}
+		g := ifc.IGMP
+		if g.Version != 0 && (g.Version < 2 || g.Version > 3) {
+			return nil, bad(at("interfaces", i, "igmp", "version"), "igmp version %d: want 2 or 3", g.Version)
+		}
+		if g.Robustness < 0 || g.Robustness > 7 {
+			return nil, bad(at("interfaces", i, "igmp", "robustness"), "robustness %d: want 1..7", g.Robustness)
+		}
+		if g.LastMemberQueryCount < 0 || g.LastMemberQueryCount > 7 {
+			return nil, bad(at("interfaces", i, "igmp", "last-member-query-count"), "last-member-query-count %d: want 1..7", g.LastMemberQueryCount)
+		}
+		for _, d := range []struct {
+			key string
+			v   time.Duration
+			max time.Duration
+		}{
+			{"query-interval", g.QueryInterval, 31744 * time.Second},
+			{"query-response-interval", g.QueryResponseInterval, 3174 * time.Second},
+			{"last-member-query-interval", g.LastMemberQueryInterval, 3174 * time.Second},
+		} {
+			if d.v < 0 || (d.v > 0 && d.v < 100*time.Millisecond) || d.v > d.max {
+				return nil, bad(at("interfaces", i, "igmp", d.key), "%s %v: want 100ms..%v", d.key, d.v, d.max)
+			}
+		}
+		if g.QueryInterval > 0 && g.QueryResponseInterval >= g.QueryInterval {
+			return nil, bad(at("interfaces", i, "igmp", "query-response-interval"), "query-response-interval must be shorter than query-interval")
+		}
+		for j, s := range g.StaticGroups {
+			a, err := netip.ParseAddr(s)
+			if err != nil || !a.Is4() || !a.IsMulticast() {
+				return nil, bad(at("interfaces", i, "igmp", "static-groups", j), "static group %q is not an IPv4 multicast address", s)
+			}
+		}
+	}
+	return &c, nil
+}
+
+// yamlError turns yaml.v3's messages into file:line: reason.
+func yamlError(name string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		if m := yamlLine.FindStringSubmatch(te.Errors[0]); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return &Error{File: name, Line: n, Reason: m[2]}
+		}
+	}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &Error{File: name, Line: n, Reason: m[2]}
+	}
+	return &Error{File: name, Reason: err.Error()}
+}
+
+// lineOf finds the line of the node at a path of map keys and list indices.
+func lineOf(n *yaml.Node, path ...any) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						if next.Kind == yaml.ScalarNode {
+							next = n.Content[i] // the key's line reads better for scalars
+						}
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+			}
+		}
+		if next == nil {
+			return n.Line
+		}
+		n = next
+	}
+	return n.Line
+}

@@ -1,0 +1,255 @@
+// Package linuxmr programs the Linux kernel's IPv4 multicast forwarding cache
+// through the multicast routing socket (MRT_* options on a raw IGMP socket)
+// and reads kernel upcalls and IGMP packets from that same socket.
+//
+// Opening the socket (MRT_INIT) is what turns net.ipv4.conf.all.mc_forwarding
+// to 1; closing it flushes every VIF and MFC entry.
+package linuxmr
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"overcast/internal/dataplane"
+)
+
+// From <linux/mroute.h>; x/sys/unix does not carry them.
+const (
+	mrtInit   = 200
+	mrtDone   = 201
+	mrtAddVIF = 202
+	mrtDelVIF = 203
+	mrtAddMFC = 204
+	mrtDelMFC = 205
+
+	viffUseIfindex = 0x8
+	maxVIFs        = 32
+
+	vifctlSize = 16 // vifi u16, flags u8, threshold u8, rate_limit u32, lcl (ifindex) u32, rmt u32
+	mfcctlSize = 60 // origin, grp, parent u16, ttls[32], pad 2, pkt/byte/wrong_if counters, expire
+)
+
+// Socket is the kernel's multicast routing socket for this network namespace.
+type Socket struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// Open opens the raw IGMP socket and claims the multicast routing table.
+// Only one process per table may hold it.
+func Open() (*Socket, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_IGMP)
+	if err != nil {
+		return nil, fmt.Errorf("raw IGMP socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, mrtInit, 1); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EADDRINUSE) {
+			return nil, fmt.Errorf("MRT_INIT: another multicast routing daemon (pimd, smcroute, FRR, igmpproxy) holds the kernel's multicast routing socket: %w", err)
+		}
+		return nil, fmt.Errorf("MRT_INIT: %w (kernel without CONFIG_IP_MROUTE?)", err)
+	}
+	for _, o := range []struct {
+		name   string
+		opt, v int
+	}{
+		{"IP_PKTINFO", unix.IP_PKTINFO, 1},
+		{"IP_HDRINCL", unix.IP_HDRINCL, 1},
+		{"IP_MULTICAST_LOOP", unix.IP_MULTICAST_LOOP, 0},
+	} {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, o.opt, o.v); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: %w", o.name, err)
+		}
+	}
+	f := os.NewFile(uintptr(fd), "mroute")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Socket{f: f, rc: rc}, nil
+}
+
+// Close releases the routing table; the kernel flushes VIFs and routes.
+func (s *Socket) Close() error { return s.f.Close() }
+
+func (s *Socket) setsockopt(opt int, b []byte) error {
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IP, opt, string(b))
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// AddVIF adds a VIF bound to an interface by index.
+func (s *Socket) AddVIF(v dataplane.VIF) error {
+	if v.Index < 0 || v.Index >= maxVIFs {
+		return fmt.Errorf("vif %d: the kernel allows %d VIFs per table", v.Index, maxVIFs)
+	}
+	b := make([]byte, vifctlSize)
+	binary.NativeEndian.PutUint16(b[0:], uint16(v.Index))
+	b[2] = viffUseIfindex
+	b[3] = 1 // TTL threshold
+	binary.NativeEndian.PutUint32(b[8:], uint32(v.IfIndex))
+	if err := s.setsockopt(mrtAddVIF, b); err != nil {
+		return fmt.Errorf("MRT_ADD_VIF %d (%s): %w", v.Index, v.Name, err)
+	}
+	return nil
+}
+
+// DelVIF removes a VIF.
+func (s *Socket) DelVIF(index int) error {
+	b := make([]byte, vifctlSize)
+	binary.NativeEndian.PutUint16(b[0:], uint16(index))
+	if err := s.setsockopt(mrtDelVIF, b); err != nil {
+		return fmt.Errorf("MRT_DEL_VIF %d: %w", index, err)
+	}
+	return nil
+}
+
+func mfcctl(k dataplane.SG, iif int, oifs []int) []byte {
+	b := make([]byte, mfcctlSize)
+	src, grp := k.Source.As4(), k.Group.As4()
+	copy(b[0:4], src[:])
+	copy(b[4:8], grp[:])
+	binary.NativeEndian.PutUint16(b[8:], uint16(iif))
+	for _, o := range oifs {
+		if o >= 0 && o < maxVIFs {
+			b[10+o] = 1 // forward when TTL > 1
+		}
+	}
+	return b
+}
+
+// SetRoute adds or replaces an (S,G) entry.
+func (s *Socket) SetRoute(r dataplane.Route) error {
+	if err := s.setsockopt(mrtAddMFC, mfcctl(r.SG, r.IIF, r.OIFs)); err != nil {
+		return fmt.Errorf("MRT_ADD_MFC %v: %w", r.SG, err)
+	}
+	return nil
+}
+
+// DelRoute removes an (S,G) entry.
+func (s *Socket) DelRoute(k dataplane.SG) error {
+	if err := s.setsockopt(mrtDelMFC, mfcctl(k, 0, nil)); err != nil {
+		return fmt.Errorf("MRT_DEL_MFC %v: %w", k, err)
+	}
+	return nil
+}
+
+// Counters reads the kernel's per-(S,G) counters from /proc/net/ip_mr_cache
+// (the file belongs to the reader's network namespace).
+func (s *Socket) Counters() (map[dataplane.SG]dataplane.Counters, error) {
+	f, err := os.Open("/proc/net/ip_mr_cache")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseMRCache(f)
+}
+
+// ParseMRCache parses /proc/net/ip_mr_cache: "Group Origin Iif Pkts Bytes Wrong Oifs",
+// addresses as hex of the in-memory (network order) word.
+func ParseMRCache(f interface{ Read([]byte) (int, error) }) (map[dataplane.SG]dataplane.Counters, error) {
+	out := map[dataplane.SG]dataplane.Counters{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 6 || fs[0] == "Group" {
+			continue
+		}
+		g, err1 := hexAddr(fs[0])
+		src, err2 := hexAddr(fs[1])
+		pk, err3 := strconv.ParseUint(fs[3], 10, 64)
+		by, err4 := strconv.ParseUint(fs[4], 10, 64)
+		wr, err5 := strconv.ParseUint(fs[5], 10, 64)
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+			return nil, fmt.Errorf("ip_mr_cache line %q: %w", sc.Text(), err)
+		}
+		out[dataplane.SG{Source: src, Group: g}] = dataplane.Counters{Packets: pk, Bytes: by, WrongIf: wr}
+	}
+	return out, sc.Err()
+}
+
+func hexAddr(s string) (netip.Addr, error) {
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(v))
+	return netip.AddrFrom4(b), nil
+}
+
+// Message is one read from the socket: an upcall or an IGMP packet.
+type Message struct {
+	Upcall  *dataplane.Upcall
+	IfIndex int    // for packets: the receiving interface
+	Packet  []byte // for packets: the whole IPv4 packet, header included
+}
+
+// Read blocks for the next message. The returned packet aliases buf.
+func (s *Socket) Read(buf, oob []byte) (Message, error) {
+	var n, oobn int
+	var rerr error
+	err := s.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	if rerr != nil {
+		return Message{}, rerr
+	}
+	b := buf[:n]
+	// struct igmpmsg: the byte where an IP header has its protocol is zero.
+	if n >= 20 && b[9] == 0 {
+		up := &dataplane.Upcall{
+			Kind: dataplane.UpcallKind(b[8]),
+			VIF:  int(b[10]) | int(b[11])<<8,
+			SG:   dataplane.SG{Source: netip.AddrFrom4([4]byte(b[12:16])), Group: netip.AddrFrom4([4]byte(b[16:20]))},
+		}
+		return Message{Upcall: up}, nil
+	}
+	m := Message{Packet: b}
+	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, c := range cms {
+			if c.Header.Level == unix.IPPROTO_IP && c.Header.Type == unix.IP_PKTINFO && len(c.Data) >= int(unsafe.Sizeof(unix.Inet4Pktinfo{})) {
+				pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&c.Data[0]))
+				m.IfIndex = int(pi.Ifindex)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Send transmits a whole IPv4 packet (header included) out of ifindex.
+func (s *Socket) Send(ifindex int, pkt []byte, dst netip.Addr) error {
+	pi := unix.Inet4Pktinfo{Ifindex: int32(ifindex)}
+	oob := unix.PktInfo4(&pi)
+	sa := &unix.SockaddrInet4{Addr: dst.As4()}
+	var serr error
+	err := s.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), pkt, oob, sa, 0)
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
