@@ -83,3 +83,10 @@ func (c Config) LastMemberQueryTime() time.Duration {
 func (c Config) OlderHostPresentInterval() time.Duration {
 	return c.GroupMembershipInterval()
 }
+
+// Groups a router listens to on every interface: IGMPv2 leaves go to
+// all-routers, IGMPv3 reports to all-IGMPv3-routers.
+var (
+	AllRoutersGroup = netip.MustParseAddr("224.0.0.2")
+	V3ReportsGroup  = netip.MustParseAddr("224.0.0.22")
+)

@@ -253,3 +253,22 @@ func (s *Socket) Send(ifindex int, pkt []byte, dst netip.Addr) error {
 	}
 	return serr
 }
+
+// JoinGroup joins a group on an interface with the routing socket itself.
+// Link-local groups (224.0.0.2 for leaves, 224.0.0.22 for IGMPv3 reports)
+// reach the socket only when joined; reports for routable groups carry
+// Router Alert and arrive through the kernel's router-alert chain.
+func (s *Socket) JoinGroup(ifindex int, group netip.Addr) error {
+	mreq := &unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifindex)}
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("join %s on ifindex %d: %w", group, ifindex, serr)
+	}
+	return nil
+}

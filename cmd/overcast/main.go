@@ -1,0 +1,363 @@
+// Command overcast is the one binary: the router daemon, the show commands
+// over its local API, the lab builder, the demo and the operator tools.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"overcast/internal/api"
+	"overcast/internal/config"
+	"overcast/internal/daemon"
+	"overcast/internal/lab"
+	"overcast/internal/tools/mcast"
+)
+
+const usage = `overcast: IP multicast router and toolkit
+
+  overcast daemon -c overcast.yaml          run the router (SIGHUP reloads the config)
+  overcast check -c overcast.yaml           validate a config file and exit
+  overcast show igmp groups|interface       IGMP membership and querier state
+  overcast show mroute [count]              multicast routes (kernel counters with count)
+  overcast show status                      daemon status
+        show flags: -s SOCKET (default /run/overcast.sock), --json
+  overcast lab up|down FILE                 build or remove a namespace topology
+  overcast demo                             run the built-in demo (needs root)
+  overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
+  overcast recv -g GROUP[,..] [-s SOURCE] [-p PORT] [-i IF] [-duration D] [-json]
+  overcast version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "daemon":
+		err = runDaemon(os.Args[2:])
+	case "check":
+		err = runCheck(os.Args[2:])
+	case "show":
+		err = runShow(os.Args[2:])
+	case "lab":
+		err = runLab(os.Args[2:])
+	case "demo":
+		err = runDemo(os.Args[2:])
+	case "send":
+		err = runSend(os.Args[2:])
+	case "recv":
+		err = runRecv(os.Args[2:])
+	case "version":
+		fmt.Println("overcast", daemon.Version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "overcast: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "overcast:", err)
+		var ec exitCode
+		if ok := asExit(err, &ec); ok {
+			os.Exit(int(ec))
+		}
+		os.Exit(1)
+	}
+}
+
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func asExit(err error, ec *exitCode) bool {
+	e, ok := err.(exitCode)
+	if ok {
+		*ec = e
+	}
+	return ok
+}
+
+func runDaemon(args []string) error {
+	fs := flag.NewFlagSet("daemon", flag.ExitOnError)
+	cfg := fs.String("c", "/etc/overcast.yaml", "config file")
+	fs.Parse(args)
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	d, err := daemon.New(*cfg, log, level)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return d.Run(ctx, hup)
+}
+
+func runCheck(args []string) error {
+	fs := flag.NewFlagSet("check", flag.ExitOnError)
+	cfg := fs.String("c", "/etc/overcast.yaml", "config file")
+	fs.Parse(args)
+	if _, err := config.Load(*cfg, nil); err != nil {
+		return err
+	}
+	fmt.Println(*cfg + ": ok")
+	return nil
+}
+
+// splitFlags lets flags come after positional words (`show mroute --json`).
+func splitFlags(args []string) (words, flags []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+			if (a == "-s" || a == "--s" || a == "-socket" || a == "--socket") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		words = append(words, a)
+	}
+	return
+}
+
+func runShow(args []string) error {
+	words, flags := splitFlags(args)
+	fs := flag.NewFlagSet("show", flag.ExitOnError)
+	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
+	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(flags)
+	c := api.NewClient(*sock)
+	what := strings.Join(words, " ")
+	var v any
+	var err error
+	switch what {
+	case "igmp groups", "igmp group", "igmp membership":
+		v, err = c.IGMPGroups()
+	case "igmp interface", "igmp interfaces":
+		v, err = c.IGMPInterfaces()
+	case "mroute", "mroute count", "ip mroute", "ip mroute count":
+		v, err = c.MRoutes()
+	case "status":
+		v, err = c.Status()
+	default:
+		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count or status", what)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	printShow(os.Stdout, what, v)
+	return nil
+}
+
+func printShow(w0 *os.File, what string, v any) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	switch rows := v.(type) {
+	case []api.IGMPGroup:
+		fmt.Fprintln(w, "Interface\tGroup\tMode\tVer\tUptime\tExpires\tLast reporter\tSources")
+		for _, g := range rows {
+			mode := g.Mode
+			if g.Static {
+				mode = "STATIC"
+			}
+			var srcs []string
+			for _, s := range g.Sources {
+				flag := ""
+				if !s.Forward {
+					flag = " (blocked)"
+				}
+				srcs = append(srcs, fmt.Sprintf("%s %s%s", s.Source, s.Expires, flag))
+			}
+			if len(srcs) == 0 {
+				srcs = []string{"*"}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Interface, g.Group, mode, g.Version, g.Uptime, g.Expires, dash(g.Reporter), strings.Join(srcs, ", "))
+		}
+	case []api.IGMPInterface:
+		fmt.Fprintln(w, "Interface\tAddress\tVIF\tVer\tQuerier\tQuery\tNext query\tOther querier\tGroups\tRx rep/leave\tTx queries\tMalformed\tTracking")
+		for _, i := range rows {
+			q := i.QuerierAddress
+			if i.Querier {
+				q += " (this router)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", i.Name, i.Address, i.VIF, i.Version, q,
+				i.QueryInterval, i.NextQuery, i.OtherQuerierExpires, i.Groups,
+				i.Stats.RxV1Reports+i.Stats.RxV2Reports+i.Stats.RxV3Reports, i.Stats.RxLeaves, i.Stats.TxQueries, i.Stats.Malformed, i.ExplicitTracking)
+		}
+	case []api.MRoute:
+		if strings.HasSuffix(what, "count") {
+			fmt.Fprintln(w, "Source\tGroup\tPackets\tBytes\tPkt/s\tkbit/s\tRPF failed (wrong if)")
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%d\n", r.Source, r.Group, r.Packets, r.Bytes, r.PPS, r.KBPS, r.WrongIf)
+			}
+			return
+		}
+		w.Flush()
+		fmt.Fprintln(w0, "Flags: C - Connected, P - Pruned, T - SPT-bit set")
+		for _, r := range rows {
+			fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
+			fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)
+			if len(r.OIFs) == 0 {
+				fmt.Fprintln(w0, " Null")
+			} else {
+				fmt.Fprintln(w0)
+				for _, o := range r.OIFs {
+					fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
+				}
+			}
+		}
+	case api.Status:
+		fmt.Fprintf(w, "version\t%s\npid\t%d\nuptime\t%s\nconfig\t%s\nreloads\t%d\nreload error\t%s\nupcalls\t%d\nkernel errors\t%d\n",
+			rows.Version, rows.PID, rows.Uptime, rows.Config, rows.Reloads, dash(rows.ReloadError), rows.Upcalls, rows.KernelErrs)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func runLab(args []string) error {
+	if len(args) != 2 || (args[0] != "up" && args[0] != "down") {
+		return fmt.Errorf("usage: overcast lab up|down FILE")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	l, err := lab.Load(args[1], bin)
+	if err != nil {
+		return err
+	}
+	if args[0] == "down" {
+		return l.Down()
+	}
+	if err := l.Up(); err != nil {
+		return err
+	}
+	for _, n := range l.Spec.Nodes {
+		fmt.Printf("%-10s namespace %s", n.Name, l.NS(n.Name))
+		if n.Overcast != "" {
+			fmt.Printf("  (overcast: overcast show mroute -s %s)", l.Socket(n.Name))
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
+func runSend(args []string) error {
+	fs := flag.NewFlagSet("send", flag.ExitOnError)
+	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N")
+	port := fs.Int("p", 5001, "UDP port")
+	ifn := fs.String("i", "", "outgoing interface")
+	ttl := fs.Int("ttl", 32, "multicast TTL")
+	rate := fs.Float64("rate", 100, "packets per second per group")
+	size := fs.Int("size", 64, "payload bytes")
+	count := fs.Int("count", 0, "packets per group (0: until -duration or Ctrl-C)")
+	dur := fs.Duration("duration", 0, "how long to send")
+	loop := fs.Bool("loopback", false, "loop packets back to local receivers")
+	id := fs.Uint("id", uint(os.Getpid()), "sender id carried in each packet")
+	seq := fs.Uint64("seq", 0, "first sequence number")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(args)
+	gs, err := mcast.ParseGroups(*groups)
+	if err != nil {
+		return err
+	}
+	if *ttl == 1 {
+		fmt.Fprintln(os.Stderr, "warning: TTL 1 never crosses a router; use -ttl 32 to reach receivers behind one")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := mcast.Send(ctx, mcast.SendOptions{Groups: gs, Port: *port, Interface: *ifn, TTL: *ttl, Rate: *rate,
+		Size: *size, Count: *count, Duration: *dur, Loopback: *loop, SenderID: uint32(*id), StartSeq: *seq})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	fmt.Printf("sent %d packets (%d bytes) to %d group(s) in %s, %d errors\n", res.Packets, res.Bytes, len(gs), res.Elapsed.Round(time.Millisecond), res.Errors)
+	return nil
+}
+
+func runRecv(args []string) error {
+	fs := flag.NewFlagSet("recv", flag.ExitOnError)
+	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N")
+	source := fs.String("s", "", "source for SSM (S,G) joins")
+	port := fs.Int("p", 5001, "UDP port")
+	ifn := fs.String("i", "", "interface to join on")
+	noJoin := fs.Bool("no-join", false, "do not join; count what arrives (membership made elsewhere)")
+	dur := fs.Duration("duration", 10*time.Second, "how long to listen")
+	idle := fs.Duration("idle", 0, "stop after this long without packets, once some arrived")
+	count := fs.Uint64("count", 0, "stop after this many packets")
+	asJSON := fs.Bool("json", false, "print JSON")
+	quiet := fs.Bool("q", false, "no per-second lines")
+	expectLoss := fs.Int64("expect-loss", -1, "exit 3 unless loss is at most this many packets")
+	expectMin := fs.Uint64("expect-packets", 0, "exit 3 unless at least this many packets arrived")
+	fs.Parse(args)
+	gs, err := mcast.ParseGroups(*groups)
+	if err != nil {
+		return err
+	}
+	var chans []mcast.Channel
+	for _, g := range gs {
+		ch := mcast.Channel{Group: g}
+		if *source != "" {
+			if ch.Source, err = netip.ParseAddr(*source); err != nil {
+				return err
+			}
+		}
+		chans = append(chans, ch)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := mcast.RecvOptions{Channels: chans, Port: *port, Interface: *ifn, NoJoin: *noJoin, Duration: *dur, Idle: *idle, Count: *count}
+	if !*asJSON && !*quiet {
+		o.Interval = func(s mcast.Stats) {
+			p, l, d := s.Total()
+			fmt.Printf("[%5.1fs] %d packets, %d lost, %d duplicates\n", s.Elapsed.Seconds(), p, l, d)
+		}
+	}
+	st, err := mcast.Recv(ctx, o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(st)
+	} else {
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "Source\tGroup\tSender\tPackets\tLost\tDups\tReordered\tJitter ms\tLatency ms\tTTL")
+		for _, s := range st.Streams {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.3f\t%d\n", s.Source, s.Group, s.Sender, s.Packets, s.Lost, s.Dups, s.Reordered, s.JitterMS, s.LatencyMS, s.TTL)
+		}
+		w.Flush()
+	}
+	p, l, _ := st.Total()
+	if (*expectLoss >= 0 && int64(l) > *expectLoss) || p < *expectMin {
+		return exitCode(3)
+	}
+	return nil
+}

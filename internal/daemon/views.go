@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"overcast/internal/api"
+)
+
+// backend answers API calls by running them on the daemon's loop.
+type backend struct{ d *Daemon }
+
+func until(t, now time.Time) api.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return api.Duration(t.Sub(now))
+}
+
+func (b backend) IGMPGroups() (out []api.IGMPGroup) {
+	b.d.call(func() {
+		now := time.Now()
+		for _, x := range b.d.sortedIfs() {
+			for _, g := range x.igmp.Groups(now) {
+				row := api.IGMPGroup{
+					Interface: x.name, Group: g.Group.String(), Mode: g.Mode.String(), Version: g.Version,
+					Static: g.Static, Expires: until(g.Expires, now),
+				}
+				if !g.Created.IsZero() {
+					row.Uptime = api.Duration(now.Sub(g.Created))
+				}
+				if g.Reporter.IsValid() {
+					row.Reporter = g.Reporter.String()
+				}
+				for _, s := range g.Sources {
+					row.Sources = append(row.Sources, api.IGMPSource{Source: s.Source.String(), Expires: until(s.Expires, now), Forward: s.Forward})
+				}
+				for _, h := range g.Hosts {
+					row.Hosts = append(row.Hosts, h.String())
+				}
+				out = append(out, row)
+			}
+		}
+	})
+	return out
+}
+
+func (b backend) IGMPInterfaces() (out []api.IGMPInterface) {
+	b.d.call(func() {
+		now := time.Now()
+		for _, x := range b.d.sortedIfs() {
+			c := x.igmp.Config()
+			q, qa := x.igmp.IsQuerier()
+			st := x.igmp.Stats()
+			out = append(out, api.IGMPInterface{
+				Name: x.name, Address: x.addr.String(), VIF: x.vif, Version: c.Version,
+				Querier: q, QuerierAddress: qa.String(),
+				NextQuery: until(x.igmp.NextGeneralQuery(), now), OtherQuerierExpires: until(x.igmp.OtherQuerierExpiry(), now),
+				QueryInterval: api.Duration(c.QueryInterval), QueryResponseInterval: api.Duration(c.QueryResponseInterval),
+				LastMemberQueryTime: api.Duration(c.LastMemberQueryTime()), Robustness: c.Robustness,
+				ExplicitTracking: c.ExplicitTracking, Groups: len(x.igmp.Groups(now)),
+				Stats: api.IGMPStats{
+					RxQueries: st.RxQueries, RxV1Reports: st.RxV1Reports, RxV2Reports: st.RxV2Reports, RxV3Reports: st.RxV3Reports,
+					RxLeaves: st.RxLeaves, TxQueries: st.TxQueries, Malformed: st.Malformed, BadChecksum: st.BadChecksum,
+					Truncated: st.Truncated, Ignored: st.Ignored, FastLeaves: st.FastLeaves,
+				},
+			})
+		}
+	})
+	return out
+}
+
+func (b backend) MRoutes() (out []api.MRoute) {
+	b.d.call(func() {
+		now := time.Now()
+		installed := b.d.rec.Installed()
+		fresh, _ := b.d.sock.Counters() // exact counts now; rates come from the 1s tick
+		for k, f := range b.d.flows {
+			r := api.MRoute{
+				Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif.name,
+				Uptime: api.Duration(now.Sub(f.created)), Expires: api.Duration(f.lastActive.Add(b.d.cfg.Keepalive).Sub(now)),
+				Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
+				PPS: f.pps, KBPS: f.bps / 1000,
+			}
+			if c, ok := fresh[k]; ok {
+				r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
+			}
+			_, r.Programs = installed[k]
+			flags := "T" // forwarding on the source's own tree
+			for _, x := range b.d.sortedIfs() {
+				if x == f.iif || !x.igmp.Forwards(k.Group, k.Source) {
+					continue
+				}
+				origin := "igmp"
+				if slices.Contains(x.igmp.Config().StaticGroups, k.Group) {
+					origin = "static"
+				}
+				r.OIFs = append(r.OIFs, api.OIF{Name: x.name, Origin: origin})
+				if !strings.Contains(flags, "C") {
+					flags += "C" // a directly connected member
+				}
+			}
+			if len(r.OIFs) == 0 {
+				flags += "P" // pruned: nobody wants it
+			}
+			r.Flags = flags
+			out = append(out, r)
+		}
+		slices.SortFunc(out, func(a, b api.MRoute) int {
+			if c := strings.Compare(a.Group, b.Group); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Source, b.Source)
+		})
+	})
+	return out
+}
+
+func (b backend) Status() (s api.Status) {
+	b.d.call(func() {
+		s = api.Status{Version: Version, PID: os.Getpid(), Uptime: api.Duration(time.Since(b.d.start)), Config: b.d.path,
+			Reloads: b.d.reloads, ReloadError: b.d.reloadError, Upcalls: b.d.upcalls, KernelErrs: b.d.rec.Errors}
+	})
+	return s
+}
+
+func (d *Daemon) sortedIfs() []*iface {
+	out := mapValues(d.ifs)
+	slices.SortFunc(out, func(a, b *iface) int { return a.vif - b.vif })
+	return out
+}

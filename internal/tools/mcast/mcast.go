@@ -1,0 +1,377 @@
+// Package mcast is the test sender and receiver behind `overcast send` and
+// `overcast recv`: sequence-numbered, timestamped UDP multicast and the
+// per-(source, group) statistics a network engineer needs (loss, duplicates,
+// reordering, jitter).
+package mcast
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// Payload header: magic, sender id, sequence, send time (unix ns).
+const (
+	magic      = "OVC1"
+	headerSize = 4 + 4 + 8 + 8
+)
+
+// SendOptions configures a sender.
+type SendOptions struct {
+	Groups    []netip.Addr
+	Port      int
+	Interface string // outgoing interface; empty lets the kernel's route decide
+	TTL       int
+	Rate      float64 // packets per second per group
+	Size      int     // payload bytes, at least headerSize
+	Count     int     // packets per group; 0 = until Duration or ctx
+	Duration  time.Duration
+	Loopback  bool
+	SenderID  uint32
+	StartSeq  uint64
+}
+
+// SendResult is what a sender did.
+type SendResult struct {
+	Packets uint64        `json:"packets"`
+	Bytes   uint64        `json:"bytes"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Errors  uint64        `json:"errors"`
+}
+
+// Send transmits the stream until Count, Duration or ctx ends it.
+func Send(ctx context.Context, o SendOptions) (SendResult, error) {
+	var res SendResult
+	if o.Size < headerSize {
+		o.Size = headerSize
+	}
+	if o.Rate <= 0 {
+		o.Rate = 1000
+	}
+	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	p := ipv4.NewPacketConn(c)
+	if o.TTL > 0 {
+		if err := p.SetMulticastTTL(o.TTL); err != nil {
+			return res, err
+		}
+	}
+	if err := p.SetMulticastLoopback(o.Loopback); err != nil {
+		return res, err
+	}
+	if o.Interface != "" {
+		ifi, err := net.InterfaceByName(o.Interface)
+		if err != nil {
+			return res, err
+		}
+		if err := p.SetMulticastInterface(ifi); err != nil {
+			return res, err
+		}
+	}
+	buf := make([]byte, o.Size)
+	copy(buf, magic)
+	binary.BigEndian.PutUint32(buf[4:], o.SenderID)
+	interval := time.Duration(float64(time.Second) / o.Rate)
+	start := time.Now()
+	var deadline time.Time
+	if o.Duration > 0 {
+		deadline = start.Add(o.Duration)
+	}
+	dsts := make([]*net.UDPAddr, len(o.Groups))
+	for i, g := range o.Groups {
+		dsts[i] = net.UDPAddrFromAddrPort(netip.AddrPortFrom(g, uint16(o.Port)))
+	}
+	for seq := o.StartSeq; ; seq++ {
+		if o.Count > 0 && seq-o.StartSeq >= uint64(o.Count) {
+			break
+		}
+		now := time.Now()
+		if (!deadline.IsZero() && now.After(deadline)) || ctx.Err() != nil {
+			break
+		}
+		binary.BigEndian.PutUint64(buf[8:], seq)
+		for _, d := range dsts {
+			binary.BigEndian.PutUint64(buf[16:], uint64(time.Now().UnixNano()))
+			if _, err := c.WriteTo(buf, d); err != nil {
+				res.Errors++
+				continue
+			}
+			res.Packets++
+			res.Bytes += uint64(len(buf))
+		}
+		// Pace against the start time so rates hold on average.
+		next := start.Add(time.Duration(seq-o.StartSeq+1) * interval)
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// Channel is a group to receive, with a source for SSM (S,G) joins.
+type Channel struct {
+	Group  netip.Addr
+	Source netip.Addr // invalid for ASM
+}
+
+// RecvOptions configures a receiver.
+type RecvOptions struct {
+	Channels  []Channel
+	Port      int
+	Interface string
+	NoJoin    bool          // listen only; membership comes from elsewhere (autojoin)
+	Duration  time.Duration // total listening time
+	Idle      time.Duration // stop after this long without packets, once some arrived
+	Count     uint64        // stop after this many packets in all
+	Interval  func(Stats)   // called every second with running totals
+}
+
+// Stream is what one sender to one group looked like at the receiver.
+type Stream struct {
+	Source    string  `json:"source"`
+	Group     string  `json:"group"`
+	Sender    uint32  `json:"sender_id"`
+	Packets   uint64  `json:"packets"`
+	Bytes     uint64  `json:"bytes"`
+	Expected  uint64  `json:"expected"`
+	Lost      uint64  `json:"lost"`
+	Dups      uint64  `json:"duplicates"`
+	Reordered uint64  `json:"reordered"`
+	Gaps      uint64  `json:"gaps"`
+	JitterMS  float64 `json:"jitter_ms"`
+	LatencyMS float64 `json:"latency_ms_avg"`
+	TTL       int     `json:"ttl"`
+	Foreign   uint64  `json:"foreign"` // packets without Overcast's header (iperf, others)
+	FirstSeq  uint64  `json:"first_seq"`
+	LastSeq   uint64  `json:"last_seq"`
+
+	seen       map[uint64]bool
+	maxSeq     uint64
+	transit    float64
+	latencySum float64
+	started    bool
+}
+
+// Stats is the receiver's result: one stream per (source, group, sender).
+type Stats struct {
+	Streams []*Stream     `json:"streams"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Total sums packets over streams.
+func (s Stats) Total() (pkts, lost, dups uint64) {
+	for _, st := range s.Streams {
+		pkts += st.Packets
+		lost += st.Lost
+		dups += st.Dups
+	}
+	return
+}
+
+type streamKey struct {
+	src, grp netip.Addr
+	id       uint32
+}
+
+// Recv joins the channels and collects statistics until Duration, Count,
+// Idle or ctx ends it.
+func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
+	var st Stats
+	c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", o.Port))
+	if err != nil {
+		return st, err
+	}
+	defer c.Close()
+	p := ipv4.NewPacketConn(c)
+	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		return st, err
+	}
+	var ifi *net.Interface
+	if o.Interface != "" {
+		if ifi, err = net.InterfaceByName(o.Interface); err != nil {
+			return st, err
+		}
+	}
+	wanted := map[netip.Addr]bool{}
+	for _, ch := range o.Channels {
+		wanted[ch.Group] = true
+		if o.NoJoin {
+			continue
+		}
+		g := &net.UDPAddr{IP: ch.Group.AsSlice()}
+		if ch.Source.IsValid() {
+			err = p.JoinSourceSpecificGroup(ifi, g, &net.UDPAddr{IP: ch.Source.AsSlice()})
+		} else {
+			err = p.JoinGroup(ifi, g)
+		}
+		if err != nil {
+			return st, fmt.Errorf("join %s: %w", ch.Group, err)
+		}
+	}
+	streams := map[streamKey]*Stream{}
+	start := time.Now()
+	lastPkt := time.Time{}
+	lastInterval := start
+	var total uint64
+	buf := make([]byte, 65536)
+	snapshot := func() Stats {
+		s := Stats{Elapsed: time.Since(start)}
+		for _, v := range streams {
+			s.Streams = append(s.Streams, v)
+		}
+		sort.Slice(s.Streams, func(i, j int) bool {
+			a, b := s.Streams[i], s.Streams[j]
+			if a.Group != b.Group {
+				return a.Group < b.Group
+			}
+			return a.Source < b.Source
+		})
+		return s
+	}
+	for {
+		now := time.Now()
+		if ctx.Err() != nil || (o.Duration > 0 && now.Sub(start) >= o.Duration) ||
+			(o.Count > 0 && total >= o.Count) || (o.Idle > 0 && !lastPkt.IsZero() && now.Sub(lastPkt) >= o.Idle) {
+			break
+		}
+		if o.Interval != nil && now.Sub(lastInterval) >= time.Second {
+			lastInterval = now
+			o.Interval(snapshot())
+		}
+		c.SetReadDeadline(now.Add(100 * time.Millisecond))
+		n, cm, src, err := p.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return snapshot(), err
+		}
+		arrival := time.Now()
+		if cm == nil {
+			continue
+		}
+		dst, _ := netip.AddrFromSlice(cm.Dst.To4())
+		if !wanted[dst] {
+			continue
+		}
+		sa, _ := netip.AddrFromSlice(src.(*net.UDPAddr).IP.To4())
+		total++
+		lastPkt = arrival
+		b := buf[:n]
+		var id uint32
+		hasHdr := n >= headerSize && string(b[:4]) == magic
+		if hasHdr {
+			id = binary.BigEndian.Uint32(b[4:])
+		}
+		k := streamKey{sa, dst, id}
+		s := streams[k]
+		if s == nil {
+			s = &Stream{Source: sa.String(), Group: dst.String(), Sender: id, seen: map[uint64]bool{}}
+			streams[k] = s
+		}
+		s.Packets++
+		s.Bytes += uint64(n)
+		s.TTL = cm.TTL
+		var seq uint64
+		var sent time.Time
+		switch {
+		case hasHdr:
+			seq = binary.BigEndian.Uint64(b[8:])
+			sent = time.Unix(0, int64(binary.BigEndian.Uint64(b[16:])))
+		case n >= 12:
+			// iperf2 UDP datagram header: int32 id, u32 tv_sec, u32 tv_usec.
+			raw := int32(binary.BigEndian.Uint32(b[0:]))
+			if raw < 0 {
+				raw = -raw // iperf's final datagrams carry a negated id
+			}
+			seq = uint64(raw)
+			sent = time.Unix(int64(binary.BigEndian.Uint32(b[4:])), int64(binary.BigEndian.Uint32(b[8:]))*1000)
+			s.Foreign++
+		default:
+			s.Foreign++
+			continue
+		}
+		s.account(seq, sent, arrival)
+	}
+	return snapshot(), nil
+}
+
+// account updates sequence and timing statistics with one packet.
+func (s *Stream) account(seq uint64, sent, arrival time.Time) {
+	if s.seen[seq] {
+		s.Dups++
+		return
+	}
+	s.seen[seq] = true
+	if !s.started {
+		s.started = true
+		s.FirstSeq, s.maxSeq = seq, seq
+	} else {
+		switch {
+		case seq < s.maxSeq:
+			s.Reordered++
+		case seq > s.maxSeq+1:
+			s.Gaps++
+		}
+		if seq < s.FirstSeq {
+			s.FirstSeq = seq
+		}
+		s.maxSeq = max(s.maxSeq, seq)
+	}
+	s.LastSeq = s.maxSeq
+	s.Expected = s.maxSeq - s.FirstSeq + 1
+	s.Lost = s.Expected - uint64(len(s.seen))
+	// RFC 3550 section 6.4.1 interarrival jitter, in milliseconds.
+	transit := float64(arrival.Sub(sent)) / float64(time.Millisecond)
+	if s.Packets > 1 {
+		d := math.Abs(transit - s.transit)
+		s.JitterMS += (d - s.JitterMS) / 16
+	}
+	s.transit = transit
+	s.latencySum += transit
+	s.LatencyMS = s.latencySum / float64(len(s.seen))
+}
+
+// ParseGroups parses "239.1.1.1", "239.1.1.1,239.1.1.2" or "239.1.1.1+99" (100 groups).
+func ParseGroups(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, part := range strings.Split(s, ",") {
+		base, n := part, 0
+		if i := strings.IndexByte(part, '+'); i >= 0 {
+			base = part[:i]
+			if _, err := fmt.Sscan(part[i+1:], &n); err != nil || n < 0 || n > 65535 {
+				return nil, fmt.Errorf("group range %q: want G+N with N up to 65535", part)
+			}
+		}
+		g, err := netip.ParseAddr(base)
+		if err != nil || !g.Is4() || !g.IsMulticast() {
+			return nil, fmt.Errorf("%q is not an IPv4 multicast group", base)
+		}
+		for range n + 1 {
+			if !g.IsMulticast() {
+				return nil, fmt.Errorf("range %q leaves 224.0.0.0/4", part)
+			}
+			out = append(out, g)
+			g = g.Next()
+		}
+	}
+	return slices.Compact(out), nil
+}
