@@ -1,0 +1,12 @@
+.PHONY: build test demo fuzz bench
+build:
+	go build -o overcast ./cmd/overcast
+test:
+	go test -count=1 -timeout 20m ./...
+demo:
+	go run ./cmd/overcast demo
+fuzz:
+	go test ./internal/packet/igmp -run XXX -fuzz FuzzParse -fuzztime 60s
+	go test ./internal/packet/ip4 -run XXX -fuzz FuzzParse -fuzztime 30s
+bench:
+	go test -count=1 -run XXX -bench . -benchtime 5x ./test/e2e/

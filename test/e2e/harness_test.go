@@ -1,0 +1,199 @@
+// Package e2e runs the real overcast binary in network namespaces against the
+// real kernel, real sockets and real peers. It needs root.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"overcast/internal/api"
+	"overcast/internal/lab"
+	"overcast/internal/tools/mcast"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: these tests build network namespaces and need root")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "overcast-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "overcast")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/overcast").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startLab writes spec to a file unique to the test, brings it up and
+// registers its teardown. On failure the daemons' logs are printed.
+func startLab(t *testing.T, spec string) *lab.Lab {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Load(file, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Up(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range l.Spec.Nodes {
+				if b, err := os.ReadFile(l.LogFile(n.Name)); err == nil {
+					t.Logf("--- %s log ---\n%s", n.Name, b)
+				}
+			}
+		}
+		l.Down()
+	})
+	return l
+}
+
+// receiver is a running `overcast recv` in a namespace.
+type receiver struct {
+	cmd *exec.Cmd
+	out *os.File
+}
+
+func startRecv(t *testing.T, l *lab.Lab, node string, args ...string) *receiver {
+	t.Helper()
+	out, err := os.CreateTemp(t.TempDir(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := l.Command(node, append([]string{bin, "recv", "-json", "-duration", "120s"}, args...)...)
+	cmd.Stdout = out
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{cmd: cmd, out: out}
+	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
+	return r
+}
+
+// stop ends the receiver with SIGTERM (it leaves its groups) and returns its statistics.
+func (r *receiver) stop(t *testing.T) mcast.Stats {
+	t.Helper()
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.cmd.Wait()
+	b, err := os.ReadFile(r.out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st mcast.Stats
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("receiver output %q: %v", b, err)
+	}
+	return st
+}
+
+func send(t *testing.T, l *lab.Lab, node string, args ...string) {
+	t.Helper()
+	if err := sendErr(l, node, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendBackground runs a sender in a goroutine; its error is reported at cleanup.
+func sendBackground(t *testing.T, l *lab.Lab, node string, args ...string) {
+	errc := make(chan error, 1)
+	go func() { errc <- sendErr(l, node, args...) }()
+	t.Cleanup(func() {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Error(err)
+			}
+		default: // still running: the lab teardown kills it
+		}
+	})
+}
+
+func sendErr(l *lab.Lab, node string, args ...string) error {
+	if out, err := l.Exec(node, append([]string{bin, "send", "-ttl", "32"}, args...)...); err != nil {
+		return fmt.Errorf("send: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// eventually polls f until it returns "" (success) or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, f func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < d {
+		if last = f(); last == "" {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %s", what, d, last)
+	return 0
+}
+
+func hasGroup(c *api.Client, ifname, group string) string {
+	gs, err := c.IGMPGroups()
+	if err != nil {
+		return err.Error()
+	}
+	for _, g := range gs {
+		if g.Interface == ifname && g.Group == group {
+			return ""
+		}
+	}
+	return fmt.Sprintf("no %s on %s in %+v", group, ifname, gs)
+}
+
+// oifs returns the outgoing interfaces of (S,G) as the daemon reports them.
+func oifs(t *testing.T, c *api.Client, src, group string) (names []string, found bool) {
+	rs, err := c.MRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Source == src && r.Group == group {
+			for _, o := range r.OIFs {
+				names = append(names, o.Name)
+			}
+			return names, true
+		}
+	}
+	return nil, false
+}
+
+// kernelVIFOut reads a VIF's transmitted packet count from the kernel.
+func kernelVIFOut(t *testing.T, l *lab.Lab, node, ifname string) int {
+	out, err := l.Exec(node, "cat", "/proc/net/ip_mr_vif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == ifname {
+			var n int
+			fmt.Sscan(f[5], &n)
+			return n
+		}
+	}
+	t.Fatalf("no vif %s in %s", ifname, out)
+	return 0
+}
