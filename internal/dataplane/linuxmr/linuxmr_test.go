@@ -1,0 +1,38 @@
+package linuxmr
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"overcast/internal/dataplane"
+)
+
+// As printed by kernel 6.18 in the demo lab: (10.0.1.10, 239.1.1.1) in on
+// vif 0, out on vif 1; a pruned (10.0.1.11, 232.1.1.1) entry.
+const mrCache = `Group    Origin   Iif     Pkts    Bytes    Wrong Oifs
+010101EF 0A01000A 0         1000    92000        0  1:1
+010101E8 0B01000A 0          500    46000        3
+`
+
+func TestParseMRCache(t *testing.T) {
+	got, err := ParseMRCache(strings.NewReader(mrCache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := dataplane.SG{Source: netip.MustParseAddr("10.0.1.10"), Group: netip.MustParseAddr("239.1.1.1")}
+	k2 := dataplane.SG{Source: netip.MustParseAddr("10.0.1.11"), Group: netip.MustParseAddr("232.1.1.1")}
+	if len(got) != 2 || got[k1] != (dataplane.Counters{Packets: 1000, Bytes: 92000}) || got[k2] != (dataplane.Counters{Packets: 500, Bytes: 46000, WrongIf: 3}) {
+		t.Fatalf("%+v", got)
+	}
+	if _, err := ParseMRCache(strings.NewReader("ZZZ 0A01000A 0 1 2 3\n")); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+func TestMfcctlLayout(t *testing.T) {
+	b := mfcctl(dataplane.SG{Source: netip.MustParseAddr("10.0.1.10"), Group: netip.MustParseAddr("239.1.1.1")}, 2, []int{0, 31})
+	if len(b) != mfcctlSize || b[0] != 10 || b[7] != 1 || b[8] != 2 || b[9] != 0 || b[10] != 1 || b[10+31] != 1 || b[11] != 0 {
+		t.Fatalf("mfcctl % x", b)
+	}
+}
