@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -247,5 +248,18 @@ func TestReload(t *testing.T) {
 	eventually(t, 3*time.Second, "static group after reload", func() string { return hasGroup(c, "lan3", "239.9.9.9") })
 	if s := hasGroup(c, "lan1", G); s != "" {
 		t.Fatalf("membership lost over a good reload: %s", s)
+	}
+}
+
+// The README's first command, as a user runs it (with a shorter stream).
+func TestDemo(t *testing.T) {
+	out, err := exec.Command(bin, "demo", "-count", "300", "-rate", "1000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"rcv1   lan1, joined 239.1.1.1", "demo OK", "Incoming interface: eth0", "lan1, Forward/igmp"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }
