@@ -134,12 +134,11 @@ func runDemo(args []string) error {
 	}
 
 	step("who received what")
-	p1, l1, d1 := st1.Total()
+	p1, _, d1 := st1.Total()
 	p2, _, _ := st2.Total()
 	fmt.Printf("    %-6s %-28s %8s %8s %6s %5s\n", "host", "role", "sent", "received", "lost", "dups")
 	fmt.Printf("    %-6s %-28s %8d %8d %6d %5d\n", "rcv1", "lan1, joined "+group, *count, p1, uint64(*count)-min(p1, uint64(*count)), d1)
 	fmt.Printf("    %-6s %-28s %8d %8d %6s %5s\n", "rcv2", "lan2, not joined", *count, p2, "-", "-")
-	_ = l1
 
 	step("r1: overcast show igmp groups")
 	if v, err := c.IGMPGroups(); err == nil {
