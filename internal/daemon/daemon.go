@@ -209,7 +209,8 @@ func ifaceAddr(ni *net.Interface) (netip.Addr, error) {
 	}
 	for _, a := range addrs {
 		if pn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(pn.IP.To4()); ok && pn.IP.To4() != nil {
+			if v4 := pn.IP.To4(); v4 != nil {
+				ip, _ := netip.AddrFromSlice(v4)
 				return ip, nil
 			}
 		}
@@ -272,11 +273,7 @@ func (d *Daemon) onPacket(ifindex int, pkt []byte, now time.Time) {
 	}
 	h, payload, err := ip4.Parse(pkt)
 	if err != nil || h.Protocol != ip4.ProtoIGMP {
-		out := x.igmp.Receive(now, ip4.Header{}, nil) // counted as malformed
-		d.handle(x, out)
-		return
-	}
-	if h.Src == x.addr {
+		x.igmp.CountMalformed()
 		return
 	}
 	d.handle(x, x.igmp.Receive(now, h, payload))

@@ -188,6 +188,9 @@ func (i *Interface) Receive(now time.Time, h ip4.Header, payload []byte) Output 
 	return out
 }
 
+// CountMalformed counts a packet that failed before it reached IGMP (a bad IP header).
+func (i *Interface) CountMalformed() { i.stats.Malformed++ }
+
 // onQuery handles querier election (section 6.6.2) and, as a non-querier,
 // lowering timers on the querier's specific queries (section 6.6.1).
 func (i *Interface) onQuery(now time.Time, src netip.Addr, q *igmp.Query, out *Output) {
