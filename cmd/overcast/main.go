@@ -35,6 +35,7 @@ const usage = `overcast: IP multicast router and toolkit
   overcast demo                             run the built-in demo (needs root)
   overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
   overcast recv -g GROUP[,..] [-s SOURCE] [-p PORT] [-i IF] [-duration D] [-json]
+  overcast addr GROUP | check FILE | glop AS|GROUP | ubm PREFIX   address tools (--json)
   overcast version
 `
 
@@ -59,6 +60,8 @@ func main() {
 		err = runSend(os.Args[2:])
 	case "recv":
 		err = runRecv(os.Args[2:])
+	case "addr":
+		err = runAddr(os.Args[2:])
 	case "version":
 		fmt.Println("overcast", daemon.Version)
 	case "help", "-h", "--help":
@@ -68,11 +71,12 @@ func main() {
 		os.Exit(2)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "overcast:", err)
+		// An exitCode has already said what failed; it only sets the status.
 		var ec exitCode
 		if ok := asExit(err, &ec); ok {
 			os.Exit(int(ec))
 		}
+		fmt.Fprintln(os.Stderr, "overcast:", err)
 		os.Exit(1)
 	}
 }
