@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -278,6 +279,8 @@ func runSend(args []string) error {
 	ifn := fs.String("i", "", "outgoing interface")
 	ttl := fs.Int("ttl", 32, "multicast TTL")
 	rate := fs.Float64("rate", 100, "packets per second per group")
+	bw := fs.String("bw", "", "rate in bit/s of UDP payload per group, e.g. 10M (overrides -rate)")
+	format := fs.String("format", "overcast", "payload header: overcast, or iperf to feed `iperf -s -u -B G`")
 	size := fs.Int("size", 64, "payload bytes")
 	count := fs.Int("count", 0, "packets per group (0: until -duration or Ctrl-C)")
 	dur := fs.Duration("duration", 0, "how long to send")
@@ -290,13 +293,20 @@ func runSend(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *bw != "" {
+		bps, err := parseRate(*bw)
+		if err != nil {
+			return err
+		}
+		*rate = bps / float64(8*max(*size, 24))
+	}
 	if *ttl == 1 {
 		fmt.Fprintln(os.Stderr, "warning: TTL 1 never crosses a router; use -ttl 32 to reach receivers behind one")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := mcast.Send(ctx, mcast.SendOptions{Groups: gs, Port: *port, Interface: *ifn, TTL: *ttl, Rate: *rate,
-		Size: *size, Count: *count, Duration: *dur, Loopback: *loop, SenderID: uint32(*id), StartSeq: *seq})
+		Size: *size, Count: *count, Duration: *dur, Loopback: *loop, SenderID: uint32(*id), StartSeq: *seq, Format: *format})
 	if err != nil {
 		return err
 	}
@@ -321,6 +331,7 @@ func runRecv(args []string) error {
 	quiet := fs.Bool("q", false, "no per-second lines")
 	expectLoss := fs.Int64("expect-loss", -1, "exit 3 unless loss is at most this many packets")
 	expectMin := fs.Uint64("expect-packets", 0, "exit 3 unless at least this many packets arrived")
+	expectDups := fs.Int64("expect-dups", -1, "exit 3 unless duplicates are at most this many")
 	fs.Parse(args)
 	gs, err := mcast.ParseGroups(*groups)
 	if err != nil {
@@ -338,11 +349,16 @@ func runRecv(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := mcast.RecvOptions{Channels: chans, Port: *port, Interface: *ifn, NoJoin: *noJoin, Duration: *dur, Idle: *idle, Count: *count}
+	o := mcast.RecvOptions{Channels: chans, Port: *port, Interface: *ifn, NoJoin: *noJoin, Duration: *dur, Idle: *idle, Count: *count,
+		Notice: func(s string) { fmt.Fprintln(os.Stderr, "note:", s) }}
 	if !*asJSON && !*quiet {
 		o.Interval = func(s mcast.Stats) {
 			p, l, d := s.Total()
-			fmt.Printf("[%5.1fs] %d packets, %d lost, %d duplicates\n", s.Elapsed.Seconds(), p, l, d)
+			var jit float64
+			for _, x := range s.Streams {
+				jit = max(jit, x.JitterMS)
+			}
+			fmt.Printf("[%5.1fs] %d packets, %d lost, %d duplicates, %d streams, jitter %.3f ms\n", s.Elapsed.Seconds(), p, l, d, len(s.Streams), jit)
 		}
 	}
 	st, err := mcast.Recv(ctx, o)
@@ -359,9 +375,41 @@ func runRecv(args []string) error {
 		}
 		w.Flush()
 	}
-	p, l, _ := st.Total()
-	if (*expectLoss >= 0 && int64(l) > *expectLoss) || p < *expectMin {
+	p, l, d := st.Total()
+	var failed []string
+	if *expectLoss >= 0 && int64(l) > *expectLoss {
+		failed = append(failed, fmt.Sprintf("lost %d > %d", l, *expectLoss))
+	}
+	if *expectDups >= 0 && int64(d) > *expectDups {
+		failed = append(failed, fmt.Sprintf("duplicates %d > %d", d, *expectDups))
+	}
+	if p < *expectMin {
+		failed = append(failed, fmt.Sprintf("packets %d < %d", p, *expectMin))
+	}
+	if len(failed) > 0 {
+		fmt.Fprintln(os.Stderr, "expectation failed:", strings.Join(failed, ", "))
 		return exitCode(3)
 	}
 	return nil
+}
+
+// parseRate reads "10M", "1.5G", "64k" or a plain number of bits per second.
+func parseRate(s string) (float64, error) {
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "k") || strings.HasSuffix(s, "K"):
+		mult = 1e3
+	case strings.HasSuffix(s, "m") || strings.HasSuffix(s, "M"):
+		mult = 1e6
+	case strings.HasSuffix(s, "g") || strings.HasSuffix(s, "G"):
+		mult = 1e9
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("rate %q: want bits per second like 10M, 512k or 1000000", s)
+	}
+	return v * mult, nil
 }

@@ -203,9 +203,9 @@ func TestCheckBitingRanges(t *testing.T) {
 
 func TestParsePlanErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		"239.1.1.1\nfoo\n":     "plan.txt:2: \"foo\" is not an IPv4 address",
-		"239.1.1.1+70000":      "plan.txt:1: \"239.1.1.1+70000\": want G+N",
-		"239.255.255.255+2":    "plan.txt:1: \"239.255.255.255+2\": 240.0.0.0 is not multicast",
+		"239.1.1.1\nfoo\n":    "plan.txt:2: \"foo\" is not an IPv4 address",
+		"239.1.1.1+70000":     "plan.txt:1: \"239.1.1.1+70000\": want G+N",
+		"239.255.255.255+2":   "plan.txt:1: \"239.255.255.255+2\": 240.0.0.0 is not multicast",
 		"239.1.1.1,232.1.1.1": "plan.txt:1: \"239.1.1.1\": source must be",
 	} {
 		_, err := ParsePlan("plan.txt", in)

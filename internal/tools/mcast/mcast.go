@@ -12,8 +12,10 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,7 @@ type SendOptions struct {
 	Loopback  bool
 	SenderID  uint32
 	StartSeq  uint64
+	Format    string // "" or "overcast": Overcast's header; "iperf": iperf2's UDP header, so `iperf -s -u -B G` can measure it
 }
 
 // SendResult is what a sender did.
@@ -81,9 +84,25 @@ func Send(ctx context.Context, o SendOptions) (SendResult, error) {
 			return res, err
 		}
 	}
+	iperf := o.Format == "iperf"
+	if !iperf && o.Format != "" && o.Format != "overcast" {
+		return res, fmt.Errorf("payload format %q: want overcast or iperf", o.Format)
+	}
 	buf := make([]byte, o.Size)
 	copy(buf, magic)
 	binary.BigEndian.PutUint32(buf[4:], o.SenderID)
+	stamp := func(seq uint64) {
+		now := time.Now()
+		if iperf {
+			// iperf2's UDP datagram header: int32 id, u32 tv_sec, u32 tv_usec.
+			binary.BigEndian.PutUint32(buf[0:], uint32(int32(seq)))
+			binary.BigEndian.PutUint32(buf[4:], uint32(now.Unix()))
+			binary.BigEndian.PutUint32(buf[8:], uint32(now.Nanosecond()/1000))
+			return
+		}
+		binary.BigEndian.PutUint64(buf[8:], seq)
+		binary.BigEndian.PutUint64(buf[16:], uint64(now.UnixNano()))
+	}
 	interval := time.Duration(float64(time.Second) / o.Rate)
 	start := time.Now()
 	var deadline time.Time
@@ -102,23 +121,37 @@ func Send(ctx context.Context, o SendOptions) (SendResult, error) {
 		if (!deadline.IsZero() && now.After(deadline)) || ctx.Err() != nil {
 			break
 		}
-		binary.BigEndian.PutUint64(buf[8:], seq)
-		for _, d := range dsts {
-			binary.BigEndian.PutUint64(buf[16:], uint64(time.Now().UnixNano()))
+		for i, d := range dsts {
+			stamp(seq)
 			if _, err := c.WriteTo(buf, d); err != nil {
 				res.Errors++
-				continue
+			} else {
+				res.Packets++
+				res.Bytes += uint64(len(buf))
 			}
-			res.Packets++
-			res.Bytes += uint64(len(buf))
+			// Pace every packet against the start time, so that many groups
+			// are spread over the interval instead of sent as one burst,
+			// and rates hold on average.
+			k := int64(seq-o.StartSeq)*int64(len(dsts)) + int64(i) + 1
+			next := start.Add(time.Duration(k) * interval / time.Duration(len(dsts)))
+			if d := time.Until(next); d > 50*time.Microsecond {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
+			}
 		}
-		// Pace against the start time so rates hold on average.
-		next := start.Add(time.Duration(seq-o.StartSeq+1) * interval)
-		if d := time.Until(next); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
+	}
+	if iperf {
+		// iperf2 ends a stream with datagrams carrying a negative id; its
+		// server prints the final report when one arrives.
+		fin := -int32(o.StartSeq + res.Packets/uint64(max(len(dsts), 1)))
+		for range 3 {
+			for _, d := range dsts {
+				binary.BigEndian.PutUint32(buf[0:], uint32(fin))
+				c.WriteTo(buf, d)
 			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	res.Elapsed = time.Since(start)
@@ -141,6 +174,11 @@ type RecvOptions struct {
 	Idle      time.Duration // stop after this long without packets, once some arrived
 	Count     uint64        // stop after this many packets in all
 	Interval  func(Stats)   // called every second with running totals
+	Notice    func(string)  // told about things worth a line on stderr
+
+	// Kernel limits; zero reads them from /proc/sys/net/ipv4.
+	MaxGroupsPerSocket int
+	MaxSourcesPerGroup int
 }
 
 // Stream is what one sender to one group looked like at the receiver.
@@ -158,7 +196,8 @@ type Stream struct {
 	JitterMS  float64 `json:"jitter_ms"`
 	LatencyMS float64 `json:"latency_ms_avg"`
 	TTL       int     `json:"ttl"`
-	Foreign   uint64  `json:"foreign"` // packets without Overcast's header (iperf, others)
+	Foreign   uint64  `json:"foreign"`   // packets without Overcast's header (iperf, others)
+	EndMarks  uint64  `json:"end_marks"` // iperf end-of-stream datagrams (not counted as packets)
 	FirstSeq  uint64  `json:"first_seq"`
 	LastSeq   uint64  `json:"last_seq"`
 
@@ -173,6 +212,8 @@ type Stream struct {
 type Stats struct {
 	Streams []*Stream     `json:"streams"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	Joined  int           `json:"joined"`  // channels joined
+	Sockets int           `json:"sockets"` // sockets the memberships were spread over
 }
 
 // Total sums packets over streams.
@@ -199,6 +240,8 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 		return st, err
 	}
 	defer c.Close()
+	// Room for bursts across many groups (the kernel caps it at rmem_max).
+	c.(*net.UDPConn).SetReadBuffer(8 << 20)
 	p := ipv4.NewPacketConn(c)
 	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
 		return st, err
@@ -212,17 +255,47 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 	wanted := map[netip.Addr]bool{}
 	for _, ch := range o.Channels {
 		wanted[ch.Group] = true
-		if o.NoJoin {
-			continue
+	}
+	if !o.NoJoin {
+		maxG, maxS := o.MaxGroupsPerSocket, o.MaxSourcesPerGroup
+		if maxG <= 0 {
+			maxG = readSysctl("/proc/sys/net/ipv4/igmp_max_memberships", 20)
 		}
-		g := &net.UDPAddr{IP: ch.Group.AsSlice()}
-		if ch.Source.IsValid() {
-			err = p.JoinSourceSpecificGroup(ifi, g, &net.UDPAddr{IP: ch.Source.AsSlice()})
-		} else {
-			err = p.JoinGroup(ifi, g)
+		if maxS <= 0 {
+			maxS = readSysctl("/proc/sys/net/ipv4/igmp_max_msf", 10)
 		}
-		if err != nil {
-			return st, fmt.Errorf("join %s: %w", ch.Group, err)
+		plan := PlanSockets(o.Channels, maxG, maxS)
+		st.Sockets = len(plan)
+		if o.Notice != nil && len(plan) > 1 {
+			o.Notice(fmt.Sprintf("joining %d channels over %d sockets: the kernel allows %d groups per socket (net.ipv4.igmp_max_memberships) and %d sources per group (net.ipv4.igmp_max_msf)",
+				len(o.Channels), len(plan), maxG, maxS))
+		}
+		for i, chans := range plan {
+			// The first socket reads; the others only hold memberships. They
+			// are bound to another port, and the reading socket still gets the
+			// traffic because IP_MULTICAST_ALL (on by default) delivers any
+			// group joined on the host.
+			jp := p
+			if i > 0 {
+				mc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+				if err != nil {
+					return st, fmt.Errorf("membership socket %d: %w", i, err)
+				}
+				defer mc.Close()
+				jp = ipv4.NewPacketConn(mc)
+			}
+			for _, ch := range chans {
+				g := &net.UDPAddr{IP: ch.Group.AsSlice()}
+				if ch.Source.IsValid() {
+					err = jp.JoinSourceSpecificGroup(ifi, g, &net.UDPAddr{IP: ch.Source.AsSlice()})
+				} else {
+					err = jp.JoinGroup(ifi, g)
+				}
+				if err != nil {
+					return st, fmt.Errorf("join %s on socket %d: %w", ch, i, err)
+				}
+			}
+			st.Joined += len(chans)
 		}
 	}
 	streams := map[streamKey]*Stream{}
@@ -232,7 +305,7 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 	var total uint64
 	buf := make([]byte, 65536)
 	snapshot := func() Stats {
-		s := Stats{Elapsed: time.Since(start)}
+		s := Stats{Elapsed: time.Since(start), Joined: st.Joined, Sockets: st.Sockets}
 		for _, v := range streams {
 			s.Streams = append(s.Streams, v)
 		}
@@ -287,8 +360,6 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 			s = &Stream{Source: sa.String(), Group: dst.String(), Sender: id, seen: map[uint64]bool{}}
 			streams[k] = s
 		}
-		s.Packets++
-		s.Bytes += uint64(n)
 		s.TTL = cm.TTL
 		var seq uint64
 		var sent time.Time
@@ -300,15 +371,20 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 			// iperf2 UDP datagram header: int32 id, u32 tv_sec, u32 tv_usec.
 			raw := int32(binary.BigEndian.Uint32(b[0:]))
 			if raw < 0 {
-				raw = -raw // iperf's final datagrams carry a negated id
+				s.EndMarks++ // iperf's end-of-stream datagrams carry a negated id
+				continue
 			}
+			s.Foreign++
 			seq = uint64(raw)
 			sent = time.Unix(int64(binary.BigEndian.Uint32(b[4:])), int64(binary.BigEndian.Uint32(b[8:]))*1000)
-			s.Foreign++
 		default:
 			s.Foreign++
+			s.Packets++
+			s.Bytes += uint64(n)
 			continue
 		}
+		s.Packets++
+		s.Bytes += uint64(n)
 		s.account(seq, sent, arrival)
 	}
 	return snapshot(), nil
@@ -374,4 +450,65 @@ func ParseGroups(s string) ([]netip.Addr, error) {
 		}
 	}
 	return slices.Compact(out), nil
+}
+
+func (c Channel) String() string {
+	if c.Source.IsValid() {
+		return fmt.Sprintf("(%s,%s)", c.Source, c.Group)
+	}
+	return c.Group.String()
+}
+
+// PlanSockets spreads channels over as few sockets as the kernel's
+// per-socket limits allow: at most maxGroups distinct groups per socket and
+// at most maxSources sources per group per socket.
+func PlanSockets(chans []Channel, maxGroups, maxSources int) [][]Channel {
+	type sock struct {
+		chans   []Channel
+		sources map[netip.Addr]int // group -> sources joined on this socket
+	}
+	var socks []*sock
+	for _, ch := range chans {
+		placed := false
+		for _, s := range socks {
+			n, has := s.sources[ch.Group]
+			if (!has && len(s.sources) < maxGroups) || (has && ch.Source.IsValid() && n < maxSources) {
+				s.chans = append(s.chans, ch)
+				if ch.Source.IsValid() {
+					s.sources[ch.Group]++
+				} else {
+					s.sources[ch.Group] = n
+				}
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			s := &sock{sources: map[netip.Addr]int{}}
+			s.chans = append(s.chans, ch)
+			if ch.Source.IsValid() {
+				s.sources[ch.Group] = 1
+			} else {
+				s.sources[ch.Group] = 0
+			}
+			socks = append(socks, s)
+		}
+	}
+	out := make([][]Channel, len(socks))
+	for i, s := range socks {
+		out[i] = s.chans
+	}
+	return out
+}
+
+func readSysctl(path string, def int) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return def
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v <= 0 {
+		return def
+	}
+	return v
 }

@@ -32,3 +32,48 @@ func TestParseGroups(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanSocketsRespectsKernelLimits(t *testing.T) {
+	gs, err := ParseGroups("239.1.0.0+999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []Channel
+	for _, g := range gs {
+		chans = append(chans, Channel{Group: g})
+	}
+	// 25 sources of one SSM group, and two more sources of the first ASM group's neighbour.
+	ssm := netip.MustParseAddr("232.1.1.1")
+	for i := range 25 {
+		chans = append(chans, Channel{Group: ssm, Source: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})})
+	}
+	plan := PlanSockets(chans, 20, 10)
+	seen := map[Channel]int{}
+	for i, sock := range plan {
+		groups := map[netip.Addr]int{}
+		for _, ch := range sock {
+			seen[ch]++
+			groups[ch.Group]++
+		}
+		if len(groups) > 20 {
+			t.Errorf("socket %d holds %d groups", i, len(groups))
+		}
+		if groups[ssm] > 10 {
+			t.Errorf("socket %d holds %d sources of %s", i, groups[ssm], ssm)
+		}
+	}
+	if len(seen) != len(chans) {
+		t.Fatalf("planned %d distinct channels, want %d", len(seen), len(chans))
+	}
+	for ch, n := range seen {
+		if n != 1 {
+			t.Fatalf("%v planned %d times", ch, n)
+		}
+	}
+	// 1000 groups need 50 sockets; the 25 sources of 232.1.1.1 need three
+	// sockets, which can be sockets with room for one more group: none here
+	// (all 50 are full), so 3 more.
+	if len(plan) != 53 {
+		t.Errorf("%d sockets, want 53", len(plan))
+	}
+}
