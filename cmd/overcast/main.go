@@ -36,6 +36,8 @@ const usage = `overcast: IP multicast router and toolkit
   overcast demo                             run the built-in demo (needs root)
   overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
   overcast recv -g GROUP[,..] [-s SOURCE] [-p PORT] [-i IF] [-duration D] [-json]
+  overcast ping -g GROUP [-c N] [-ttl N] [-i IF] [-expect N]   who receives this group? (RTT, TTL, loss)
+  overcast ping -respond -g GROUP[,..]      answer probes (and ssmping/asmping clients)
   overcast addr GROUP | check FILE | glop AS|GROUP | ubm PREFIX   address tools (--json)
   overcast version
 `
@@ -61,6 +63,8 @@ func main() {
 		err = runSend(os.Args[2:])
 	case "recv":
 		err = runRecv(os.Args[2:])
+	case "ping":
+		err = runPing(os.Args[2:])
 	case "addr":
 		err = runAddr(os.Args[2:])
 	case "version":

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"overcast/internal/api"
 	"overcast/internal/lab"
 	"overcast/internal/tools/mcast"
 )
@@ -202,6 +203,75 @@ func TestRecvThousandsOfGroups(t *testing.T) {
 	for _, s := range st.Streams {
 		if s.Packets != 5 || s.Lost != 0 {
 			t.Fatalf("stream %+v", s)
+		}
+	}
+}
+
+// ping across a router: exactly the responders that joined answer, one hop
+// away; a host that joined nothing stays silent.
+func TestPingFindsExactlyTheResponders(t *testing.T) {
+	l := startLab(t, routerLab(""))
+	for _, n := range []string{"rcv1", "rcv3"} {
+		cmd := l.Command(n, bin, "ping", "-respond", "-g", G, "-name", n, "-duration", "60s")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	c := api.NewClient(l.Socket("r1"))
+	eventually(t, 5*time.Second, "rcv1 joined", func() string { return hasGroup(c, "lan1", G) })
+	eventually(t, 5*time.Second, "rcv3 joined", func() string { return hasGroup(c, "lan3", G) })
+	out, err := l.Exec("src", bin, "ping", "-g", G, "-c", "5", "-interval", "100ms", "-json", "-expect", "2")
+	if err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	var res struct {
+		Sent       int
+		Responders []struct {
+			Address, Name string
+			Replies, Hops int
+			TTL           int `json:"ttl_at_arrival"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Sent != 5 || len(res.Responders) != 2 {
+		t.Fatalf("%+v", res)
+	}
+	for i, want := range []struct{ addr, name string }{{"10.0.2.10", "rcv1"}, {"10.0.4.10", "rcv3"}} {
+		r := res.Responders[i]
+		// Five replies each; the first probe can race the router's
+		// route for a new source, so allow it to be the one lost.
+		if r.Address != want.addr || r.Name != want.name || r.Hops != 1 || r.TTL != 31 || r.Replies < 4 {
+			t.Errorf("responder %d: %+v, want %s (%s), 1 hop, TTL 31", i, r, want.addr, want.name)
+		}
+	}
+	// Nobody joined 239.1.1.2: exit status 1 and no responders.
+	if out, err := l.Exec("src", bin, "ping", "-g", "239.1.1.2", "-c", "2", "-interval", "100ms", "-wait", "300ms"); err == nil {
+		t.Fatalf("ping to a group nobody joined succeeded:\n%s", out)
+	}
+}
+
+// Debian's ssmping and asmping clients get unicast and multicast answers
+// from an Overcast responder, as they would from ssmpingd.
+func TestSSMPingClientsAgainstResponder(t *testing.T) {
+	l := startLab(t, pairLab)
+	cmd := l.Command("h2", bin, "ping", "-respond", "-g", "239.7.7.7", "-duration", "60s")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	for _, args := range [][]string{{"ssmping", "-4", "-c", "3", "10.0.9.2"}, {"asmping", "-c", "3", "239.9.9.9", "10.0.9.2"}} {
+		out, err := l.Exec("h1", append([]string{"timeout", "10"}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		uni := regexp.MustCompile(`unicast:\s+3 packets received, 0% packet loss`).MatchString(out)
+		multi := regexp.MustCompile(`multicast:\s+3 packets received, 0% packet loss`).MatchString(out)
+		if !uni || !multi {
+			t.Fatalf("%s: unicast ok %v, multicast ok %v:\n%s", args[0], uni, multi, out)
 		}
 	}
 }
