@@ -38,6 +38,7 @@ const usage = `overcast: IP multicast router and toolkit
   overcast recv -g GROUP[,..] [-s SOURCE] [-p PORT] [-i IF] [-duration D] [-json]
   overcast ping -g GROUP [-c N] [-ttl N] [-i IF] [-expect N]   who receives this group? (RTT, TTL, loss)
   overcast ping -respond -g GROUP[,..]      answer probes (and ssmping/asmping clients)
+  overcast doctor [-i IF] [-g GROUP [-s SOURCE]] [-listen D]   why does nothing arrive? OK/WARN/FAIL with fixes
   overcast addr GROUP | check FILE | glop AS|GROUP | ubm PREFIX   address tools (--json)
   overcast version
 `
@@ -63,6 +64,8 @@ func main() {
 		err = runSend(os.Args[2:])
 	case "recv":
 		err = runRecv(os.Args[2:])
+	case "doctor":
+		err = runDoctor(os.Args[2:])
 	case "ping":
 		err = runPing(os.Args[2:])
 	case "addr":

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"overcast/internal/tools/doctor"
+)
+
+// runDoctor checks this host (its network namespace) for the usual reasons
+// multicast does not arrive, and names the fix for each. Exit status: 0 all
+// OK, 1 warnings, 2 failures.
+func runDoctor(args []string) error {
+	fs := flag.NewFlagSet("doctor", flag.ExitOnError)
+	ifn := fs.String("i", "", "the interface multicast should use (default: the one the kernel routes the group to)")
+	group := fs.String("g", "", "a group to check; doctor also joins it and listens")
+	source := fs.String("s", "", "the group's source (SSM, rp_filter checks)")
+	listen := fs.Duration("listen", 3*time.Second, "how long to listen on the wire with -g")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(args)
+	o := doctor.Options{Interface: *ifn}
+	var err error
+	if *group != "" {
+		if o.Group, err = netip.ParseAddr(*group); err != nil || !o.Group.Is4() {
+			return fmt.Errorf("-g %q: want an IPv4 group", *group)
+		}
+		o.Listen = *listen
+	}
+	if *source != "" {
+		if o.Source, err = netip.ParseAddr(*source); err != nil || !o.Source.Is4() {
+			return fmt.Errorf("-s %q: want an IPv4 address", *source)
+		}
+	}
+	facts := doctor.Gather(o)
+	if o.Group.IsValid() && o.Listen > 0 {
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "listening %s for queries and traffic to %s...\n", o.Listen, o.Group)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		obs, err := doctor.Listen(ctx, o)
+		stop()
+		if err != nil && obs == nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		facts.Listen = obs
+	}
+	findings := doctor.Diagnose(facts)
+	if *asJSON {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		e.Encode(struct {
+			Findings []doctor.Finding `json:"findings"`
+			Facts    doctor.Facts     `json:"facts"`
+		}{findings, facts})
+	} else {
+		for _, f := range findings {
+			fmt.Printf("%-4s  %-26s %s\n", f.Level, f.Check, f.Detail)
+			if f.Fix != "" && f.Level != doctor.OK {
+				fmt.Printf("      %-26s fix: %s\n", "", f.Fix)
+			}
+		}
+	}
+	switch doctor.Worst(findings) {
+	case doctor.Fail:
+		return exitCode(2)
+	case doctor.Warn:
+		return exitCode(1)
+	}
+	return nil
+}
