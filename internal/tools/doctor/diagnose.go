@@ -220,7 +220,7 @@ func Diagnose(f Facts) []Finding {
 		}
 		add("route for "+probe.String(), Fail, fix,
 			"no route for %s (%s): senders get 'network unreachable' and joins without an interface fail", probe, f.GroupRouteErr)
-	case f.Opts.Interface != "" && f.GroupRoute.Iface != f.Opts.Interface:
+	case f.Opts.Interface != "" && f.GroupRoute.Iface != f.Opts.Interface && f.iface(f.Opts.Interface) != nil:
 		add("route for "+probe.String(), Warn, fmt.Sprintf("ip route add %s/32 dev %s   # or 224.0.0.0/4, or give the sender/receiver the interface", probe, f.Opts.Interface),
 			"the kernel sends %s out of %s, not %s: senders and joins without an explicit interface use %s", probe, f.GroupRoute.Iface, f.Opts.Interface, f.GroupRoute.Iface)
 	default:
