@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -12,7 +10,9 @@ import (
 )
 
 // doctorLab: src --- r1 (overcast; querier on lan1, none on lan2) --- lan1: rcv
-//                                                                 \-- lan2: rcv2
+//
+//	\-- lan2: rcv2
+//
 // and rcv has a second leg to "side", for an asymmetric path.
 const doctorLab = `name: doctor
 nodes:
@@ -44,13 +44,7 @@ func runDoctor(t *testing.T, l *lab.Lab, node string, args ...string) ([]doctor.
 	t.Helper()
 	cmd := l.Command(node, append([]string{bin, "doctor", "-json"}, args...)...)
 	out, err := cmd.Output()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := exitStatus(t, err)
 	var res struct{ Findings []doctor.Finding }
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("doctor output %q: %v", out, err)

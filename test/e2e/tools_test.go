@@ -38,19 +38,24 @@ func recvRun(t *testing.T, l *lab.Lab, node string, ready func(), args ...string
 	}
 	time.Sleep(300 * time.Millisecond) // joined before the sender starts
 	ready()
-	err := cmd.Wait()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := exitStatus(t, cmd.Wait())
 	var st mcast.Stats
 	if err := json.Unmarshal([]byte(out.String()), &st); err != nil {
 		t.Fatalf("recv output %q (stderr %q): %v", out.String(), errb.String(), err)
 	}
 	return st, code
+}
+
+// exitStatus is a finished command's exit status; other errors fail the test.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
 
 func nftApply(t *testing.T, l *lab.Lab, node, rules string) {

@@ -18,7 +18,7 @@ func healthy() Facts {
 			{Name: "eth0", Up: true, Multicast: true, Addrs: []string{"10.0.2.10/24"}, IGMPInUse: "V3"},
 		},
 		MaxMembership: 20, MaxMSF: 10,
-		GroupRoute:    &Route{Iface: "eth0"}, RouteProbe: g,
+		GroupRoute: &Route{Iface: "eth0"}, RouteProbe: g,
 		Memberships: []Membership{{Iface: "eth0", Group: netip.MustParseAddr("224.0.0.1")}},
 		Listen: &Observation{Duration: 3 * time.Second,
 			Queries: []Query{{From: netip.MustParseAddr("10.0.2.1"), Version: 3, Count: 2}},

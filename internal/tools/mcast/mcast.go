@@ -61,29 +61,11 @@ func Send(ctx context.Context, o SendOptions) (SendResult, error) {
 	if o.Rate <= 0 {
 		o.Rate = 1000
 	}
-	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	c, err := SenderConn(o.TTL, o.Loopback, o.Interface)
 	if err != nil {
 		return res, err
 	}
 	defer c.Close()
-	p := ipv4.NewPacketConn(c)
-	if o.TTL > 0 {
-		if err := p.SetMulticastTTL(o.TTL); err != nil {
-			return res, err
-		}
-	}
-	if err := p.SetMulticastLoopback(o.Loopback); err != nil {
-		return res, err
-	}
-	if o.Interface != "" {
-		ifi, err := net.InterfaceByName(o.Interface)
-		if err != nil {
-			return res, err
-		}
-		if err := p.SetMulticastInterface(ifi); err != nil {
-			return res, err
-		}
-	}
 	iperf := o.Format == "iperf"
 	if !iperf && o.Format != "" && o.Format != "overcast" {
 		return res, fmt.Errorf("payload format %q: want overcast or iperf", o.Format)
@@ -156,6 +138,34 @@ func Send(ctx context.Context, o SendOptions) (SendResult, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// SenderConn opens an unbound UDP socket for sending multicast with the
+// given TTL (0 keeps the kernel's default of 1), loopback and outgoing
+// interface ("" lets the kernel's route decide).
+func SenderConn(ttl int, loopback bool, ifname string) (net.PacketConn, error) {
+	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return nil, err
+	}
+	p := ipv4.NewPacketConn(c)
+	if ttl > 0 {
+		err = p.SetMulticastTTL(ttl)
+	}
+	if err == nil {
+		err = p.SetMulticastLoopback(loopback)
+	}
+	if err == nil && ifname != "" {
+		var ifi *net.Interface
+		if ifi, err = net.InterfaceByName(ifname); err == nil {
+			err = p.SetMulticastInterface(ifi)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Channel is a group to receive, with a source for SSM (S,G) joins.

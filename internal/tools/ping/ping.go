@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"overcast/internal/tools/mcast"
 )
 
 // RespondOptions configures a responder.
@@ -170,23 +172,11 @@ func Run(ctx context.Context, o ProbeOptions) (Result, error) {
 	if o.TTL <= 0 {
 		o.TTL = 32
 	}
-	c, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	c, err := mcast.SenderConn(o.TTL, false, o.Interface)
 	if err != nil {
 		return res, err
 	}
 	defer c.Close()
-	p := ipv4.NewPacketConn(c)
-	p.SetMulticastTTL(o.TTL)
-	p.SetMulticastLoopback(false)
-	if o.Interface != "" {
-		ifi, err := net.InterfaceByName(o.Interface)
-		if err != nil {
-			return res, err
-		}
-		if err := p.SetMulticastInterface(ifi); err != nil {
-			return res, err
-		}
-	}
 	dst := &net.UDPAddr{IP: o.Group.AsSlice(), Port: o.Port}
 	byAddr := map[netip.Addr]*Responder{}
 	start := time.Now()
