@@ -8,6 +8,7 @@ demo:
 fuzz:
 	go test ./internal/packet/igmp -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/packet/ip4 -run XXX -fuzz FuzzParse -fuzztime 30s
+	go test ./internal/packet/pim -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 bench:
