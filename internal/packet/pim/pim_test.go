@@ -163,7 +163,7 @@ func TestJoinPruneGolden(t *testing.T) {
 	jp := &JoinPrune{Upstream: netip.MustParseAddr("10.1.12.2"), Holdtime: 210, Groups: []GroupSet{{
 		Group:  GroupPrefix(netip.MustParseAddr("239.1.1.1")),
 		Joins:  []Source{{Addr: rp, MaskLen: 32, Sparse: true, WC: true, RPT: true}}, // (*,G)
-		Prunes: []Source{{Addr: s, MaskLen: 32, Sparse: true, RPT: true}},          // (S,G,rpt)
+		Prunes: []Source{{Addr: s, MaskLen: 32, Sparse: true, RPT: true}},            // (S,G,rpt)
 	}}}
 	got := jp.Marshal()
 	want := mustHex(`
