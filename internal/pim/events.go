@@ -1,0 +1,450 @@
+package pim
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	wire "overcast/internal/packet/pim"
+)
+
+// Receive handles a PIM message that arrived on a PIM interface from src,
+// addressed to dst. Registers and register-stops arrive by unicast and
+// may come in on any interface.
+func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wire.Message) Result {
+	i := r.ifaces[iface]
+	switch m := m.(type) {
+	case *wire.Hello:
+		if i == nil {
+			break
+		}
+		out := i.ReceiveHello(now, src, m)
+		r.absorb(iface, out)
+		for _, e := range out.Events {
+			if e.Kind == NeighborRestarted || e.Kind == NeighborUp {
+				// It has none of our joins: send them now (4.5.6, 4.5.7).
+				up := upKey{iface, e.Addr}
+				if _, ok := r.nbrTimer[up]; ok {
+					r.nbrTimer[up] = now
+				}
+			}
+		}
+		if len(out.Events) > 0 {
+			r.refreshDue(now)
+		}
+	case *wire.JoinPrune:
+		if i == nil {
+			break
+		}
+		if r.addrs[m.Upstream] && (i.Addr() == m.Upstream || slices.Contains(i.secondary, m.Upstream)) {
+			r.receiveJoinPrune(now, iface, m)
+		} else {
+			r.seeJoinPrune(now, iface, m)
+		}
+	case *wire.Register:
+		r.receiveRegister(now, src, dst, m)
+	case *wire.RegisterStop:
+		r.receiveRegisterStop(now, m)
+	}
+	r.reconcile(now)
+	return r.flush()
+}
+
+// receiveJoinPrune is the downstream side (4.5.2-4.5.4) for a message
+// addressed to us.
+func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
+	hold := time.Duration(m.Holdtime) * time.Second
+	multi := len(r.ifaces[iface].neighbors) > 1
+	ppt := now.Add(r.ifaces[iface].JPOverrideInterval())
+	for _, gs := range m.Groups {
+		g := gs.Group.Prefix.Addr()
+		if gs.Group.Prefix.Bits() != 32 || !g.IsMulticast() {
+			continue
+		}
+		starJoined := false
+		prunedRPT := map[netip.Addr]bool{}
+		for _, s := range gs.Joins {
+			switch {
+			case s.WC && s.RPT:
+				if rp, ok := r.RP(g); !ok || rp != s.Addr {
+					continue // a (*,G) join for another RP: ignore (4.5.2)
+				}
+				starJoined = true
+				r.downJoin(r.ensure(now, SG{G: g}).down, iface, now, hold)
+			case s.RPT:
+				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
+					delete(e.rptDown, iface) // Join(S,G,rpt): NoInfo
+				}
+			default:
+				r.downJoin(r.ensure(now, SG{S: s.Addr, G: g}).down, iface, now, hold)
+			}
+		}
+		for _, s := range gs.Prunes {
+			switch {
+			case s.WC && s.RPT:
+				if e := r.entries[SG{G: g}]; e != nil {
+					r.downPrune(e.down, iface, multi, ppt)
+				}
+			case s.RPT:
+				prunedRPT[s.Addr] = true
+				e := r.ensure(now, SG{S: s.Addr, G: g})
+				d := e.rptDown[iface]
+				if d == nil {
+					d = &downstream{since: now}
+					e.rptDown[iface] = d
+				}
+				d.expiry = maxTime(d.expiry, now.Add(hold))
+				if d.state != Pruned {
+					if multi {
+						d.state, d.ppt = PrunePending, ppt
+					} else {
+						d.state, d.ppt = Pruned, time.Time{}
+					}
+				}
+			default:
+				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
+					r.downPrune(e.down, iface, multi, ppt)
+				}
+			}
+		}
+		if starJoined {
+			// End of message (4.5.4): a Join(*,G) without Prune(S,G,rpt)
+			// clears the (S,G,rpt) prunes for that interface.
+			for k, e := range r.entries {
+				if k.G == g && k.S.IsValid() && !prunedRPT[k.S] {
+					delete(e.rptDown, iface)
+				}
+			}
+		}
+	}
+}
+
+func (r *Router) downJoin(down map[string]*downstream, iface string, now time.Time, hold time.Duration) {
+	d := down[iface]
+	if d == nil {
+		d = &downstream{since: now}
+		down[iface] = d
+	}
+	d.state, d.ppt = Join, time.Time{}
+	d.expiry = maxTime(d.expiry, now.Add(hold))
+}
+
+func (r *Router) downPrune(down map[string]*downstream, iface string, multi bool, ppt time.Time) {
+	d := down[iface]
+	if d == nil || d.state != Join {
+		return
+	}
+	if !multi {
+		delete(down, iface) // one neighbour: no one can override (4.5.2)
+		return
+	}
+	d.state, d.ppt = PrunePending, ppt
+}
+
+// seeJoinPrune handles a join/prune for another router on a LAN we share
+// (4.5.6-4.5.8): a prune for state we are joined to makes us override it.
+func (r *Router) seeJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
+	i := r.ifaces[iface]
+	for _, gs := range m.Groups {
+		g := gs.Group.Prefix.Addr()
+		for _, s := range gs.Prunes {
+			k := SG{S: s.Addr, G: g}
+			if s.WC {
+				k = SG{G: g}
+			}
+			e := r.entries[k]
+			if e == nil || !e.joined || e.upIface != iface || e.upNbr != m.Upstream || (s.RPT && !s.WC) {
+				continue
+			}
+			t := now.Add(r.jitter(i.EffectiveOverrideInterval()))
+			if e.override.IsZero() || t.Before(e.override) {
+				e.override = t
+			}
+		}
+	}
+}
+
+// receiveRegister is the RP side (4.4.2).
+func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Register) {
+	s, g := m.InnerSourceGroup()
+	if !s.IsValid() || !g.IsMulticast() {
+		return
+	}
+	stop := func() {
+		r.res.Sends = append(r.res.Sends, Send{Dst: src, Msg: &wire.RegisterStop{Group: wire.GroupPrefix(g), Source: s}})
+	}
+	rp, ok := r.RP(g)
+	if !ok || !r.addrs[rp] || dst != rp {
+		stop()
+		return
+	}
+	k := SG{S: s, G: g}
+	e := r.ensure(now, k)
+	sent := false
+	if e.sptBit || (r.switchToSPT(g) && len(r.inheritedOlist(k)) == 0) {
+		stop()
+		sent = true
+	}
+	if e.sptBit || r.switchToSPT(g) {
+		if sent {
+			e.kat = now.Add(3*r.cfg.RegisterSuppression + r.cfg.RegisterProbe) // RP_Keepalive_Period
+		} else {
+			e.kat = now.Add(r.cfg.KeepalivePeriod)
+		}
+	}
+}
+
+// receiveRegisterStop is the DR side (4.4.1).
+func (r *Router) receiveRegisterStop(now time.Time, m *wire.RegisterStop) {
+	g := m.Group.Prefix.Addr()
+	for k, e := range r.entries {
+		if k.G != g || !k.S.IsValid() || (m.Source.IsValid() && !m.Source.IsUnspecified() && k.S != m.Source) {
+			continue
+		}
+		if e.reg == RegJoin || e.reg == RegJoinPending {
+			e.reg = RegPrune
+			// Register_Suppression_Time x (0.5..1.5) - Register_Probe_Time.
+			sup := r.cfg.RegisterSuppression/2 + r.jitter(r.cfg.RegisterSuppression)
+			e.rst = now.Add(sup - r.cfg.RegisterProbe)
+			r.markChanged(e)
+		}
+	}
+}
+
+// DataKind says why the data plane reports a packet.
+type DataKind int
+
+const (
+	DataNoCache DataKind = iota // first packet of a flow: no forwarding entry
+	DataWrongIf                 // arrived on an interface other than the entry's input
+	DataActive                  // the flow's counters moved (keepalive)
+)
+
+// DataArrived runs the data-driven parts of RFC 7761 section 4.2 for a
+// packet of (S,G) that came in on iif (RegisterVIF for decapsulated
+// registers at the RP): keepalive, Update_SPTbit, CheckSwitchToSpt.
+func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind DataKind) Result {
+	if !g.IsMulticast() || netip.MustParsePrefix("224.0.0.0/24").Contains(g) {
+		return Result{}
+	}
+	k := SG{S: s, G: g}
+	e := r.ensure(now, k)
+	e.fromKernel = true
+	rpfS, okS := r.rpf(s)
+	onSPT := okS && iif == rpfS.Iface
+	if onSPT && (r.directlyConnected(s) || e.sptBit) {
+		e.kat = now.Add(r.cfg.KeepalivePeriod)
+	}
+	if onSPT && !e.sptBit && r.joinDesired(e, now) {
+		rpIf := ""
+		if rp, ok := r.RP(g); ok {
+			if x, ok := r.rpf(rp); ok {
+				rpIf = x.Iface
+			}
+		}
+		up, _ := r.upstream(k)
+		star, okStar := r.upstream(SG{G: g})
+		if r.directlyConnected(s) || rpfS.Iface != rpIf || len(r.inheritedOlistRPT(k)) == 0 || (okStar && up == star) || !okStar {
+			e.sptBit = true // Update_SPTbit (4.2.2)
+			e.kat = now.Add(r.cfg.KeepalivePeriod)
+		}
+	}
+	if !onSPT || !e.sptBit {
+		// CheckSwitchToSpt (4.2): a last-hop router with local receivers
+		// joins toward the source.
+		if _, ok := r.RP(g); ok && r.switchToSPT(g) {
+			local := len(r.pimInclude(k)) > 0
+			ex := r.pimExclude(k)
+			for _, n := range r.pimInclude(SG{G: g}) {
+				if !ex[n] {
+					local = true
+				}
+			}
+			if local || (r.IAmRP(g) && iif == RegisterVIF) {
+				e.kat = now.Add(r.cfg.KeepalivePeriod)
+			}
+		}
+	}
+	if r.IAmRP(g) && iif == RegisterVIF && e.kat.IsZero() {
+		e.kat = now.Add(r.cfg.KeepalivePeriod)
+	}
+	r.reconcile(now)
+	return r.flush()
+}
+
+// RegisterPacket wraps a data packet the kernel handed up from the
+// register VIF into a Register for the RP, if (S,G) is in Join state.
+func (r *Router) RegisterPacket(pkt []byte) (Send, bool) {
+	reg := &wire.Register{Packet: pkt}
+	s, g := reg.InnerSourceGroup()
+	e := r.entries[SG{S: s, G: g}]
+	rp, ok := r.RP(g)
+	if e == nil || e.reg != RegJoin || !ok {
+		return Send{}, false
+	}
+	return Send{Dst: rp, Msg: reg}, true
+}
+
+// RPFChanged re-reads routing for every entry: joins move to the new RPF
+// neighbour and prunes go to the old one at once (4.5.6, 4.5.7).
+func (r *Router) RPFChanged(now time.Time) Result {
+	r.reconcile(now)
+	return r.flush()
+}
+
+// Advance runs every timer due at now.
+func (r *Router) Advance(now time.Time) Result {
+	for _, name := range r.InterfaceNames() {
+		var out Output
+		r.ifaces[name].Advance(now, &out)
+		r.absorb(name, out)
+	}
+	for _, e := range r.entries {
+		for n, d := range e.down {
+			if !d.ppt.IsZero() && !now.Before(d.ppt) {
+				delete(e.down, n) // PrunePending -> NoInfo (a prune echo is optional; not sent)
+				continue
+			}
+			if !now.Before(d.expiry) {
+				delete(e.down, n)
+			}
+		}
+		for n, d := range e.rptDown {
+			if d.state == PrunePending && !now.Before(d.ppt) {
+				d.state, d.ppt = Pruned, time.Time{}
+			}
+			if !now.Before(d.expiry) {
+				delete(e.rptDown, n)
+			}
+		}
+		if !e.kat.IsZero() && !now.Before(e.kat) {
+			e.kat = time.Time{}
+		}
+		if !e.override.IsZero() && !now.Before(e.override) {
+			e.override = time.Time{}
+			if e.joined {
+				r.queue(upKey{e.upIface, e.upNbr}, e.key, true, false, now)
+			}
+		}
+		if !e.rst.IsZero() && !now.Before(e.rst) {
+			switch e.reg {
+			case RegPrune:
+				e.reg, e.rst = RegJoinPending, now.Add(r.cfg.RegisterProbe)
+				if rp, ok := r.RP(e.key.G); ok {
+					r.res.Sends = append(r.res.Sends, Send{Dst: rp, Msg: &wire.Register{Null: true, Packet: wire.NullRegisterPacket(e.key.S, e.key.G)}})
+				}
+			case RegJoinPending:
+				e.reg, e.rst = RegJoin, time.Time{}
+				r.markChanged(e)
+			default:
+				e.rst = time.Time{}
+			}
+		}
+	}
+	r.refreshDue(now)
+	r.reconcile(now)
+	return r.flush()
+}
+
+// refreshDue sends the periodic joins of every upstream neighbour whose
+// timer is due: all entries joined toward it, in as few messages as fit,
+// with the (S,G,rpt) prunes that ride on (*,G) joins.
+func (r *Router) refreshDue(now time.Time) {
+	for up, t := range r.nbrTimer {
+		if now.Before(t) {
+			continue
+		}
+		any := false
+		for _, e := range r.entries {
+			if e.joined && e.upIface == up.iface && e.upNbr == up.nbr {
+				r.queue(up, e.key, true, false, now)
+				any = true
+			}
+			if e.rptPruned {
+				if star := r.entries[SG{G: e.key.G}]; star != nil && star.joined && star.upIface == up.iface && star.upNbr == up.nbr {
+					r.queue(up, e.key, false, true, now)
+				}
+			}
+		}
+		if any {
+			r.nbrTimer[up] = now.Add(r.cfg.JoinPruneInterval)
+		} else {
+			delete(r.nbrTimer, up)
+		}
+	}
+}
+
+// NextDeadline is the earliest time Advance has work to do (zero if none).
+func (r *Router) NextDeadline() time.Time {
+	var t time.Time
+	min := func(x time.Time) {
+		if !x.IsZero() && (t.IsZero() || x.Before(t)) {
+			t = x
+		}
+	}
+	for _, i := range r.ifaces {
+		min(i.NextDeadline())
+	}
+	for _, x := range r.nbrTimer {
+		min(x)
+	}
+	for _, e := range r.entries {
+		for _, d := range e.down {
+			min(d.expiry)
+			min(d.ppt)
+		}
+		for _, d := range e.rptDown {
+			min(d.expiry)
+			min(d.ppt)
+		}
+		min(e.kat)
+		min(e.override)
+		min(e.rst)
+	}
+	return t
+}
+
+// Route is how the kernel should forward a flow (S,G): its input interface
+// and outgoing interfaces (RFC 7761 section 4.2). ok is false when no
+// state wants the flow forwarded anywhere.
+func (r *Router) Route(s, g netip.Addr) (iif string, oifs []string, ok bool) {
+	k := SG{S: s, G: g}
+	e := r.entries[k]
+	rpfS, okS := r.rpf(s)
+	var olist map[string]bool
+	switch {
+	case okS && rpfS.Iface != "" && (r.directlyConnected(s) || (e != nil && e.sptBit) || r.cfg.RPs.IsSSM(g)):
+		iif = rpfS.Iface
+		olist = r.inheritedOlist(k)
+		if e != nil && e.reg == RegJoin {
+			olist[RegisterVIF] = true
+		}
+	case r.IAmRP(g):
+		iif = RegisterVIF
+		olist = r.inheritedOlistRPT(k)
+	default:
+		rp, okRP := r.RP(g)
+		if !okRP {
+			return "", nil, false
+		}
+		x, okX := r.rpf(rp)
+		if !okX {
+			return "", nil, false
+		}
+		iif = x.Iface
+		olist = r.inheritedOlistRPT(k)
+	}
+	delete(olist, iif)
+	for n := range olist {
+		oifs = append(oifs, n)
+	}
+	slices.Sort(oifs)
+	return iif, oifs, iif != ""
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,711 @@
+package pim
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	wire "overcast/internal/packet/pim"
+)
+
+// RegisterVIF names the register pseudo-interface in routes: an (S,G)
+// whose outgoing list holds it is encapsulated to the RP (first hop), and
+// an (S,G) whose input is it arrives decapsulated (at the RP).
+const RegisterVIF = "pimreg"
+
+// RPF is the unicast routing answer for an address: the interface toward
+// it and the next-hop neighbour (invalid when directly connected).
+type RPF struct {
+	Iface      string
+	Neighbor   netip.Addr
+	Preference uint32 // administrative distance, for asserts
+	Metric     uint32
+}
+
+// Routing answers unicast route lookups (the kernel's table via netlink
+// in the daemon, a table in tests and simulations).
+type Routing interface {
+	Lookup(dst netip.Addr) (RPF, bool)
+}
+
+// SPTPolicy says when a last-hop router joins the shortest-path tree.
+type SPTPolicy func(g netip.Addr) bool
+
+// Config is the router-wide PIM configuration (RFC 7761 section 4.11).
+type Config struct {
+	RPs                 *RPSet
+	JoinPruneInterval   time.Duration // t_periodic, 60 s
+	JoinPruneHoldtime   time.Duration // 3.5 x t_periodic = 210 s
+	KeepalivePeriod     time.Duration // 210 s
+	RegisterSuppression time.Duration // 60 s
+	RegisterProbe       time.Duration // 5 s
+	SwitchToSPT         SPTPolicy     // nil: switch at once (the default)
+	MTU                 int           // largest PIM message; 1480 when 0
+}
+
+// WithDefaults fills unset fields with the RFC 7761 defaults.
+func (c Config) WithDefaults() Config {
+	if c.JoinPruneInterval == 0 {
+		c.JoinPruneInterval = 60 * time.Second
+	}
+	if c.JoinPruneHoldtime == 0 {
+		c.JoinPruneHoldtime = c.JoinPruneInterval * 7 / 2
+	}
+	if c.KeepalivePeriod == 0 {
+		c.KeepalivePeriod = 210 * time.Second
+	}
+	if c.RegisterSuppression == 0 {
+		c.RegisterSuppression = 60 * time.Second
+	}
+	if c.RegisterProbe == 0 {
+		c.RegisterProbe = 5 * time.Second
+	}
+	if c.MTU == 0 {
+		c.MTU = 1480
+	}
+	if c.RPs == nil {
+		c.RPs, _ = NewRPSet(nil, []netip.Prefix{DefaultSSMRange})
+	}
+	return c
+}
+
+// SG names tree state: (S,G), or (*,G) when S is invalid.
+type SG struct{ S, G netip.Addr }
+
+func (k SG) String() string {
+	if !k.S.IsValid() {
+		return "(*," + k.G.String() + ")"
+	}
+	return "(" + k.S.String() + "," + k.G.String() + ")"
+}
+
+// DownState is a downstream per-interface join/prune state (4.5.2, 4.5.3).
+type DownState int
+
+const (
+	NoInfo DownState = iota
+	Join
+	PrunePending
+	Pruned // (S,G,rpt) only (4.5.4)
+)
+
+func (s DownState) String() string {
+	return [...]string{"NoInfo", "Join", "PrunePending", "Pruned"}[s]
+}
+
+type downstream struct {
+	state  DownState
+	expiry time.Time // ET
+	ppt    time.Time // prune-pending timer; zero when not running
+	since  time.Time
+}
+
+// RegState is the first-hop DR's register state (4.4.1).
+type RegState int
+
+const (
+	RegNoInfo RegState = iota
+	RegJoin
+	RegJoinPending
+	RegPrune
+)
+
+func (s RegState) String() string { return [...]string{"NoInfo", "Join", "JoinPending", "Prune"}[s] }
+
+// entry is (*,G) or (S,G) tree state.
+type entry struct {
+	key     SG
+	created time.Time
+	down    map[string]*downstream // joins received per interface
+	rptDown map[string]*downstream // (S,G,rpt) prunes received per interface
+
+	// Upstream.
+	joined      bool       // upstream state Joined
+	upIface     string     // RPF interface used for the last join
+	upNbr       netip.Addr // RPF' used for the last join
+	override    time.Time  // a triggered join is due (someone pruned on our upstream LAN)
+	rptPruned   bool       // (S,G,rpt) upstream: Pruned
+	sptBit      bool
+	kat         time.Time // keepalive expiry; zero when not running
+	reg         RegState
+	rst         time.Time // register-stop timer
+	fromKernel  bool      // the data plane has a flow for it
+	lastChanged time.Time
+}
+
+// Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a
+// neighbour), or routed by unicast when Iface is empty.
+type Send struct {
+	Iface string
+	Dst   netip.Addr
+	Msg   wire.Message
+}
+
+// Result is what a call wants done: packets, neighbour events, and the
+// flows whose forwarding may have changed (re-read them with Route).
+type Result struct {
+	Sends   []Send
+	Events  []IfEvent
+	Changed []SG
+}
+
+// IfEvent is a neighbour or DR change on a named interface.
+type IfEvent struct {
+	Iface string
+	Event
+}
+
+// Router is one router's PIM-SM state. It is not safe for concurrent use:
+// the daemon's event loop owns it.
+type Router struct {
+	cfg      Config
+	rt       Routing
+	jitter   func(time.Duration) time.Duration
+	ifaces   map[string]*Interface
+	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
+	entries  map[SG]*entry
+	members  map[string]map[SG]bool // local receivers: (*,G) include or (S,G) include per interface
+	excludes map[string]map[SG]bool // local receivers excluding S from (*,G)
+	nbrTimer map[upKey]time.Time    // periodic join/prune per upstream neighbour
+
+	res     Result
+	pending map[upKey]*jpBuild
+}
+
+type upKey struct {
+	iface string
+	nbr   netip.Addr
+}
+
+type jpBuild struct {
+	groups map[netip.Addr]*wire.GroupSet
+	order  []netip.Addr
+}
+
+// NewRouter makes a router. jitter supplies random delays in [0, max).
+func NewRouter(cfg Config, rt Routing, jitter func(time.Duration) time.Duration) *Router {
+	return &Router{cfg: cfg.WithDefaults(), rt: rt, jitter: jitter, ifaces: map[string]*Interface{},
+		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, members: map[string]map[SG]bool{},
+		excludes: map[string]map[SG]bool{}, nbrTimer: map[upKey]time.Time{}}
+}
+
+// Config returns the router's configuration.
+func (r *Router) Config() Config { return r.cfg }
+
+// SetRPs replaces the RP set (a reload); joins move with the next reconcile.
+func (r *Router) SetRPs(now time.Time, rps *RPSet) Result {
+	r.cfg.RPs = rps
+	r.reconcile(now)
+	return r.flush()
+}
+
+// AddInterface enables PIM on an interface and returns its first hello.
+func (r *Router) AddInterface(now time.Time, name string, cfg IfConfig, addr netip.Addr, secondary []netip.Addr, genID uint32) Result {
+	i, out := NewInterface(cfg, addr, secondary, genID, r.jitter, now)
+	r.ifaces[name] = i
+	r.addrs[addr] = true
+	for _, a := range secondary {
+		r.addrs[a] = true
+	}
+	r.absorb(name, out)
+	r.reconcile(now)
+	return r.flush()
+}
+
+// AddLocalAddress records an address of this router that is not on a PIM
+// interface (the RP address on a loopback).
+func (r *Router) AddLocalAddress(a netip.Addr) { r.addrs[a] = true }
+
+// RemoveInterface disables PIM on an interface, with a goodbye hello.
+func (r *Router) RemoveInterface(now time.Time, name string) Result {
+	i := r.ifaces[name]
+	if i == nil {
+		return Result{}
+	}
+	r.absorb(name, i.Shutdown())
+	delete(r.ifaces, name)
+	for _, e := range r.entries {
+		delete(e.down, name)
+		delete(e.rptDown, name)
+	}
+	delete(r.members, name)
+	delete(r.excludes, name)
+	r.reconcile(now)
+	return r.flush()
+}
+
+// Interface returns the hello state of an interface.
+func (r *Router) Interface(name string) *Interface { return r.ifaces[name] }
+
+// InterfaceNames lists PIM interfaces.
+func (r *Router) InterfaceNames() []string {
+	var out []string
+	for n := range r.ifaces {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (r *Router) absorb(iface string, out Output) {
+	for _, p := range out.Packets {
+		r.res.Sends = append(r.res.Sends, Send{Iface: iface, Dst: p.Dst, Msg: p.Msg})
+	}
+	for _, e := range out.Events {
+		r.res.Events = append(r.res.Events, IfEvent{Iface: iface, Event: e})
+	}
+}
+
+// --- Local membership (from IGMP) -------------------------------------
+
+// SetMembership tells the router what local receivers on an interface
+// want for group g: all sources except exclude (asm true), or only the
+// include sources. It is the local_receiver_include/exclude of RFC 7761
+// section 4.1.6, fed from IGMP.
+func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bool, include, exclude []netip.Addr) Result {
+	if r.members[iface] == nil {
+		r.members[iface] = map[SG]bool{}
+		r.excludes[iface] = map[SG]bool{}
+	}
+	for k := range r.members[iface] {
+		if k.G == g {
+			delete(r.members[iface], k)
+		}
+	}
+	for k := range r.excludes[iface] {
+		if k.G == g {
+			delete(r.excludes[iface], k)
+		}
+	}
+	if asm {
+		r.members[iface][SG{G: g}] = true
+		for _, s := range exclude {
+			r.excludes[iface][SG{S: s, G: g}] = true
+		}
+	}
+	for _, s := range include {
+		r.members[iface][SG{S: s, G: g}] = true
+	}
+	if asm && r.cfg.RPs.IsSSM(g) {
+		r.res.Events = append(r.res.Events, IfEvent{Iface: iface, Event: Event{Kind: ASMJoinInSSMRange, Addr: g}})
+	}
+	if asm {
+		r.ensure(now, SG{G: g})
+	}
+	for _, s := range include {
+		r.ensure(now, SG{S: s, G: g})
+	}
+	r.reconcile(now)
+	return r.flush()
+}
+
+// ASMJoinInSSMRange reports a (*,G) membership for a group in the SSM
+// range: routers must ignore it, and operators must hear about it.
+const ASMJoinInSSMRange EventKind = 100
+
+func (r *Router) ensure(now time.Time, k SG) *entry {
+	e := r.entries[k]
+	if e == nil {
+		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}}
+		r.entries[k] = e
+	}
+	return e
+}
+
+// --- Macros (RFC 7761 section 4.1.6, 4.6.5; no asserts yet) -----------
+
+// RP returns the RP of a group and whether it has one.
+func (r *Router) RP(g netip.Addr) (netip.Addr, bool) { return r.cfg.RPs.RP(g) }
+
+// IAmRP says whether this router is g's RP.
+func (r *Router) IAmRP(g netip.Addr) bool {
+	rp, ok := r.RP(g)
+	return ok && r.addrs[rp]
+}
+
+func (r *Router) iAmDR(iface string) bool {
+	i := r.ifaces[iface]
+	return i != nil && i.IsDR()
+}
+
+// rpf returns RPF_interface and RPF'(neighbour) toward addr. For local
+// addresses (the RP itself) the interface is empty.
+func (r *Router) rpf(a netip.Addr) (RPF, bool) {
+	if r.addrs[a] {
+		return RPF{}, true
+	}
+	return r.rt.Lookup(a)
+}
+
+func (r *Router) directlyConnected(s netip.Addr) bool {
+	x, ok := r.rpf(s)
+	return ok && x.Iface != "" && !x.Neighbor.IsValid()
+}
+
+func (r *Router) localInclude(k SG, iface string) bool { return r.members[iface][k] }
+
+// pimInclude(*,G) / (S,G): interfaces where this router is DR and local
+// receivers want the traffic.
+func (r *Router) pimInclude(k SG) []string {
+	var out []string
+	for name := range r.ifaces {
+		if r.iAmDR(name) && r.localInclude(k, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (r *Router) pimExclude(k SG) map[string]bool {
+	out := map[string]bool{}
+	for name := range r.ifaces {
+		if r.iAmDR(name) && r.excludes[name][k] {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+func joinsOf(e *entry) []string {
+	if e == nil {
+		return nil
+	}
+	var out []string
+	for n, d := range e.down {
+		if d.state == Join || d.state == PrunePending {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func prunesRPT(e *entry) map[string]bool {
+	out := map[string]bool{}
+	if e == nil {
+		return out
+	}
+	for n, d := range e.rptDown {
+		if d.state == Pruned {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+func set(xs ...[]string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range xs {
+		for _, v := range x {
+			m[v] = true
+		}
+	}
+	return m
+}
+
+// immediateOlist is joins(k) + pim_include(k).
+func (r *Router) immediateOlist(k SG) map[string]bool {
+	return set(joinsOf(r.entries[k]), r.pimInclude(k))
+}
+
+// inheritedOlistRPT is (joins(*,G) - prunes(S,G,rpt)) + (pim_include(*,G) - pim_exclude(S,G)).
+func (r *Router) inheritedOlistRPT(k SG) map[string]bool {
+	star := SG{G: k.G}
+	out := map[string]bool{}
+	if _, ok := r.RP(k.G); !ok {
+		return out
+	}
+	pr := prunesRPT(r.entries[k])
+	for _, n := range joinsOf(r.entries[star]) {
+		if !pr[n] {
+			out[n] = true
+		}
+	}
+	ex := r.pimExclude(k)
+	for _, n := range r.pimInclude(star) {
+		if !ex[n] {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// inheritedOlist(S,G) is inherited_olist(S,G,rpt) + immediate_olist(S,G).
+func (r *Router) inheritedOlist(k SG) map[string]bool {
+	out := r.inheritedOlistRPT(k)
+	for n := range r.immediateOlist(k) {
+		out[n] = true
+	}
+	return out
+}
+
+// joinDesired is JoinDesired(*,G) or JoinDesired(S,G) (4.5.6, 4.5.7).
+func (r *Router) joinDesired(e *entry, now time.Time) bool {
+	if !e.key.S.IsValid() {
+		rp, ok := r.RP(e.key.G)
+		if !ok || r.addrs[rp] {
+			return false // no RP, or we are the RP: the tree is rooted here
+		}
+		return len(r.immediateOlist(e.key)) > 0
+	}
+	if r.addrs[e.key.S] {
+		return false
+	}
+	if len(r.immediateOlist(e.key)) > 0 {
+		return true
+	}
+	return r.katRunning(e, now) && len(r.inheritedOlist(e.key)) > 0
+}
+
+func (r *Router) katRunning(e *entry, now time.Time) bool {
+	return !e.kat.IsZero() && now.Before(e.kat)
+}
+
+// rptJoinDesired(G) is JoinDesired(*,G).
+func (r *Router) rptJoinDesired(g netip.Addr, now time.Time) bool {
+	e := r.entries[SG{G: g}]
+	return e != nil && r.joinDesired(e, now)
+}
+
+// pruneDesiredRPT is PruneDesired(S,G,rpt) (4.5.8).
+func (r *Router) pruneDesiredRPT(e *entry, now time.Time) bool {
+	if !r.rptJoinDesired(e.key.G, now) {
+		return false
+	}
+	if len(r.inheritedOlistRPT(e.key)) == 0 {
+		return true
+	}
+	if e.sptBit {
+		sg, ok1 := r.upstream(e.key)
+		star, ok2 := r.upstream(SG{G: e.key.G})
+		return ok1 && ok2 && sg != star
+	}
+	return false
+}
+
+// upstream returns RPF'(k): the interface and neighbour joins go to.
+func (r *Router) upstream(k SG) (upKey, bool) {
+	target := k.S
+	if !k.S.IsValid() {
+		rp, ok := r.RP(k.G)
+		if !ok {
+			return upKey{}, false
+		}
+		target = rp
+	}
+	x, ok := r.rpf(target)
+	if !ok || x.Iface == "" || r.ifaces[x.Iface] == nil {
+		return upKey{}, false
+	}
+	nbr := x.Neighbor
+	if !nbr.IsValid() {
+		return upKey{iface: x.Iface}, true // directly connected: no upstream neighbour
+	}
+	// RPF' is the neighbour as PIM knows it (its primary address).
+	if n := r.ifaces[x.Iface].Neighbor(nbr); n != nil {
+		nbr = n.Addr
+	}
+	return upKey{x.Iface, nbr}, true
+}
+
+// couldRegister is CouldRegister(S,G) (4.4.1).
+func (r *Router) couldRegister(e *entry, now time.Time) bool {
+	if !e.key.S.IsValid() || r.cfg.RPs.IsSSM(e.key.G) {
+		return false
+	}
+	if _, ok := r.RP(e.key.G); !ok {
+		return false
+	}
+	x, ok := r.rpf(e.key.S)
+	return ok && x.Iface != "" && r.iAmDR(x.Iface) && r.katRunning(e, now) && r.directlyConnected(e.key.S)
+}
+
+// switchToSPT is SwitchToSptDesired(S,G).
+func (r *Router) switchToSPT(g netip.Addr) bool {
+	return r.cfg.SwitchToSPT == nil || r.cfg.SwitchToSPT(g)
+}
+
+// --- Reconcile: apply JoinDesired/PruneDesired/CouldRegister changes --
+
+func (r *Router) reconcile(now time.Time) {
+	keys := make([]SG, 0, len(r.entries))
+	for k := range r.entries {
+		keys = append(keys, k)
+	}
+	// (*,G) before (S,G) so prunes can ride on the (*,G) joins built first.
+	slices.SortFunc(keys, func(a, b SG) int {
+		if a.S.IsValid() != b.S.IsValid() {
+			if !a.S.IsValid() {
+				return -1
+			}
+			return 1
+		}
+		if c := a.G.Compare(b.G); c != 0 {
+			return c
+		}
+		return a.S.Compare(b.S)
+	})
+	for _, k := range keys {
+		e := r.entries[k]
+		r.reconcileUpstream(e, now)
+		if k.S.IsValid() {
+			r.reconcileRPT(e, now)
+			r.reconcileRegister(e, now)
+		}
+		r.markChanged(e)
+	}
+	// Forget state nobody needs.
+	for _, k := range keys {
+		e := r.entries[k]
+		if !e.joined && !e.rptPruned && len(e.down) == 0 && len(e.rptDown) == 0 && !r.katRunning(e, now) &&
+			!r.wanted(k) && e.reg == RegNoInfo {
+			delete(r.entries, k)
+			r.res.Changed = append(r.res.Changed, k)
+		}
+	}
+}
+
+func (r *Router) wanted(k SG) bool {
+	for _, m := range r.members {
+		if m[k] {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Router) reconcileUpstream(e *entry, now time.Time) {
+	want := r.joinDesired(e, now)
+	up, ok := r.upstream(e.key)
+	switch {
+	case want && !e.joined:
+		if ok {
+			e.joined, e.upIface, e.upNbr = true, up.iface, up.nbr
+			r.queue(up, e.key, true, false, now)
+		}
+	case !want && e.joined:
+		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
+		e.joined = false
+	case want && e.joined && ok && (up.iface != e.upIface || up.nbr != e.upNbr):
+		// RPF'(k) changed: join the new path, prune the old (4.5.6, 4.5.7).
+		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
+		e.upIface, e.upNbr = up.iface, up.nbr
+		r.queue(up, e.key, true, false, now)
+	}
+}
+
+// reconcileRPT runs the upstream (S,G,rpt) machine (4.5.8): prune S off
+// the shared tree when it arrives by the SPT or nobody wants it from the RPT.
+func (r *Router) reconcileRPT(e *entry, now time.Time) {
+	want := r.pruneDesiredRPT(e, now)
+	star, ok := r.upstream(SG{G: e.key.G})
+	switch {
+	case want && !e.rptPruned && ok:
+		e.rptPruned = true
+		r.queue(star, e.key, false, true, now)
+	case !want && e.rptPruned:
+		e.rptPruned = false
+		if ok && r.rptJoinDesired(e.key.G, now) {
+			r.queue(star, e.key, true, true, now) // Join(S,G,rpt) undoes the prune
+		}
+	}
+}
+
+// reconcileRegister runs the DR's register machine (4.4.1).
+func (r *Router) reconcileRegister(e *entry, now time.Time) {
+	could := r.couldRegister(e, now)
+	switch {
+	case could && e.reg == RegNoInfo:
+		e.reg = RegJoin
+	case !could && e.reg != RegNoInfo:
+		e.reg, e.rst = RegNoInfo, time.Time{}
+	}
+}
+
+func (r *Router) markChanged(e *entry) {
+	r.res.Changed = append(r.res.Changed, e.key)
+}
+
+// queue adds an entry to the join/prune message being built for an
+// upstream neighbour. rpt marks (S,G,rpt) entries.
+func (r *Router) queue(up upKey, k SG, join, rpt bool, now time.Time) {
+	if up.iface == "" || !up.nbr.IsValid() {
+		return // no upstream router (directly connected source, or we are the RP)
+	}
+	if r.pending == nil {
+		r.pending = map[upKey]*jpBuild{}
+	}
+	b := r.pending[up]
+	if b == nil {
+		b = &jpBuild{groups: map[netip.Addr]*wire.GroupSet{}}
+		r.pending[up] = b
+	}
+	gs := b.groups[k.G]
+	if gs == nil {
+		gs = &wire.GroupSet{Group: wire.GroupPrefix(k.G)}
+		b.groups[k.G] = gs
+		b.order = append(b.order, k.G)
+	}
+	src := wire.Source{Addr: k.S, MaskLen: 32, Sparse: true}
+	if !k.S.IsValid() {
+		rp, _ := r.RP(k.G)
+		src = wire.Source{Addr: rp, MaskLen: 32, Sparse: true, WC: true, RPT: true}
+	} else if rpt {
+		src.RPT = true
+	}
+	// Replace an earlier opposite decision for the same entry in this message.
+	gs.Joins = slices.DeleteFunc(gs.Joins, func(s wire.Source) bool { return s == src })
+	gs.Prunes = slices.DeleteFunc(gs.Prunes, func(s wire.Source) bool { return s == src })
+	if join {
+		gs.Joins = append(gs.Joins, src)
+	} else {
+		gs.Prunes = append(gs.Prunes, src)
+	}
+	if _, ok := r.nbrTimer[up]; !ok && join {
+		r.nbrTimer[up] = now.Add(r.cfg.JoinPruneInterval)
+	}
+}
+
+// flush turns queued join/prune entries into messages and returns the result.
+func (r *Router) flush() Result {
+	ups := make([]upKey, 0, len(r.pending))
+	for up := range r.pending {
+		ups = append(ups, up)
+	}
+	slices.SortFunc(ups, func(a, b upKey) int {
+		if a.iface != b.iface {
+			if a.iface < b.iface {
+				return -1
+			}
+			return 1
+		}
+		return a.nbr.Compare(b.nbr)
+	})
+	hold := uint16(min(r.cfg.JoinPruneHoldtime/time.Second, 0xfffe))
+	for _, up := range ups {
+		b := r.pending[up]
+		var sets []wire.GroupSet
+		for _, g := range b.order {
+			sets = append(sets, *b.groups[g])
+		}
+		for _, m := range wire.Split(up.nbr, hold, sets, r.cfg.MTU) {
+			r.res.Sends = append(r.res.Sends, Send{Iface: up.iface, Dst: wire.AllPIMRouters, Msg: m})
+		}
+	}
+	r.pending = nil
+	res := r.res
+	r.res = Result{}
+	res.Changed = compactSG(res.Changed)
+	return res
+}
+
+func compactSG(ks []SG) []SG {
+	seen := map[SG]bool{}
+	out := ks[:0]
+	for _, k := range ks {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
