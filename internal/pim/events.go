@@ -13,6 +13,7 @@ import (
 // may come in on any interface.
 func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wire.Message) Result {
 	i := r.ifaces[iface]
+	groups := map[netip.Addr]bool{}
 	switch m := m.(type) {
 	case *wire.Hello:
 		if i == nil {
@@ -36,17 +37,28 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 		if i == nil {
 			break
 		}
+		for _, gs := range m.Groups {
+			groups[gs.Group.Prefix.Addr()] = true
+		}
 		if r.addrs[m.Upstream] && (i.Addr() == m.Upstream || slices.Contains(i.secondary, m.Upstream)) {
 			r.receiveJoinPrune(now, iface, m)
 		} else {
 			r.seeJoinPrune(now, iface, m)
 		}
 	case *wire.Register:
+		_, g := m.InnerSourceGroup()
+		groups[g] = true
 		r.receiveRegister(now, src, dst, m)
 	case *wire.RegisterStop:
+		groups[m.Group.Prefix.Addr()] = true
 		r.receiveRegisterStop(now, m)
+	default:
+		groups = nil
 	}
-	r.reconcile(now)
+	if _, hello := m.(*wire.Hello); hello {
+		groups = nil
+	}
+	r.reconcileGroups(now, groups)
 	return r.flush()
 }
 
@@ -245,8 +257,15 @@ func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind Da
 		up, _ := r.upstream(k)
 		star, okStar := r.upstream(SG{G: g})
 		if r.directlyConnected(s) || rpfS.Iface != rpIf || len(r.inheritedOlistRPT(k)) == 0 || (okStar && up == star) || !okStar {
-			e.sptBit = true // Update_SPTbit (4.2.2)
+			// Update_SPTbit (4.2.2), after the guard when another tree
+			// may still be carrying this packet.
 			e.kat = now.Add(r.cfg.KeepalivePeriod)
+			switch {
+			case r.directlyConnected(s) || r.cfg.SPTSwitchGuard < 0:
+				e.sptBit, e.sptPending = true, time.Time{}
+			case e.sptPending.IsZero():
+				e.sptPending = now.Add(r.cfg.SPTSwitchGuard)
+			}
 		}
 	}
 	if !onSPT || !e.sptBit {
@@ -268,7 +287,7 @@ func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind Da
 	if r.IAmRP(g) && iif == RegisterVIF && e.kat.IsZero() {
 		e.kat = now.Add(r.cfg.KeepalivePeriod)
 	}
-	r.reconcile(now)
+	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()
 }
 
@@ -317,8 +336,19 @@ func (r *Router) Advance(now time.Time) Result {
 				delete(e.rptDown, n)
 			}
 		}
+		if !e.sptPending.IsZero() && !now.Before(e.sptPending) {
+			e.sptPending = time.Time{}
+			if r.joinDesired(e, now) {
+				e.sptBit = true
+				e.kat = now.Add(r.cfg.KeepalivePeriod)
+				r.markChanged(e)
+			}
+		}
 		if !e.kat.IsZero() && !now.Before(e.kat) {
-			e.kat = time.Time{}
+			// Keepalive expiry: the flow is idle. The SPT bit goes with it
+			// (section 4.1.3), so the next packet starts on the shared tree.
+			e.kat, e.sptBit, e.sptPending = time.Time{}, false, time.Time{}
+			r.markChanged(e)
 		}
 		if !e.override.IsZero() && !now.Before(e.override) {
 			e.override = time.Time{}
@@ -398,6 +428,7 @@ func (r *Router) NextDeadline() time.Time {
 			min(d.ppt)
 		}
 		min(e.kat)
+		min(e.sptPending)
 		min(e.override)
 		min(e.rst)
 	}

@@ -40,7 +40,13 @@ type Config struct {
 	RegisterSuppression time.Duration // 60 s
 	RegisterProbe       time.Duration // 5 s
 	SwitchToSPT         SPTPolicy     // nil: switch at once (the default)
-	MTU                 int           // largest PIM message; 1480 when 0
+	// SPTSwitchGuard delays moving a flow's input to the shortest-path
+	// tree after its first packet arrives there, so the copy of that
+	// packet still travelling down the shared tree (or inside a Register)
+	// is forwarded, not lost. It must exceed the delay difference between
+	// the two trees and stay below the stream's packet interval.
+	SPTSwitchGuard time.Duration // 500 us when 0; negative for none
+	MTU            int           // largest PIM message; 1480 when 0
 }
 
 // WithDefaults fills unset fields with the RFC 7761 defaults.
@@ -62,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MTU == 0 {
 		c.MTU = 1480
+	}
+	if c.SPTSwitchGuard == 0 {
+		c.SPTSwitchGuard = 500 * time.Microsecond
 	}
 	if c.RPs == nil {
 		c.RPs, _ = NewRPSet(nil, []netip.Prefix{DefaultSSMRange})
@@ -126,6 +135,7 @@ type entry struct {
 	override    time.Time  // a triggered join is due (someone pruned on our upstream LAN)
 	rptPruned   bool       // (S,G,rpt) upstream: Pruned
 	sptBit      bool
+	sptPending  time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
 	kat         time.Time // keepalive expiry; zero when not running
 	reg         RegState
 	rst         time.Time // register-stop timer
@@ -295,7 +305,7 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 	for _, s := range include {
 		r.ensure(now, SG{S: s, G: g})
 	}
-	r.reconcile(now)
+	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()
 }
 
@@ -526,10 +536,16 @@ func (r *Router) switchToSPT(g netip.Addr) bool {
 
 // --- Reconcile: apply JoinDesired/PruneDesired/CouldRegister changes --
 
-func (r *Router) reconcile(now time.Time) {
+func (r *Router) reconcile(now time.Time) { r.reconcileGroups(now, nil) }
+
+// reconcileGroups re-evaluates the entries of the given groups (all when
+// nil): events about one group need not walk thousands of others.
+func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 	keys := make([]SG, 0, len(r.entries))
 	for k := range r.entries {
-		keys = append(keys, k)
+		if groups == nil || groups[k.G] {
+			keys = append(keys, k)
+		}
 	}
 	// (*,G) before (S,G) so prunes can ride on the (*,G) joins built first.
 	slices.SortFunc(keys, func(a, b SG) int {

@@ -1,0 +1,359 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	wire "overcast/internal/packet/pim"
+	"overcast/internal/pim"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func rpset(t testing.TB, rp string) *pim.RPSet {
+	var ms []pim.RPMapping
+	if rp != "" {
+		ms = append(ms, pim.RPMapping{Range: netip.MustParsePrefix("224.0.0.0/4"), RP: netip.MustParseAddr(rp)})
+	}
+	s, err := pim.NewRPSet(ms, []netip.Prefix{pim.DefaultSSMRange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seedLab is the lab of the issue and the seeds:
+//
+//	src --- R1 --(10)-- R2 (RP) --(10)-- R3 --- rcv
+//	         \           |               /
+//	          \        rcv2             /
+//	           `--------(5)------------'
+type seedLab struct {
+	n                     *Net
+	r1, r2, r3            *Node
+	srcLAN, rcvLAN, r2LAN *LAN
+	r1r2, r2r3, r1r3      *LAN
+	src, rcv, rcv2        netip.Addr
+}
+
+func newSeedLab(t testing.TB, cfg pim.Config) *seedLab {
+	n := New(t0, 1)
+	l := &seedLab{n: n}
+	l.srcLAN = n.AddLAN("src", "10.0.1.0/24", 1)
+	l.rcvLAN = n.AddLAN("rcv", "10.0.3.0/24", 1)
+	l.r2LAN = n.AddLAN("rcv2", "10.0.2.0/24", 1)
+	l.r1r2 = n.AddLAN("r1r2", "10.1.12.0/24", 10)
+	l.r2r3 = n.AddLAN("r2r3", "10.1.23.0/24", 10)
+	l.r1r3 = n.AddLAN("r1r3", "10.1.13.0/24", 5)
+	cfg.RPs = rpset(t, "10.255.0.2")
+	l.r1 = n.AddRouter("R1", "10.255.0.1", cfg)
+	l.r2 = n.AddRouter("R2", "10.255.0.2", cfg)
+	l.r3 = n.AddRouter("R3", "10.255.0.3", cfg)
+	ifc := pim.IfConfig{}
+	n.Connect(l.r1, "src", l.srcLAN, ifc)
+	n.Connect(l.r1, "r1r2", l.r1r2, ifc)
+	n.Connect(l.r1, "r1r3", l.r1r3, ifc)
+	n.Connect(l.r2, "r1r2", l.r1r2, ifc)
+	n.Connect(l.r2, "r2r3", l.r2r3, ifc)
+	n.Connect(l.r2, "rcv2", l.r2LAN, ifc)
+	n.Connect(l.r3, "r2r3", l.r2r3, ifc)
+	n.Connect(l.r3, "r1r3", l.r1r3, ifc)
+	n.Connect(l.r3, "rcv", l.rcvLAN, ifc)
+	l.src = n.AddHost(l.srcLAN)
+	l.rcv = n.AddHost(l.rcvLAN)
+	l.rcv2 = n.AddHost(l.r2LAN)
+	n.Run(time.Second) // hellos
+	return l
+}
+
+var G = netip.MustParseAddr("239.1.1.1")
+
+// stream sends k packets 1 ms apart and checks each host got exactly one copy.
+func (l *seedLab) stream(t *testing.T, k int, hosts ...netip.Addr) {
+	t.Helper()
+	for i := range k {
+		got := l.n.SendData(l.srcLAN, l.src, G)
+		for _, h := range hosts {
+			if got[h] != 1 {
+				t.Fatalf("packet %d: %s got %d copies (%v)", i, h, got[h], got)
+			}
+		}
+		l.n.Run(time.Millisecond)
+	}
+}
+
+func TestSharedTreeThenSPTWithoutLossOrDuplicates(t *testing.T) {
+	l := newSeedLab(t, pim.Config{})
+	n := l.n
+	n.HostJoin(l.rcvLAN, l.rcv, G)
+	n.HostJoin(l.r2LAN, l.rcv2, G)
+	// R3 joined (*,G) toward the RP.
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r2r3" {
+		t.Fatalf("R3's (S,G) input before any data: %q, want r2r3 (toward the RP)", iif)
+	}
+	for i := range 50 {
+		got := n.SendData(l.srcLAN, l.src, G)
+		if got[l.rcv] != 1 || got[l.rcv2] != 1 || len(got) != 2 {
+			t.Fatalf("packet %d: copies %v, want exactly one each at %s and %s", i, got, l.rcv, l.rcv2)
+		}
+		n.Run(time.Millisecond)
+	}
+	// R3 is on the SPT via R1-R3, and R2 no longer sends (S,G) to R3.
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r1r3" {
+		t.Errorf("R3 input %q, want r1r3 (the SPT)", iif)
+	}
+	if _, oifs, _ := l.r2.R.Route(l.src, G); fmt.Sprint(oifs) != "[rcv2]" {
+		t.Errorf("R2 outgoing %v, want only rcv2: the (S,G,rpt) prune from R3 took r2r3 off", oifs)
+	}
+	// R1 registers no more: the RP sent Register-Stop once native traffic arrived.
+	if _, oifs, _ := l.r1.R.Route(l.src, G); fmt.Sprint(oifs) != "[r1r2 r1r3]" {
+		t.Errorf("R1 outgoing %v, want [r1r2 r1r3] without the register VIF", oifs)
+	}
+	// The state holds over periodic refreshes.
+	for i := range 5 {
+		n.Run(70 * time.Second)
+		got := n.SendData(l.srcLAN, l.src, G)
+		if got[l.rcv] != 1 || got[l.rcv2] != 1 {
+			t.Fatalf("after %d minutes: %v", i+1, got)
+		}
+	}
+}
+
+func TestLinkFailureReconverges(t *testing.T) {
+	l := newSeedLab(t, pim.Config{})
+	n := l.n
+	n.HostJoin(l.rcvLAN, l.rcv, G)
+	l.stream(t, 5, l.rcv)
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r1r3" {
+		t.Fatalf("R3 not on the SPT: %q", iif)
+	}
+	n.SetLAN(l.r1r3, false)
+	lost := 0
+	for i := range 10 {
+		got := n.SendData(l.srcLAN, l.src, G)
+		if got[l.rcv] > 1 {
+			t.Fatalf("packet %d duplicated", i)
+		}
+		if got[l.rcv] == 0 {
+			lost++
+		}
+	}
+	if lost > 1 {
+		t.Errorf("%d packets lost after the link failed; routing moved at once, so at most the one that re-learns the input", lost)
+	}
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r2r3" {
+		t.Errorf("R3 input %q after R1-R3 failed, want r2r3", iif)
+	}
+	n.SetLAN(l.r1r3, true)
+	n.Run(time.Second)
+	l.stream(t, 3, l.rcv)
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r1r3" {
+		t.Errorf("R3 input %q after R1-R3 came back, want r1r3", iif)
+	}
+	if got := n.SendData(l.srcLAN, l.src, G); got[l.rcv] != 1 {
+		t.Errorf("after recovery: %v", got)
+	}
+}
+
+func TestSSMWithoutRP(t *testing.T) {
+	l := newSeedLab(t, pim.Config{})
+	n := l.n
+	for _, nd := range []*Node{l.r1, l.r2, l.r3} {
+		nd.R.SetRPs(n.Now, rpset(t, ""))
+	}
+	g := netip.MustParseAddr("232.1.1.1")
+	n.HostJoin(l.rcvLAN, l.rcv, g, l.src)
+	for i := range 5 {
+		if got := n.SendData(l.srcLAN, l.src, g); got[l.rcv] != 1 || len(got) != 1 {
+			t.Fatalf("packet %d: %v", i, got)
+		}
+	}
+	// An ASM join in the SSM range does nothing (and is reported).
+	res := l.r2.R.SetMembership(n.Now, "rcv2", g, true, nil, nil)
+	found := false
+	for _, e := range res.Events {
+		found = found || e.Kind == pim.ASMJoinInSSMRange
+	}
+	if !found {
+		t.Error("ASM join in the SSM range not reported")
+	}
+}
+
+func TestSPTInfinityStaysOnSharedTree(t *testing.T) {
+	l := newSeedLab(t, pim.Config{SwitchToSPT: func(netip.Addr) bool { return false }})
+	n := l.n
+	n.HostJoin(l.rcvLAN, l.rcv, G)
+	for i := range 20 {
+		if got := n.SendData(l.srcLAN, l.src, G); got[l.rcv] != 1 {
+			t.Fatalf("packet %d: %v", i, got)
+		}
+	}
+	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r2r3" {
+		t.Errorf("R3 input %q with SPT threshold infinity, want r2r3", iif)
+	}
+}
+
+func TestLeavePrunesTheTree(t *testing.T) {
+	l := newSeedLab(t, pim.Config{})
+	n := l.n
+	n.HostJoin(l.rcvLAN, l.rcv, G)
+	l.stream(t, 5, l.rcv)
+	n.HostLeave(l.rcvLAN, l.rcv, G)
+	n.Run(time.Second)
+	// The SPT branch is pruned at once (the first hop's registers were
+	// already stopped once the RP received natively).
+	if _, oifs, _ := l.r1.R.Route(l.src, G); len(oifs) != 0 {
+		t.Errorf("R1 forwards to %v after the only receiver left", oifs)
+	}
+	if got := n.SendData(l.srcLAN, l.src, G); len(got) != 0 {
+		t.Errorf("delivered %v with no receivers", got)
+	}
+	if _, oifs, _ := l.r1.R.Route(l.src, G); len(oifs) != 0 {
+		t.Errorf("R1 forwards to %v after another packet", oifs)
+	}
+}
+
+// A domain of 100 routers on a random connected topology converges,
+// delivers exactly once to every receiver, and reconverges after links fail.
+func TestHundredRouters(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	n := New(t0, 2)
+	const N = 100
+	cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
+	nodes := make([]*Node, N)
+	for i := range N {
+		nodes[i] = n.AddRouter(fmt.Sprintf("R%03d", i), fmt.Sprintf("10.255.%d.%d", i/250, i%250+1), cfg)
+	}
+	lanID := 0
+	link := func(a, b *Node, cost int) *LAN {
+		lanID++
+		l := n.AddLAN(fmt.Sprintf("l%d", lanID), fmt.Sprintf("10.%d.%d.0/24", 10+lanID/250, lanID%250), cost)
+		n.Connect(a, l.Name, l, pim.IfConfig{})
+		n.Connect(b, l.Name, l, pim.IfConfig{})
+		return l
+	}
+	var links []*LAN
+	for i := 1; i < N; i++ { // a random tree keeps it connected
+		links = append(links, link(nodes[i], nodes[r.IntN(i)], 1+r.IntN(10)))
+	}
+	for range 60 { // plus cross links
+		a, b := r.IntN(N), r.IntN(N)
+		if a != b {
+			links = append(links, link(nodes[a], nodes[b], 1+r.IntN(10)))
+		}
+	}
+	srcLAN := n.AddLAN("srcs", "10.250.0.0/24", 1)
+	n.Connect(nodes[57], "srcs", srcLAN, pim.IfConfig{})
+	src := n.AddHost(srcLAN)
+	type rcv struct {
+		l *LAN
+		h netip.Addr
+	}
+	var rcvs []rcv
+	for i := range 20 {
+		l := n.AddLAN(fmt.Sprintf("rcv%d", i), fmt.Sprintf("10.251.%d.0/24", i), 1)
+		n.Connect(nodes[r.IntN(N)], l.Name, l, pim.IfConfig{})
+		rcvs = append(rcvs, rcv{l, n.AddHost(l)})
+	}
+	n.Run(time.Second)
+	for _, x := range rcvs {
+		n.HostJoin(x.l, x.h, G)
+	}
+	check := func(when string, allowLoss bool) {
+		t.Helper()
+		got := n.SendData(srcLAN, src, G)
+		for _, x := range rcvs {
+			if got[x.h] > 1 || (!allowLoss && got[x.h] != 1) {
+				t.Fatalf("%s: receiver %s got %d copies", when, x.h, got[x.h])
+			}
+		}
+	}
+	for i := range 10 {
+		check(fmt.Sprintf("packet %d", i), false)
+	}
+	// Fail 15 links that do not partition the network, one at a time.
+	failed := 0
+	for _, l := range r.Perm(len(links)) {
+		if failed == 15 {
+			break
+		}
+		ln := links[l]
+		ln.Up, n.spfCache = false, nil
+		if !n.connected() {
+			ln.Up, n.spfCache = true, nil
+			continue
+		}
+		n.SetLAN(ln, false)
+		failed++
+		check(fmt.Sprintf("first packet after failure %d", failed), true)
+		for i := range 3 {
+			check(fmt.Sprintf("failure %d, packet %d", failed, i), false)
+		}
+	}
+	n.Run(5 * time.Minute)
+	check("after five quiet minutes", false)
+	t.Logf("100 routers, %d LANs: %d control messages", len(n.LANs), n.Sent)
+}
+
+// connected says whether every router reaches every other.
+func (n *Net) connected() bool {
+	var first *Node
+	for _, nd := range n.Nodes {
+		first = nd
+		break
+	}
+	return len(n.spf(first)) == len(n.Nodes)-1
+}
+
+// 2,000 SSM channels joined behind R3: the joins toward R1 are packed into
+// few messages, each within the MTU, the periodic refresh sends the same,
+// and every channel delivers.
+func TestThousandsOfChannels(t *testing.T) {
+	l := newSeedLab(t, pim.Config{})
+	n := l.n
+	type ch struct{ s, g netip.Addr }
+	var chans []ch
+	for i := range 2000 {
+		chans = append(chans, ch{l.src, netip.AddrFrom4([4]byte{232, 1, byte(i >> 8), byte(i)})})
+	}
+	msgs, bytes, maxSize := 0, 0, 0
+	n.Trace = func(from *Node, iface string, m wire.Message, size int) {
+		if jp, ok := m.(*wire.JoinPrune); ok && from == l.r3 {
+			msgs++
+			bytes += size
+			maxSize = max(maxSize, size)
+			_ = jp
+		}
+	}
+	for _, c := range chans {
+		for _, p := range l.rcvLAN.Ports {
+			n.apply(p.Node, p.Node.R.SetMembership(n.Now, p.Iface, c.g, false, []netip.Addr{c.s}, nil))
+		}
+	}
+	n.settle()
+	if maxSize > 1480 {
+		t.Fatalf("a join/prune of %d bytes", maxSize)
+	}
+	triggered := msgs
+	msgs = 0
+	n.Run(61 * time.Second)
+	// A group with one source takes 20 bytes; 14 go to the header and
+	// upstream neighbour: the fewest messages that can carry 2,000 is 28.
+	if fewest := (2000*20 + (1480 - 14) - 1) / (1480 - 14); msgs > fewest || maxSize > 1480 {
+		t.Errorf("periodic refresh of 2,000 joins took %d messages (largest %d bytes)", msgs, maxSize)
+	}
+	if _, oifs, _ := l.r1.R.Route(l.src, chans[1999].g); fmt.Sprint(oifs) != "[r1r3]" {
+		t.Errorf("R1 forwards the last channel to %v", oifs)
+	}
+	n.members = map[memberKey]map[netip.Addr]bool{}
+	for _, c := range chans[:50] {
+		n.members[memberKey{l.rcvLAN.Name, c.g}] = map[netip.Addr]bool{l.rcv: true}
+		if got := n.SendData(l.srcLAN, l.src, c.g); got[l.rcv] != 1 {
+			t.Fatalf("channel %v: %v", c, got)
+		}
+	}
+	t.Logf("2,000 (S,G) joins: %d triggered join/prune messages as they arrived one by one, %d periodic messages, largest %d bytes", triggered, msgs, maxSize)
+}
