@@ -357,3 +357,56 @@ func TestThousandsOfChannels(t *testing.T) {
 	}
 	t.Logf("2,000 (S,G) joins: %d triggered join/prune messages as they arrived one by one, %d periodic messages, largest %d bytes", triggered, msgs, maxSize)
 }
+
+// On a LAN with two downstream routers, one router's prune is overridden
+// by the other's join (RFC 7761 4.5.2, 4.5.6), so the LAN keeps the flow;
+// when the second leaves too, the upstream router prunes after the
+// override interval.
+func TestLANPruneOverride(t *testing.T) {
+	n := New(t0, 3)
+	cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
+	u := n.AddRouter("U", "10.255.0.1", cfg)
+	d1 := n.AddRouter("D1", "10.255.0.11", cfg)
+	d2 := n.AddRouter("D2", "10.255.0.12", cfg)
+	srcLAN := n.AddLAN("src", "10.0.1.0/24", 1)
+	x := n.AddLAN("x", "10.0.9.0/24", 1)
+	l1 := n.AddLAN("l1", "10.0.11.0/24", 1)
+	l2 := n.AddLAN("l2", "10.0.12.0/24", 1)
+	n.Connect(u, "src", srcLAN, pim.IfConfig{})
+	n.Connect(u, "x", x, pim.IfConfig{})
+	n.Connect(d1, "x", x, pim.IfConfig{})
+	n.Connect(d2, "x", x, pim.IfConfig{})
+	n.Connect(d1, "l1", l1, pim.IfConfig{})
+	n.Connect(d2, "l2", l2, pim.IfConfig{})
+	src, h1, h2 := n.AddHost(srcLAN), n.AddHost(l1), n.AddHost(l2)
+	n.Run(time.Second)
+	n.HostJoin(l1, h1, G)
+	n.HostJoin(l2, h2, G)
+	if got := n.SendData(srcLAN, src, G); got[h1] != 1 || got[h2] != 1 {
+		t.Fatalf("before: %v", got)
+	}
+	overrides := 0
+	n.Trace = func(from *Node, iface string, m wire.Message, size int) {
+		if jp, ok := m.(*wire.JoinPrune); ok && from == d2 && len(jp.Groups) > 0 && len(jp.Groups[0].Joins) > 0 {
+			overrides++
+		}
+	}
+	n.HostLeave(l1, h1, G)
+	n.Run(5 * time.Second)
+	if overrides == 0 {
+		t.Error("D2 did not override D1's prune")
+	}
+	if got := n.SendData(srcLAN, src, G); got[h2] != 1 || got[h1] != 0 {
+		t.Fatalf("after D1's prune: %v", got)
+	}
+	n.Trace = nil
+	n.HostLeave(l2, h2, G)
+	n.Run(2 * time.Second)
+	if _, oifs, _ := u.R.Route(src, G); fmt.Sprint(oifs) != "[x]" {
+		t.Fatalf("U pruned before the override interval ran out: %v", oifs)
+	}
+	n.Run(2 * time.Second)
+	if _, oifs, _ := u.R.Route(src, G); len(oifs) != 0 {
+		t.Fatalf("U still forwards to %v after both left", oifs)
+	}
+}
