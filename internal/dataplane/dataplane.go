@@ -64,6 +64,7 @@ type Upcall struct {
 	Kind UpcallKind
 	VIF  int
 	SG
+	Packet []byte // WholePkt: the packet to encapsulate, IP header included
 }
 
 // Forwarder programs a forwarding plane.

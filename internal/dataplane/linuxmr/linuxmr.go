@@ -31,7 +31,10 @@ const (
 	mrtDelVIF = 203
 	mrtAddMFC = 204
 	mrtDelMFC = 205
+	mrtAssert = 207
+	mrtPIM    = 208
 
+	viffRegister   = 0x1
 	viffUseIfindex = 0x8
 	maxVIFs        = 32
 
@@ -107,6 +110,44 @@ func (s *Socket) AddVIF(v dataplane.VIF) error {
 	binary.NativeEndian.PutUint32(b[8:], uint32(v.IfIndex))
 	if err := s.setsockopt(mrtAddVIF, b); err != nil {
 		return fmt.Errorf("MRT_ADD_VIF %d (%s): %w", v.Index, v.Name, err)
+	}
+	return nil
+}
+
+// EnablePIM turns on the kernel's PIM support: WRONGVIF upcalls (for SPT
+// switchover and asserts), and decapsulation of Registers addressed to
+// this router onto the register VIF (RFC 7761 section 4.4). The daemon
+// still sees every PIM packet on its raw PIM socket.
+func (s *Socket) EnablePIM() error {
+	for _, o := range []struct {
+		name string
+		opt  int
+	}{{"MRT_ASSERT", mrtAssert}, {"MRT_PIM", mrtPIM}} {
+		var serr error
+		err := s.rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, o.opt, 1) })
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w (kernel without CONFIG_IP_PIMSM_V2?)", o.name, err)
+		}
+	}
+	return nil
+}
+
+// AddRegisterVIF adds the register VIF: the kernel creates the pimreg
+// device; packets routed to it come up as WHOLEPKT upcalls for the daemon
+// to encapsulate, and decapsulated Registers enter through it.
+func (s *Socket) AddRegisterVIF(index int) error {
+	if index < 0 || index >= maxVIFs {
+		return fmt.Errorf("register vif %d: the kernel allows %d VIFs per table", index, maxVIFs)
+	}
+	b := make([]byte, vifctlSize)
+	binary.NativeEndian.PutUint16(b[0:], uint16(index))
+	b[2] = viffRegister
+	b[3] = 1
+	if err := s.setsockopt(mrtAddVIF, b); err != nil {
+		return fmt.Errorf("MRT_ADD_VIF %d (register): %w", index, err)
 	}
 	return nil
 }
@@ -223,6 +264,10 @@ func (s *Socket) Read(buf, oob []byte) (Message, error) {
 			Kind: dataplane.UpcallKind(b[8]),
 			VIF:  int(b[10]) | int(b[11])<<8,
 			SG:   dataplane.SG{Source: netip.AddrFrom4([4]byte(b[12:16])), Group: netip.AddrFrom4([4]byte(b[16:20]))},
+		}
+		if up.Kind == dataplane.WholePkt && n > 20 {
+			// struct igmpmsg (a copy of the IP header) then the whole packet.
+			up.Packet = append([]byte(nil), b[20:]...)
 		}
 		return Message{Upcall: up}, nil
 	}
