@@ -21,13 +21,85 @@ type Config struct {
 	APISocket  string        `yaml:"api-socket"`
 	LogLevel   string        `yaml:"log-level"`
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
+	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
 	Interfaces []Interface   `yaml:"interfaces"`
+}
+
+// PIM is the router-wide PIM-SM configuration.
+type PIM struct {
+	RP                []RP          `yaml:"rp"`
+	SSMRange          []string      `yaml:"ssm-range"` // default 232.0.0.0/8
+	SPTThreshold      []SPTRule     `yaml:"spt-threshold"`
+	JoinPruneInterval time.Duration `yaml:"join-prune-interval"` // default 60s
+	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // default 500us
+}
+
+// RP is a static RP for a group range.
+type RP struct {
+	Address string `yaml:"address"`
+	Groups  string `yaml:"groups"` // default 224.0.0.0/4
+}
+
+// SPTRule sets when last-hop routers join the shortest-path tree for a
+// group range: "immediate" (the default) or "infinity" (stay on the shared tree).
+type SPTRule struct {
+	Groups    string `yaml:"groups"`
+	Threshold string `yaml:"threshold"`
 }
 
 // Interface enables Overcast on one network interface.
 type Interface struct {
 	Name string `yaml:"name"`
 	IGMP IGMP   `yaml:"igmp"`
+	PIM  IfPIM  `yaml:"pim"`
+}
+
+// IfPIM is PIM on an interface: `pim: true`, or a map of settings.
+type IfPIM struct {
+	Enabled       bool
+	DRPriority    uint32        `yaml:"dr-priority"`
+	HelloInterval time.Duration `yaml:"hello-interval"`
+}
+
+// UnmarshalYAML accepts `pim: true|false` or `pim: {dr-priority: N, hello-interval: D}`.
+func (p *IfPIM) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&p.Enabled)
+	}
+	type plain struct {
+		Enabled       *bool         `yaml:"enabled"`
+		DRPriority    uint32        `yaml:"dr-priority"`
+		HelloInterval time.Duration `yaml:"hello-interval"`
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			switch k := n.Content[i]; k.Value {
+			case "enabled", "dr-priority", "hello-interval":
+			default:
+				return fmt.Errorf("line %d: field %s not found in interface pim settings", k.Line, k.Value)
+			}
+		}
+	}
+	var v plain
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	p.Enabled = v.Enabled == nil || *v.Enabled
+	p.DRPriority, p.HelloInterval = v.DRPriority, v.HelloInterval
+	return nil
+}
+
+// PIMEnabled says whether the router runs PIM at all.
+func (c *Config) PIMEnabled() bool {
+	if c.PIM != nil {
+		return true
+	}
+	for _, i := range c.Interfaces {
+		if i.PIM.Enabled {
+			return true
+		}
+	}
+	return false
 }
 
 // IGMP is the per-interface IGMP configuration (RFC 3376 section 8 names).
@@ -155,7 +227,70 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 			}
 		}
 	}
+	if err := checkPIM(&c, at, bad); err != nil {
+		return nil, err
+	}
 	return &c, nil
+}
+
+func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) error) error {
+	for i, ifc := range c.Interfaces {
+		if ifc.PIM.HelloInterval != 0 && (ifc.PIM.HelloInterval < time.Second || ifc.PIM.HelloInterval > 18000*time.Second) {
+			return bad(at("interfaces", i, "pim", "hello-interval"), "hello-interval %v: want 1s..5h", ifc.PIM.HelloInterval)
+		}
+	}
+	p := c.PIM
+	if p == nil {
+		return nil
+	}
+	mcast := netip.MustParsePrefix("224.0.0.0/4")
+	prefix := func(s string, line int, what string) (netip.Prefix, error) {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil || !pf.Addr().Is4() || pf.Bits() < 4 || !mcast.Contains(pf.Addr()) {
+			return netip.Prefix{}, bad(line, "%s %q is not a multicast prefix inside 224.0.0.0/4", what, s)
+		}
+		return pf, nil
+	}
+	seen := map[netip.Prefix]int{}
+	for i, rp := range p.RP {
+		a, err := netip.ParseAddr(rp.Address)
+		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
+			return bad(at("pim", "rp", i, "address"), "rp address %q is not a unicast IPv4 address", rp.Address)
+		}
+		if rp.Groups == "" {
+			p.RP[i].Groups = "224.0.0.0/4"
+		}
+		pf, err := prefix(p.RP[i].Groups, at("pim", "rp", i, "groups"), "rp groups")
+		if err != nil {
+			return err
+		}
+		if prev, dup := seen[pf.Masked()]; dup {
+			return bad(at("pim", "rp", i), "rp for %s given twice (first on line %d)", pf.Masked(), prev)
+		}
+		seen[pf.Masked()] = at("pim", "rp", i)
+	}
+	for i, s := range p.SSMRange {
+		if _, err := prefix(s, at("pim", "ssm-range", i), "ssm-range"); err != nil {
+			return err
+		}
+	}
+	for i, r := range p.SPTThreshold {
+		if _, err := prefix(r.Groups, at("pim", "spt-threshold", i, "groups"), "spt-threshold groups"); err != nil {
+			return err
+		}
+		switch r.Threshold {
+		case "infinity", "immediate", "0":
+		default:
+			return bad(at("pim", "spt-threshold", i, "threshold"), "spt-threshold %q: want immediate or infinity (rate thresholds are not supported yet)", r.Threshold)
+		}
+	}
+	if p.JoinPruneInterval != 0 && (p.JoinPruneInterval < time.Second || p.JoinPruneInterval > 18000*time.Second) {
+		return bad(at("pim", "join-prune-interval"), "join-prune-interval %v: want 1s..5h", p.JoinPruneInterval)
+	}
+	if p.SPTSwitchGuard < 0 || p.SPTSwitchGuard > time.Second {
+		return bad(at("pim", "spt-switch-guard"), "spt-switch-guard %v: want 0..1s", p.SPTSwitchGuard)
+	}
+	return nil
 }
 
 // yamlError turns yaml.v3's messages into file:line: reason.

@@ -51,3 +51,53 @@ func TestRejected(t *testing.T) {
 		}
 	}
 }
+
+const goodPIM = `pim:
+  rp:
+    - address: 10.255.0.2
+    - address: 10.255.0.9
+      groups: 239.9.0.0/16
+  ssm-range: [232.0.0.0/8, 239.232.0.0/16]
+  spt-threshold:
+    - {groups: 239.5.0.0/16, threshold: infinity}
+  join-prune-interval: 30s
+interfaces:
+  - name: eth0
+    pim: true
+  - name: eth1
+    pim: {dr-priority: 7, hello-interval: 10s}
+`
+
+func TestGoodPIM(t *testing.T) {
+	c, err := Parse("overcast.yaml", []byte(goodPIM), exists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.PIMEnabled() || len(c.PIM.RP) != 2 || c.PIM.RP[0].Groups != "224.0.0.0/4" || !c.Interfaces[0].PIM.Enabled ||
+		!c.Interfaces[1].PIM.Enabled || c.Interfaces[1].PIM.DRPriority != 7 || c.Interfaces[1].PIM.HelloInterval != 10*time.Second ||
+		c.PIM.SPTThreshold[0].Threshold != "infinity" || c.PIM.JoinPruneInterval != 30*time.Second {
+		t.Fatalf("%+v %+v", c.PIM, c.Interfaces)
+	}
+	c, _ = Parse("overcast.yaml", []byte(good), exists)
+	if c.PIMEnabled() {
+		t.Fatal("PIM on without any pim setting")
+	}
+}
+
+func TestRejectedPIM(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"rp unicast", "pim:\n  rp:\n    - address: 239.1.1.1\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: rp address "239.1.1.1"`},
+		{"rp groups", "pim:\n  rp:\n    - address: 10.0.0.1\n      groups: 10.0.0.0/8\ninterfaces:\n  - name: eth0\n", `overcast.yaml:4: rp groups "10.0.0.0/8"`},
+		{"rp twice", "pim:\n  rp:\n    - address: 10.0.0.1\n    - address: 10.0.0.2\n      groups: 224.0.0.0/4\ninterfaces:\n  - name: eth0\n", "overcast.yaml:4: rp for 224.0.0.0/4 given twice (first on line 3)"},
+		{"ssm", "pim:\n  ssm-range: [10.0.0.0/8]\ninterfaces:\n  - name: eth0\n", `ssm-range "10.0.0.0/8"`},
+		{"threshold", "pim:\n  spt-threshold:\n    - {groups: 239.0.0.0/8, threshold: 100kbps}\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: spt-threshold "100kbps"`},
+		{"pim type", "interfaces:\n  - name: eth0\n    pim: maybe\n", "overcast.yaml:3:"},
+		{"pim key", "interfaces:\n  - name: eth0\n    pim: {priority: 3}\n", "overcast.yaml:3:"},
+	}
+	for _, c := range cases {
+		_, err := Parse("overcast.yaml", []byte(c.text), exists)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
