@@ -21,6 +21,7 @@ import (
 	"overcast/internal/dataplane/linuxmr"
 	"overcast/internal/igmp"
 	"overcast/internal/packet/ip4"
+	"overcast/internal/pim"
 )
 
 // Version is printed by `overcast version` and the status API.
@@ -61,6 +62,8 @@ type Daemon struct {
 	events chan func()
 	start  time.Time
 	timer  *time.Timer
+
+	pim *pimState // nil when PIM is off
 
 	reloads     uint64
 	reloadError string
@@ -106,6 +109,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if d.cfg.PIMEnabled() {
+		if err := d.startPIM(ctx, d.start); err != nil {
+			return err
+		}
+		defer d.pim.sock.Close()
+	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- api.Serve(ctx, d.cfg.APISocket, backend{d}) }()
 	go d.readLoop(ctx)
@@ -281,6 +290,10 @@ func (d *Daemon) onPacket(ifindex int, pkt []byte, now time.Time) {
 
 func (d *Daemon) onUpcall(up dataplane.Upcall, now time.Time) {
 	d.upcalls++
+	if d.pim != nil {
+		d.pimUpcall(up, now)
+		return
+	}
 	if up.Kind != dataplane.NoCache {
 		d.log.Debug("upcall ignored", "kind", up.Kind, "sg", up.SG, "vif", up.VIF)
 		return
@@ -313,6 +326,9 @@ func (d *Daemon) handle(x *iface, out igmp.Output) {
 	}
 	for _, g := range out.Changed {
 		d.log.Debug("membership changed", "interface", x.name, "group", g, "wanted", x.igmp.Wants(g))
+		if d.pim != nil {
+			d.pushMembership(x, g, time.Now())
+		}
 	}
 	if len(out.Changed) > 0 {
 		d.reconcile()
@@ -325,12 +341,22 @@ func (d *Daemon) onTimers(now time.Time) {
 		x.igmp.Advance(now, &out)
 		d.handle(x, out)
 	}
+	if d.pim != nil {
+		if t := d.pim.r.NextDeadline(); !t.IsZero() && !t.After(now) {
+			d.applyPIM(d.pim.r.Advance(now))
+		}
+	}
 }
 
 func (d *Daemon) rearm(now time.Time) {
 	var next time.Time
 	for _, x := range d.ifs {
 		if t := x.igmp.NextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if d.pim != nil {
+		if t := d.pim.r.NextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
@@ -355,6 +381,11 @@ func (d *Daemon) onCounterTick(now time.Time) {
 		c, ok := cs[k]
 		if ok && (c.Packets != f.counters.Packets || c.WrongIf != f.counters.WrongIf) {
 			f.lastActive = now
+			if d.pim != nil && c.Packets != f.counters.Packets {
+				if iif, _, okR := d.pim.r.Route(k.Source, k.Group); okR {
+					d.applyPIM(d.pim.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
+				}
+			}
 		}
 		if ok && dt > 0 && c.Packets >= f.counters.Packets {
 			f.pps = float64(c.Packets-f.counters.Packets) / dt
@@ -377,6 +408,9 @@ func (d *Daemon) onCounterTick(now time.Time) {
 // desired derives the routes from flows and membership: every flow goes out
 // of every other interface whose members want (S,G) (RFC 3376 section 6.3).
 func (d *Daemon) desired() map[dataplane.SG]dataplane.Route {
+	if d.pim != nil {
+		return d.pimDesired()
+	}
 	out := make(map[dataplane.SG]dataplane.Route, len(d.flows))
 	for k, f := range d.flows {
 		r := dataplane.Route{SG: k, IIF: f.iif.vif}

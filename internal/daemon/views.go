@@ -79,7 +79,7 @@ func (b backend) MRoutes() (out []api.MRoute) {
 		fresh, _ := b.d.sock.Counters() // exact counts now; rates come from the 1s tick
 		for k, f := range b.d.flows {
 			r := api.MRoute{
-				Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif.name,
+				Source: k.Source.String(), Group: k.Group.String(), IIF: b.d.flowIIF(f),
 				Uptime: api.Duration(now.Sub(f.created)), Expires: api.Duration(f.lastActive.Add(b.d.cfg.Keepalive).Sub(now)),
 				Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
 				PPS: f.pps, KBPS: f.bps / 1000,
@@ -88,6 +88,14 @@ func (b backend) MRoutes() (out []api.MRoute) {
 				r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
 			}
 			_, r.Programs = installed[k]
+			if b.d.pim != nil {
+				r.Flags, r.OIFs = b.d.pimFlags(f)
+				if rt, ok := installed[k]; ok {
+					r.IIF = b.d.vifName(rt.IIF)
+				}
+				out = append(out, r)
+				continue
+			}
 			flags := "T" // forwarding on the source's own tree
 			for _, x := range b.d.sortedIfs() {
 				if x == f.iif || !x.igmp.Forwards(k.Group, k.Source) {

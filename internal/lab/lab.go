@@ -35,6 +35,7 @@ type Node struct {
 	Name     string   `yaml:"name"`
 	Kind     string   `yaml:"kind"` // host (default), router, switch
 	Routes   []string `yaml:"routes"`
+	Loopback []string `yaml:"loopback"` // addresses on lo, e.g. an RP address 10.255.0.2/32
 	Sysctls  []string `yaml:"sysctls"`  // key=value inside the namespace
 	Overcast string   `yaml:"overcast"` // daemon config (YAML text); empty = no daemon
 }
@@ -173,6 +174,11 @@ func (l *Lab) Up() (err error) {
 		}
 		if err := run("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
 			return err
+		}
+		for _, a := range n.Loopback {
+			if err := run("ip", "-n", ns, "addr", "add", a, "dev", "lo"); err != nil {
+				return err
+			}
 		}
 		sysctls := []string{"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.disable_ipv6=1"}
 		if n.Kind == "router" {

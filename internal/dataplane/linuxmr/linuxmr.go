@@ -34,7 +34,7 @@ const (
 	mrtAssert = 207
 	mrtPIM    = 208
 
-	viffRegister   = 0x1
+	viffRegister   = 0x4
 	viffUseIfindex = 0x8
 	maxVIFs        = 32
 

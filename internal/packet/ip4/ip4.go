@@ -132,3 +132,52 @@ func Checksum(b []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
+
+// FixPartialUDPChecksum completes the UDP checksum of an IPv4 packet whose
+// checksum field still holds only the pseudo-header sum, as packets do
+// when the sender's stack left the checksum to offload (CHECKSUM_PARTIAL
+// over veth) and the kernel hands them to user space unfinished. Packets
+// with any other checksum are left alone. It reports whether it changed pkt.
+func FixPartialUDPChecksum(pkt []byte) bool {
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != ProtoUDP {
+		return false
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if len(pkt) < ihl+8 || binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 { // fragments: leave them
+		return false
+	}
+	udp := pkt[ihl:]
+	ulen := int(binary.BigEndian.Uint16(udp[4:6]))
+	if ulen < 8 || ulen > len(udp) {
+		return false
+	}
+	udp = udp[:ulen]
+	var pseudo uint32
+	for i := 12; i < 20; i += 2 {
+		pseudo += uint32(binary.BigEndian.Uint16(pkt[i:]))
+	}
+	pseudo += ProtoUDP + uint32(ulen)
+	fold := func(s uint32) uint16 {
+		for s > 0xffff {
+			s = s>>16 + s&0xffff
+		}
+		return uint16(s)
+	}
+	if binary.BigEndian.Uint16(udp[6:8]) != fold(pseudo) {
+		return false
+	}
+	udp[6], udp[7] = 0, 0
+	sum := pseudo
+	for i := 0; i+1 < len(udp); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(udp[i:]))
+	}
+	if len(udp)%2 == 1 {
+		sum += uint32(udp[len(udp)-1]) << 8
+	}
+	c := ^fold(sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(udp[6:8], c)
+	return true
+}

@@ -2,6 +2,7 @@ package ip4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"testing"
@@ -48,4 +49,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("payload %d options %d from %d bytes", len(p), len(h.Options), len(b))
 		}
 	})
+}
+
+func TestFixPartialUDPChecksum(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.1.10"), netip.MustParseAddr("239.1.1.1")
+	payload := []byte("overcast test payload!!") // odd length
+	udp := make([]byte, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 5001)
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	copy(udp[8:], payload)
+	pkt := Header{TTL: 32, Protocol: ProtoUDP, Src: src, Dst: dst}.Marshal(udp)
+	// The full checksum, computed the textbook way: pseudo header + UDP.
+	pseudo := append(append(append(src.AsSlice(), dst.AsSlice()...), 0, ProtoUDP), byte(len(udp)>>8), byte(len(udp)))
+	want := Checksum(append(pseudo, udp...))
+	// What a CHECKSUM_PARTIAL sender leaves: the folded pseudo-header sum.
+	partial := ^Checksum(pseudo)
+	binary.BigEndian.PutUint16(pkt[26:], partial)
+	if !FixPartialUDPChecksum(pkt) || binary.BigEndian.Uint16(pkt[26:]) != want {
+		t.Fatalf("checksum %#04x, want %#04x", binary.BigEndian.Uint16(pkt[26:]), want)
+	}
+	// A complete checksum, right or wrong, is not touched.
+	if FixPartialUDPChecksum(pkt) {
+		t.Fatal("changed a complete checksum")
+	}
+	binary.BigEndian.PutUint16(pkt[26:], 0x1234)
+	if FixPartialUDPChecksum(pkt) || binary.BigEndian.Uint16(pkt[26:]) != 0x1234 {
+		t.Fatal("changed a wrong checksum that is not a partial one")
+	}
 }

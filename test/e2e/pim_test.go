@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"overcast/internal/api"
+	"overcast/internal/lab"
+)
+
+// pimLab is the seed lab: src --- R1 --(long)-- R2 (RP, lo 10.255.0.2) --(long)-- R3 --- rcv,
+// with a short R1 --- R3 link and a second receiver behind R2. Unicast
+// routing is static: R1 and R3 reach each other's LANs over R1 --- R3.
+func pimLab(routers map[string]string) string {
+	cfg := func(name, ifs string) string {
+		if c, ok := routers[name]; ok {
+			return c
+		}
+		return fmt.Sprintf(`    overcast: |
+      log-level: debug
+      pim:
+        rp: [{address: 10.255.0.2}]
+      interfaces:
+%s`, ifs)
+	}
+	pimIf := func(names ...string) string {
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "        - {name: %s, pim: true, igmp: {query-interval: 5s, query-response-interval: 1s}}\n", n)
+		}
+		return b.String()
+	}
+	return `name: pim
+nodes:
+  - name: src
+    routes: ["default via 10.0.1.1"]
+  - name: rcv
+    routes: ["default via 10.0.3.1"]
+  - name: rcv2
+    routes: ["default via 10.0.2.1"]
+  - name: r1
+    kind: router
+    routes: ["10.0.3.0/24 via 10.1.13.3", "10.1.23.0/24 via 10.1.13.3", "10.0.2.0/24 via 10.1.12.2", "10.255.0.2/32 via 10.1.12.2"]
+` + cfg("r1", pimIf("src", "to-r2", "to-r3")) + `
+  - name: r2
+    kind: router
+    loopback: [10.255.0.2/32]
+    routes: ["10.0.1.0/24 via 10.1.12.1", "10.1.13.0/24 via 10.1.12.1", "10.0.3.0/24 via 10.1.23.3"]
+` + cfg("r2", pimIf("to-r1", "to-r3", "lan")) + `
+  - name: r3
+    kind: router
+    routes: ["10.0.1.0/24 via 10.1.13.1", "10.1.12.0/24 via 10.1.23.2", "10.0.2.0/24 via 10.1.23.2", "10.255.0.2/32 via 10.1.23.2"]
+` + cfg("r3", pimIf("to-r1", "to-r2", "lan")) + `
+links:
+  - {a: "src:eth0",  a-addr: 10.0.1.10/24, b: "r1:src",   b-addr: 10.0.1.1/24}
+  - {a: "r1:to-r2",  a-addr: 10.1.12.1/24, b: "r2:to-r1", b-addr: 10.1.12.2/24}
+  - {a: "r2:to-r3",  a-addr: 10.1.23.2/24, b: "r3:to-r2", b-addr: 10.1.23.3/24}
+  - {a: "r1:to-r3",  a-addr: 10.1.13.1/24, b: "r3:to-r1", b-addr: 10.1.13.3/24}
+  - {a: "rcv:eth0",  a-addr: 10.0.3.10/24, b: "r3:lan",   b-addr: 10.0.3.1/24}
+  - {a: "rcv2:eth0", a-addr: 10.0.2.10/24, b: "r2:lan",   b-addr: 10.0.2.1/24}
+`
+}
+
+func mroute(t *testing.T, l *lab.Lab, node, src, group string) (api.MRoute, bool) {
+	t.Helper()
+	rs, err := api.NewClient(l.Socket(node)).MRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Source == src && r.Group == group {
+			return r, true
+		}
+	}
+	return api.MRoute{}, false
+}
+
+func oifNames(r api.MRoute) string {
+	var n []string
+	for _, o := range r.OIFs {
+		n = append(n, o.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// Overcast on every router: the stream starts on the shared tree through
+// the RP, R3 moves to the shortest-path tree over R1 --- R3, R2 stops
+// sending (S,G) to R3, and both receivers get every packet exactly once.
+func TestPIMSharedTreeToSPT(t *testing.T) {
+	l := startLab(t, pimLab(nil))
+	r1 := startRecv(t, l, "rcv", "-g", G)
+	r2 := startRecv(t, l, "rcv2", "-g", G)
+	eventually(t, 10*time.Second, "receivers joined", func() string {
+		if s := hasGroup(api.NewClient(l.Socket("r3")), "lan", G); s != "" {
+			return s
+		}
+		return hasGroup(api.NewClient(l.Socket("r2")), "lan", G)
+	})
+	time.Sleep(500 * time.Millisecond) // hellos and (*,G) joins
+	send(t, l, "src", "-g", G, "-count", "5000", "-rate", "1000")
+	time.Sleep(500 * time.Millisecond)
+	for _, x := range []struct {
+		name string
+		r    *receiver
+	}{{"rcv (behind R3)", r1}, {"rcv2 (behind R2)", r2}} {
+		st := x.r.stop(t)
+		p, lost, dups := st.Total()
+		if p != 5000 || lost != 0 || dups != 0 {
+			first := uint64(0)
+			if len(st.Streams) > 0 {
+				first = st.Streams[0].FirstSeq
+			}
+			t.Errorf("%s: %d packets (first seq %d), %d lost, %d duplicates; want 5000, 0, 0", x.name, p, first, lost, dups)
+		}
+	}
+	src := "10.0.1.10"
+	if r, ok := mroute(t, l, "r3", src, G); !ok || r.IIF != "to-r1" || oifNames(r) != "lan" {
+		t.Errorf("R3 (S,G): %+v; want input to-r1 (the SPT) and output lan", r)
+	}
+	if r, ok := mroute(t, l, "r2", src, G); !ok || oifNames(r) != "lan" {
+		t.Errorf("R2 (S,G): %+v; want output lan only (R3 pruned (S,G,rpt))", r)
+	}
+	if r, ok := mroute(t, l, "r1", src, G); !ok || r.IIF != "src" || oifNames(r) != "to-r2,to-r3" {
+		t.Errorf("R1 (S,G): %+v; want src -> to-r2,to-r3 with registers stopped", r)
+	}
+}
