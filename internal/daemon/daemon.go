@@ -426,7 +426,16 @@ func (d *Daemon) desired() map[dataplane.SG]dataplane.Route {
 }
 
 func (d *Daemon) reconcile() {
-	if err := d.rec.Apply(d.desired()); err != nil {
+	want := d.desired()
+	if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		have := d.rec.Installed()
+		for k, r := range want {
+			if h, ok := have[k]; !ok || !h.Equal(r) {
+				d.log.Debug("kernel route", "sg", k, "iif", d.vifName(r.IIF), "oifs", r.OIFs)
+			}
+		}
+	}
+	if err := d.rec.Apply(want); err != nil {
 		d.log.Warn("kernel programming", "err", err)
 	}
 }

@@ -193,6 +193,9 @@ func (d *Daemon) onPIMPacket(m linuxmr.PIMPacket, now time.Time) {
 	if d.isLocal(h.Src) {
 		return // our own packet looped back
 	}
+	if reg, ok := msg.(*wire.Register); ok && len(reg.Packet) >= 6 {
+		d.log.Debug("register", "from", h.Src, "null", reg.Null, "ipid", int(reg.Packet[4])<<8|int(reg.Packet[5]))
+	}
 	d.applyPIM(p.r.Receive(now, name, h.Src, h.Dst, msg))
 }
 
@@ -323,14 +326,18 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 	if up.Kind == dataplane.WrongVIF {
 		kind = pim.DataWrongIf
 	}
+	d.log.Debug("upcall", "kind", up.Kind, "sg", up.SG, "iif", name, "ipid", up.IPID)
 	if f, ok := d.flows[up.SG]; ok {
 		f.lastActive = now
 	} else {
 		d.flows[up.SG] = &flow{key: up.SG, iif: d.ifs[name], created: now, lastActive: now}
 		d.log.Debug("new flow", "sg", up.SG, "iif", name)
 	}
-	d.applyPIM(p.r.DataArrived(now, up.Source, up.Group, name, kind))
+	d.applyPIM(p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
 	d.reconcile()
+	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) && !p.r.IAmRP(up.Group) {
+		go d.watchSPTSwitch(up.SG)
+	}
 }
 
 // pimDesired is the kernel routes when PIM runs: PIM's Route for every
@@ -397,4 +404,31 @@ func (d *Daemon) pimFlags(f *flow) (string, []api.OIF) {
 		flags += "P"
 	}
 	return flags, out
+}
+
+// watchSPTSwitch watches a flow waiting to move to the SPT: the first
+// packet came by the SPT and was dropped (wrong interface). When the
+// shared tree's copy of it is forwarded the route's packet count moves,
+// and that is the moment to switch: the next packet is a whole interval
+// away. If nothing moves within the guard, PIM's own timer switches.
+func (d *Daemon) watchSPTSwitch(k dataplane.SG) {
+	base, err := d.sock.SGCount(k)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(d.pim.r.Config().SPTSwitchGuard)
+	for time.Now().Before(deadline) {
+		c, err := d.sock.SGCount(k)
+		if err != nil {
+			return
+		}
+		if c.Packets != base.Packets {
+			d.post(func() {
+				d.applyPIM(d.pim.r.CompleteSPTSwitch(time.Now(), k.Source, k.Group))
+				d.reconcile()
+			})
+			return
+		}
+		time.Sleep(5 * time.Microsecond)
+	}
 }

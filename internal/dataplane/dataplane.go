@@ -65,6 +65,7 @@ type Upcall struct {
 	VIF  int
 	SG
 	Packet []byte // WholePkt: the packet to encapsulate, IP header included
+	IPID   int    // NoCache/WrongVIF: the packet's IP identification (-1 unknown)
 }
 
 // Forwarder programs a forwarding plane.

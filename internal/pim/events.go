@@ -176,6 +176,20 @@ func (r *Router) seeJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
 	}
 }
 
+// atOrAfter says whether the IPv4 packet's identification is the given
+// one or later (modulo 2^16); true when the first ID is unknown (-1).
+func atOrAfter(pkt []byte, first int) bool {
+	if first < 0 || len(pkt) < 6 {
+		return true
+	}
+	id := uint16(pkt[4])<<8 | uint16(pkt[5])
+	return id-uint16(first) < 0x8000
+}
+
+// registerSwitchTimeout bounds how long the RP waits for a Register after
+// native packets of the same flow began to arrive before it switches anyway.
+const registerSwitchTimeout = 20 * time.Millisecond
+
 // receiveRegister is the RP side (4.4.2).
 func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Register) {
 	s, g := m.InnerSourceGroup()
@@ -192,6 +206,12 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
+	if !e.sptPending.IsZero() && !e.sptBit && atOrAfter(m.Packet, e.firstNativeID) {
+		// Native packets already arrive (DataArrived) and the kernel has
+		// forwarded this Register's copy of the first of them: switch.
+		e.sptBit, e.sptPending = true, time.Time{}
+		r.markChanged(e)
+	}
 	sent := false
 	if e.sptBit || (r.switchToSPT(g) && len(r.inheritedOlist(k)) == 0) {
 		stop()
@@ -236,6 +256,14 @@ const (
 // packet of (S,G) that came in on iif (RegisterVIF for decapsulated
 // registers at the RP): keepalive, Update_SPTbit, CheckSwitchToSpt.
 func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind DataKind) Result {
+	return r.DataArrivedID(now, s, g, iif, kind, -1)
+}
+
+// DataArrivedID is DataArrived with the packet's IP identification when the
+// data plane knows it (-1 otherwise). At the RP it marks the first native
+// packet, so the switch from Registers to native forwarding happens on the
+// Register that carries that packet or a later one.
+func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind DataKind, ipid int) Result {
 	if !g.IsMulticast() || netip.MustParsePrefix("224.0.0.0/24").Contains(g) {
 		return Result{}
 	}
@@ -263,6 +291,14 @@ func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind Da
 			switch {
 			case r.directlyConnected(s) || r.cfg.SPTSwitchGuard < 0:
 				e.sptBit, e.sptPending = true, time.Time{}
+			case e.sptPending.IsZero() && r.IAmRP(g):
+				// The RP switches from Registers to native packets when
+				// the Register carrying this packet (or a later one)
+				// arrives (receiveRegister): its copy has been forwarded
+				// by then, and later packets come natively. The timeout
+				// covers registers that never come.
+				e.sptPending = now.Add(registerSwitchTimeout)
+				e.firstNativeID = ipid
 			case e.sptPending.IsZero():
 				e.sptPending = now.Add(r.cfg.SPTSwitchGuard)
 			}
@@ -286,6 +322,30 @@ func (r *Router) DataArrived(now time.Time, s, g netip.Addr, iif string, kind Da
 	}
 	if r.IAmRP(g) && iif == RegisterVIF && e.kat.IsZero() {
 		e.kat = now.Add(r.cfg.KeepalivePeriod)
+	}
+	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
+	return r.flush()
+}
+
+// SPTPending says whether (S,G) waits to move its input to the SPT.
+func (r *Router) SPTPending(s, g netip.Addr) bool {
+	e := r.entries[SG{S: s, G: g}]
+	return e != nil && !e.sptPending.IsZero() && !e.sptBit
+}
+
+// CompleteSPTSwitch sets the SPT bit of a pending (S,G) now: the data plane
+// saw the shared tree's copy of the packet that first came by the SPT go
+// through, so switching cannot lose it.
+func (r *Router) CompleteSPTSwitch(now time.Time, s, g netip.Addr) Result {
+	e := r.entries[SG{S: s, G: g}]
+	if e == nil || e.sptPending.IsZero() || e.sptBit || r.IAmRP(g) {
+		return Result{}
+	}
+	e.sptPending = time.Time{}
+	if r.joinDesired(e, now) {
+		e.sptBit = true
+		e.kat = now.Add(r.cfg.KeepalivePeriod)
+		r.markChanged(e)
 	}
 	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()

@@ -43,9 +43,10 @@ type Config struct {
 	// SPTSwitchGuard delays moving a flow's input to the shortest-path
 	// tree after its first packet arrives there, so the copy of that
 	// packet still travelling down the shared tree (or inside a Register)
-	// is forwarded, not lost. It must exceed the delay difference between
-	// the two trees and stay below the stream's packet interval.
-	SPTSwitchGuard time.Duration // 500 us when 0; negative for none
+	// is forwarded, not lost. The daemon normally switches earlier, the
+	// moment it sees that copy forwarded (CompleteSPTSwitch); the guard is
+	// the fallback when no copy comes.
+	SPTSwitchGuard time.Duration // 2 ms when 0; negative for none
 	MTU            int           // largest PIM message; 1480 when 0
 }
 
@@ -70,7 +71,7 @@ func (c Config) WithDefaults() Config {
 		c.MTU = 1480
 	}
 	if c.SPTSwitchGuard == 0 {
-		c.SPTSwitchGuard = 500 * time.Microsecond
+		c.SPTSwitchGuard = 2 * time.Millisecond
 	}
 	if c.RPs == nil {
 		c.RPs, _ = NewRPSet(nil, []netip.Prefix{DefaultSSMRange})
@@ -129,18 +130,19 @@ type entry struct {
 	rptDown map[string]*downstream // (S,G,rpt) prunes received per interface
 
 	// Upstream.
-	joined      bool       // upstream state Joined
-	upIface     string     // RPF interface used for the last join
-	upNbr       netip.Addr // RPF' used for the last join
-	override    time.Time  // a triggered join is due (someone pruned on our upstream LAN)
-	rptPruned   bool       // (S,G,rpt) upstream: Pruned
-	sptBit      bool
-	sptPending  time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
-	kat         time.Time // keepalive expiry; zero when not running
-	reg         RegState
-	rst         time.Time // register-stop timer
-	fromKernel  bool      // the data plane has a flow for it
-	lastChanged time.Time
+	joined        bool       // upstream state Joined
+	upIface       string     // RPF interface used for the last join
+	upNbr         netip.Addr // RPF' used for the last join
+	override      time.Time  // a triggered join is due (someone pruned on our upstream LAN)
+	rptPruned     bool       // (S,G,rpt) upstream: Pruned
+	sptBit        bool
+	sptPending    time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
+	firstNativeID int       // RP: IP ID of the first native packet, -1 unknown
+	kat           time.Time // keepalive expiry; zero when not running
+	reg           RegState
+	rst           time.Time // register-stop timer
+	fromKernel    bool      // the data plane has a flow for it
+	lastChanged   time.Time
 }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a

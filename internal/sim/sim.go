@@ -244,12 +244,13 @@ func (n *Net) settle() {
 			n.Dropped++
 			continue
 		}
-		n.apply(owner, owner.R.Receive(n.Now, "", d.src, d.dst, m))
 		if reg, ok := m.(*wire.Register); ok && !reg.Null {
-			// The kernel at the RP decapsulates and forwards the inner packet.
+			// The kernel at the RP decapsulates and forwards the inner
+			// packet before the daemon reads its copy of the Register.
 			s, g := reg.InnerSourceGroup()
 			n.forward(owner, pim.RegisterVIF, s, g, 0)
 		}
+		n.apply(owner, owner.R.Receive(n.Now, "", d.src, d.dst, m))
 	}
 }
 

@@ -19,7 +19,6 @@ func pimLab(routers map[string]string) string {
 			return c
 		}
 		return fmt.Sprintf(`    overcast: |
-      log-level: debug
       pim:
         rp: [{address: 10.255.0.2}]
       interfaces:
@@ -108,11 +107,12 @@ func TestPIMSharedTreeToSPT(t *testing.T) {
 		st := x.r.stop(t)
 		p, lost, dups := st.Total()
 		if p != 5000 || lost != 0 || dups != 0 {
-			first := uint64(0)
+			var first uint64
+			var missing []uint64
 			if len(st.Streams) > 0 {
-				first = st.Streams[0].FirstSeq
+				first, missing = st.Streams[0].FirstSeq, st.Streams[0].MissingSample
 			}
-			t.Errorf("%s: %d packets (first seq %d), %d lost, %d duplicates; want 5000, 0, 0", x.name, p, first, lost, dups)
+			t.Errorf("%s: %d packets (first seq %d, missing %v), %d lost, %d duplicates; want 5000, 0, 0", x.name, p, first, missing, lost, dups)
 		}
 	}
 	src := "10.0.1.10"

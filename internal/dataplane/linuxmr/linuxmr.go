@@ -265,6 +265,9 @@ func (s *Socket) Read(buf, oob []byte) (Message, error) {
 			VIF:  int(b[10]) | int(b[11])<<8,
 			SG:   dataplane.SG{Source: netip.AddrFrom4([4]byte(b[12:16])), Group: netip.AddrFrom4([4]byte(b[16:20]))},
 		}
+		// struct igmpmsg begins with a copy of the packet's IP header; its
+		// unused words still hold the identification.
+		up.IPID = int(b[4])<<8 | int(b[5])
 		if up.Kind == dataplane.WholePkt && n > 20 {
 			// struct igmpmsg (a copy of the IP header) then the whole packet.
 			up.Packet = append([]byte(nil), b[20:]...)
@@ -316,4 +319,32 @@ func (s *Socket) JoinGroup(ifindex int, group netip.Addr) error {
 		return fmt.Errorf("join %s on ifindex %d: %w", group, ifindex, serr)
 	}
 	return nil
+}
+
+// siocGetSGCnt is SIOCGETSGCNT (SIOCPROTOPRIVATE+1): one entry's counters.
+const siocGetSGCnt = 0x89e1
+
+// SGCount reads one route's counters with an ioctl, without walking
+// /proc/net/ip_mr_cache: fast enough to watch a flow packet by packet.
+func (s *Socket) SGCount(k dataplane.SG) (dataplane.Counters, error) {
+	// struct sioc_sg_req: src, grp, then three unsigned longs.
+	var req [4 + 4 + 3*8]byte
+	src, grp := k.Source.As4(), k.Group.As4()
+	copy(req[0:4], src[:])
+	copy(req[4:8], grp[:])
+	var errno syscall.Errno
+	err := s.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, siocGetSGCnt, uintptr(unsafe.Pointer(&req[0])))
+	})
+	if err != nil {
+		return dataplane.Counters{}, err
+	}
+	if errno != 0 {
+		return dataplane.Counters{}, errno
+	}
+	return dataplane.Counters{
+		Packets: binary.NativeEndian.Uint64(req[8:]),
+		Bytes:   binary.NativeEndian.Uint64(req[16:]),
+		WrongIf: binary.NativeEndian.Uint64(req[24:]),
+	}, nil
 }

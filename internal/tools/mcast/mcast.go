@@ -209,7 +209,9 @@ type Stream struct {
 	Foreign   uint64  `json:"foreign"`   // packets without Overcast's header (iperf, others)
 	EndMarks  uint64  `json:"end_marks"` // iperf end-of-stream datagrams (not counted as packets)
 	FirstSeq  uint64  `json:"first_seq"`
-	LastSeq   uint64  `json:"last_seq"`
+	// MissingSample lists the first lost sequence numbers (up to 20).
+	MissingSample []uint64 `json:"missing_sample,omitempty"`
+	LastSeq       uint64   `json:"last_seq"`
 
 	seen       map[uint64]bool
 	maxSeq     uint64
@@ -317,6 +319,7 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 	snapshot := func() Stats {
 		s := Stats{Elapsed: time.Since(start), Joined: st.Joined, Sockets: st.Sockets}
 		for _, v := range streams {
+			v.MissingSample = v.missing(20)
 			s.Streams = append(s.Streams, v)
 		}
 		sort.Slice(s.Streams, func(i, j int) bool {
@@ -398,6 +401,20 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 		s.account(seq, sent, arrival)
 	}
 	return snapshot(), nil
+}
+
+// missing returns up to n sequence numbers never seen between the first and last.
+func (s *Stream) missing(n int) []uint64 {
+	if s.Lost == 0 {
+		return nil
+	}
+	var out []uint64
+	for q := s.FirstSeq; q <= s.maxSeq && len(out) < n; q++ {
+		if !s.seen[q] {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // account updates sequence and timing statistics with one packet.
