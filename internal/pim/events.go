@@ -206,6 +206,9 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
+	if len(m.Packet) >= 6 {
+		e.lastRegisterID = int(m.Packet[4])<<8 | int(m.Packet[5])
+	}
 	if !e.sptPending.IsZero() && !e.sptBit && atOrAfter(m.Packet, e.firstNativeID) {
 		// Native packets already arrive (DataArrived) and the kernel has
 		// forwarded this Register's copy of the first of them: switch.
@@ -290,6 +293,10 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 			e.kat = now.Add(r.cfg.KeepalivePeriod)
 			switch {
 			case r.directlyConnected(s) || r.cfg.SPTSwitchGuard < 0:
+				e.sptBit, e.sptPending = true, time.Time{}
+			case r.IAmRP(g) && ipid >= 0 && e.lastRegisterID >= 0 && uint16(e.lastRegisterID)-uint16(ipid) < 0x8000:
+				// The Register carrying this packet was already read (the
+				// two sockets race): its copy is forwarded; switch now.
 				e.sptBit, e.sptPending = true, time.Time{}
 			case e.sptPending.IsZero() && r.IAmRP(g):
 				// The RP switches from Registers to native packets when

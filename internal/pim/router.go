@@ -130,19 +130,20 @@ type entry struct {
 	rptDown map[string]*downstream // (S,G,rpt) prunes received per interface
 
 	// Upstream.
-	joined        bool       // upstream state Joined
-	upIface       string     // RPF interface used for the last join
-	upNbr         netip.Addr // RPF' used for the last join
-	override      time.Time  // a triggered join is due (someone pruned on our upstream LAN)
-	rptPruned     bool       // (S,G,rpt) upstream: Pruned
-	sptBit        bool
-	sptPending    time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
-	firstNativeID int       // RP: IP ID of the first native packet, -1 unknown
-	kat           time.Time // keepalive expiry; zero when not running
-	reg           RegState
-	rst           time.Time // register-stop timer
-	fromKernel    bool      // the data plane has a flow for it
-	lastChanged   time.Time
+	joined         bool       // upstream state Joined
+	upIface        string     // RPF interface used for the last join
+	upNbr          netip.Addr // RPF' used for the last join
+	override       time.Time  // a triggered join is due (someone pruned on our upstream LAN)
+	rptPruned      bool       // (S,G,rpt) upstream: Pruned
+	sptBit         bool
+	sptPending     time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
+	firstNativeID  int       // RP: IP ID of the first native packet, -1 unknown
+	lastRegisterID int       // RP: IP ID inside the latest Register, -1 none
+	kat            time.Time // keepalive expiry; zero when not running
+	reg            RegState
+	rst            time.Time // register-stop timer
+	fromKernel     bool      // the data plane has a flow for it
+	lastChanged    time.Time
 }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a
@@ -318,7 +319,7 @@ const ASMJoinInSSMRange EventKind = 100
 func (r *Router) ensure(now time.Time, k SG) *entry {
 	e := r.entries[k]
 	if e == nil {
-		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}}
+		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}, firstNativeID: -1, lastRegisterID: -1}
 		r.entries[k] = e
 	}
 	return e
