@@ -70,12 +70,20 @@ func lookup(dst netip.Addr) answer {
 	return answer{rpf: out, ok: true}
 }
 
-// Subscribe calls changed after every IPv4 route change in this namespace
-// until ctx ends. changed runs on the subscription goroutine.
+// Subscribe calls changed after every IPv4 route change and every link
+// state change in this namespace until ctx ends (a link going down makes
+// the kernel skip its routes without a route notification when
+// ignore_routes_with_linkdown is set). changed runs on the subscription
+// goroutine.
 func Subscribe(ctx context.Context, changed func()) error {
-	ch := make(chan netlink.RouteUpdate, 256)
+	routes := make(chan netlink.RouteUpdate, 256)
+	links := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	if err := netlink.RouteSubscribe(ch, done); err != nil {
+	if err := netlink.RouteSubscribe(routes, done); err != nil {
+		return err
+	}
+	if err := netlink.LinkSubscribe(links, done); err != nil {
+		close(done)
 		return err
 	}
 	go func() {
@@ -84,13 +92,18 @@ func Subscribe(ctx context.Context, changed func()) error {
 			select {
 			case <-ctx.Done():
 				return
-			case u, ok := <-ch:
+			case u, ok := <-routes:
 				if !ok {
 					return
 				}
 				if u.Family == netlink.FAMILY_V4 || u.Dst == nil || u.Dst.IP.To4() != nil {
 					changed()
 				}
+			case _, ok := <-links:
+				if !ok {
+					return
+				}
+				changed()
 			}
 		}
 	}()
