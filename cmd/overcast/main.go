@@ -30,6 +30,8 @@ const usage = `overcast: IP multicast router and toolkit
   overcast check -c overcast.yaml           validate a config file and exit
   overcast show igmp groups|interface       IGMP membership and querier state
   overcast show mroute [count]              multicast routes (kernel counters with count)
+  overcast show pim neighbor|interface|rp|join   PIM state
+  overcast show rpf ADDR                    RPF interface and neighbour toward ADDR
   overcast show status                      daemon status
         show flags: -s SOCKET (default /run/overcast.sock), --json
   overcast lab up|down FILE                 build or remove a namespace topology
@@ -166,8 +168,20 @@ func runShow(args []string) error {
 		v, err = c.MRoutes()
 	case "status":
 		v, err = c.Status()
+	case "pim neighbor", "pim neighbors", "ip pim neighbor":
+		v, err = c.PIMNeighbors()
+	case "pim interface", "pim interfaces", "ip pim interface":
+		v, err = c.PIMInterfaces()
+	case "pim rp", "ip pim rp", "pim rp mapping":
+		v, err = c.PIMRPs()
+	case "pim join", "ip pim join", "pim state":
+		v, err = c.PIMJoins()
 	default:
-		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count or status", what)
+		if len(words) == 2 && (words[0] == "rpf") || len(words) == 3 && words[0] == "ip" && words[1] == "rpf" {
+			v, err = c.RPF(words[len(words)-1])
+			break
+		}
+		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count, pim neighbor, pim interface, pim rp, pim join, rpf ADDR or status", what)
 	}
 	if err != nil {
 		return err
@@ -225,7 +239,7 @@ func printShow(w0 *os.File, what string, v any) {
 			return
 		}
 		w.Flush()
-		fmt.Fprintln(w0, "Flags: C - Connected, P - Pruned, T - SPT-bit set")
+		fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set")
 		for _, r := range rows {
 			fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
 			fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)
@@ -237,6 +251,72 @@ func printShow(w0 *os.File, what string, v any) {
 					fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
 				}
 			}
+		}
+	case []api.PIMNeighbor:
+		fmt.Fprintln(w, "Interface\tNeighbor\tUptime\tExpires\tDR prio\tGen ID\tDR")
+		for _, n := range rows {
+			dr := ""
+			if n.DR {
+				dr = "DR"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%08x\t%s\n", n.Interface, n.Address, n.Uptime, n.Expires, n.DRPriority, n.GenerationID, dr)
+		}
+	case []api.PIMInterface:
+		fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride")
+		for _, i := range rows {
+			st := "passive"
+			if i.Active {
+				st = "up"
+			}
+			dr := i.DR
+			if i.IAmDR {
+				dr += " (this router)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
+				i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval)
+		}
+	case []api.PIMRP:
+		fmt.Fprintln(w, "Group range\tRP\tRPF interface\tNote")
+		for _, r := range rows {
+			note := ""
+			switch {
+			case r.SSM:
+				note = "SSM: (S,G) only, no RP"
+			case r.Local:
+				note = "this router is the RP"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Groups, dash(r.RP), dash(r.RPFIf), note)
+		}
+	case []api.PIMJoin:
+		fmt.Fprintln(w, "Source\tGroup\tUpstream\tRPF if\tRPF neighbor\tSPT\tRegister\tKeepalive\tDownstream\t(S,G,rpt) pruned on\tLocal")
+		for _, j := range rows {
+			var down, rpt []string
+			for _, d := range j.Downstream {
+				down = append(down, fmt.Sprintf("%s %s %s", d.Interface, d.State, d.Expires))
+			}
+			for _, d := range j.RPTPrunes {
+				rpt = append(rpt, fmt.Sprintf("%s %s", d.Interface, d.State))
+			}
+			spt := ""
+			if j.SPT {
+				spt = "yes"
+			}
+			reg := j.Register
+			if reg == "NoInfo" {
+				reg = ""
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, j.Upstream, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
+				dash(reg), j.Keepalive, dash(strings.Join(down, ", ")), dash(strings.Join(rpt, ", ")), dash(strings.Join(j.Local, ",")))
+		}
+	case api.RPF:
+		switch {
+		case !rows.Found:
+			fmt.Fprintf(w, "%s\tno route: RPF fails, joins toward it cannot be sent\n", rows.Address)
+		case rows.Local:
+			fmt.Fprintf(w, "%s\tlocal address of this router\n", rows.Address)
+		default:
+			fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  Metric:\t%d\n", rows.Address, rows.Iface,
+				dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], rows.Metric)
 		}
 	case api.Status:
 		fmt.Fprintf(w, "version\t%s\npid\t%d\nuptime\t%s\nconfig\t%s\nreloads\t%d\nreload error\t%s\nupcalls\t%d\nkernel errors\t%d\n",

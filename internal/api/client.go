@@ -60,3 +60,28 @@ func (c *Client) Status() (Status, error) {
 	var v Status
 	return v, c.Get("/v1/status", &v)
 }
+
+func (c *Client) PIMNeighbors() ([]PIMNeighbor, error) {
+	var v []PIMNeighbor
+	return v, c.Get("/v1/pim/neighbors", &v)
+}
+
+func (c *Client) PIMInterfaces() ([]PIMInterface, error) {
+	var v []PIMInterface
+	return v, c.Get("/v1/pim/interfaces", &v)
+}
+
+func (c *Client) PIMRPs() ([]PIMRP, error) {
+	var v []PIMRP
+	return v, c.Get("/v1/pim/rp", &v)
+}
+
+func (c *Client) PIMJoins() ([]PIMJoin, error) {
+	var v []PIMJoin
+	return v, c.Get("/v1/pim/join", &v)
+}
+
+func (c *Client) RPF(addr string) (RPF, error) {
+	var v RPF
+	return v, c.Get("/v1/rpf/"+addr, &v)
+}

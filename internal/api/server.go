@@ -18,6 +18,11 @@ type Backend interface {
 	IGMPInterfaces() []IGMPInterface
 	MRoutes() []MRoute
 	Status() Status
+	PIMNeighbors() []PIMNeighbor
+	PIMInterfaces() []PIMInterface
+	PIMRPs() []PIMRP
+	PIMJoins() []PIMJoin
+	RPF(addr string) (RPF, error)
 }
 
 // Serve listens on a unix socket at path and serves until ctx ends.
@@ -46,6 +51,19 @@ func Serve(ctx context.Context, path string, b Backend) error {
 	handle("/v1/igmp/interfaces", func() any { return b.IGMPInterfaces() })
 	handle("/v1/mroute", func() any { return b.MRoutes() })
 	handle("/v1/status", func() any { return b.Status() })
+	handle("/v1/pim/neighbors", func() any { return b.PIMNeighbors() })
+	handle("/v1/pim/interfaces", func() any { return b.PIMInterfaces() })
+	handle("/v1/pim/rp", func() any { return b.PIMRPs() })
+	handle("/v1/pim/join", func() any { return b.PIMJoins() })
+	mux.HandleFunc("GET /v1/rpf/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := b.RPF(r.PathValue("addr"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -92,6 +92,7 @@ type Status struct {
 	ReloadError string   `json:"reload_error,omitempty"`
 	Upcalls     uint64   `json:"upcalls"`
 	KernelErrs  uint64   `json:"kernel_errors"`
+	PIM         PIMStats `json:"pim"`
 }
 
 // Duration marshals as seconds (float) in JSON and prints like 1m05s.
@@ -121,4 +122,86 @@ func (d Duration) String() string {
 		return t.Round(100 * time.Millisecond).String()
 	}
 	return fmtHMS(s)
+}
+
+// PIMNeighbor is one row of `show pim neighbor`.
+type PIMNeighbor struct {
+	Interface    string   `json:"interface"`
+	Address      string   `json:"address"`
+	Uptime       Duration `json:"uptime"`
+	Expires      Duration `json:"expires"`
+	DRPriority   uint32   `json:"dr_priority"`
+	GenerationID uint32   `json:"generation_id"`
+	DR           bool     `json:"dr"`
+	Secondary    []string `json:"secondary,omitempty"`
+}
+
+// PIMInterface is one row of `show pim interface`.
+type PIMInterface struct {
+	Name             string   `json:"name"`
+	Address          string   `json:"address"`
+	Active           bool     `json:"active"` // sends hellos; passive interfaces only have receivers
+	DR               string   `json:"dr"`
+	IAmDR            bool     `json:"i_am_dr"`
+	DRPriority       uint32   `json:"dr_priority"`
+	HelloPeriod      Duration `json:"hello_period"`
+	NextHello        Duration `json:"next_hello"`
+	Holdtime         Duration `json:"holdtime"`
+	Neighbors        int      `json:"neighbors"`
+	GenerationID     uint32   `json:"generation_id"`
+	PropagationDelay Duration `json:"propagation_delay"`
+	OverrideInterval Duration `json:"override_interval"`
+}
+
+// PIMRP is one row of `show pim rp`.
+type PIMRP struct {
+	Groups string `json:"groups"`
+	RP     string `json:"rp"`
+	Local  bool   `json:"local"` // this router is the RP
+	RPFIf  string `json:"rpf_interface"`
+	SSM    bool   `json:"ssm"` // an SSM range: no RP
+}
+
+// PIMJoin is one (*,G) or (S,G) entry of `show pim join`.
+type PIMJoin struct {
+	Source     string        `json:"source"` // "*" for (*,G)
+	Group      string        `json:"group"`
+	Upstream   string        `json:"upstream"` // Joined or NotJoined
+	RPFIf      string        `json:"rpf_interface"`
+	RPFNbr     string        `json:"rpf_neighbor"`
+	SPT        bool          `json:"spt"`
+	RPTPruned  bool          `json:"rpt_pruned"`
+	Register   string        `json:"register"`
+	Keepalive  Duration      `json:"keepalive"`
+	Uptime     Duration      `json:"uptime"`
+	Downstream []PIMDownItem `json:"downstream"`
+	RPTPrunes  []PIMDownItem `json:"rpt_prunes,omitempty"`
+	Local      []string      `json:"local,omitempty"`
+}
+
+// PIMDownItem is a downstream interface's state.
+type PIMDownItem struct {
+	Interface string   `json:"interface"`
+	State     string   `json:"state"`
+	Expires   Duration `json:"expires"`
+}
+
+// RPF is `show rpf ADDR`.
+type RPF struct {
+	Address  string `json:"address"`
+	Found    bool   `json:"found"`
+	Iface    string `json:"interface"`
+	Neighbor string `json:"neighbor"` // empty when directly connected
+	Metric   uint32 `json:"metric"`
+	Local    bool   `json:"local"`
+}
+
+// PIMStats are the daemon's PIM counters, in Status.
+type PIMStats struct {
+	Enabled    bool   `json:"enabled"`
+	RxPackets  uint64 `json:"rx_packets"`
+	TxPackets  uint64 `json:"tx_packets"`
+	Malformed  uint64 `json:"malformed"`
+	SendErrors uint64 `json:"send_errors"`
+	ASMInSSM   uint64 `json:"asm_joins_in_ssm_range_ignored"`
 }

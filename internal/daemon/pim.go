@@ -432,3 +432,6 @@ func (d *Daemon) watchSPTSwitch(k dataplane.SG) {
 		time.Sleep(5 * time.Microsecond)
 	}
 }
+
+// rpfKernel is a route source for `show rpf` when PIM is off.
+func rpfKernel() pim.Routing { return rpf.New() }

@@ -130,6 +130,10 @@ func (b backend) Status() (s api.Status) {
 	b.d.call(func() {
 		s = api.Status{Version: Version, PID: os.Getpid(), Uptime: api.Duration(time.Since(b.d.start)), Config: b.d.path,
 			Reloads: b.d.reloads, ReloadError: b.d.reloadError, Upcalls: b.d.upcalls, KernelErrs: b.d.rec.Errors}
+		if p := b.d.pim; p != nil {
+			s.PIM = api.PIMStats{Enabled: true, RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed,
+				SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM}
+		}
 	})
 	return s
 }

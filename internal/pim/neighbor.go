@@ -111,12 +111,16 @@ type Interface struct {
 // NewInterface starts PIM on an interface with primary address addr. genID
 // is the generation ID for this run (random, chosen by the caller), and
 // jitter supplies the random delays the RFC asks for. The first hello goes
-// out at once.
+// out at once, a second within Triggered_Hello_Delay, then every period.
 func NewInterface(cfg IfConfig, addr netip.Addr, secondary []netip.Addr, genID uint32, jitter func(time.Duration) time.Duration, now time.Time) (*Interface, Output) {
 	i := &Interface{cfg: cfg.WithDefaults(), addr: addr, secondary: secondary, genID: genID, jitter: jitter,
 		neighbors: map[netip.Addr]*Neighbor{}, dr: addr}
 	var out Output
 	i.sendHello(now, &out)
+	// A second hello soon after: the first often goes out before the link
+	// (or a neighbour) is ready, and neighbours should not wait a whole
+	// period to see us.
+	i.nextHello = now.Add(jitter(i.cfg.TriggeredHelloDelay))
 	return i, out
 }
 

@@ -30,7 +30,7 @@ func kinds(out Output) []string {
 }
 
 func TestHelloSchedule(t *testing.T) {
-	i, out := NewInterface(IfConfig{}, addr("10.0.0.1"), nil, 42, noJitter, t0)
+	i, out := NewInterface(IfConfig{}, addr("10.0.0.1"), nil, 42, func(time.Duration) time.Duration { return 2 * time.Second }, t0)
 	if len(out.Packets) != 1 || out.Packets[0].Dst != wire.AllPIMRouters {
 		t.Fatalf("no hello at start: %+v", out)
 	}
@@ -38,15 +38,21 @@ func TestHelloSchedule(t *testing.T) {
 	if h.Holdtime != 105 || h.DRPriority != 1 || h.GenerationID != 42 || h.PropagationDelay != 500 || h.OverrideInterval != 2500 {
 		t.Fatalf("start hello %+v", h)
 	}
-	if got := i.NextDeadline(); !got.Equal(t0.Add(30 * time.Second)) {
-		t.Fatalf("next hello at %v", got.Sub(t0))
+	// A second startup hello within Triggered_Hello_Delay, then the period.
+	if got := i.NextDeadline(); !got.Equal(t0.Add(2 * time.Second)) {
+		t.Fatalf("second hello at %v", got.Sub(t0))
 	}
 	var o Output
-	i.Advance(t0.Add(29*time.Second), &o)
+	i.Advance(t0.Add(2*time.Second), &o)
+	if len(o.Packets) != 1 {
+		t.Fatal("no second startup hello")
+	}
+	o = Output{}
+	i.Advance(t0.Add(31*time.Second), &o)
 	if len(o.Packets) != 0 {
 		t.Fatal("hello before the period")
 	}
-	i.Advance(t0.Add(30*time.Second), &o)
+	i.Advance(t0.Add(32*time.Second), &o)
 	if len(o.Packets) != 1 {
 		t.Fatal("no periodic hello")
 	}
@@ -62,6 +68,8 @@ func TestHelloSchedule(t *testing.T) {
 
 func TestNeighborLifecycle(t *testing.T) {
 	i, _ := NewInterface(IfConfig{}, addr("10.0.0.1"), nil, 1, func(max time.Duration) time.Duration { return max / 5 }, t0)
+	var o Output
+	i.Advance(t0.Add(time.Second), &o) // the second startup hello
 	n := addr("10.0.0.2")
 	out := i.ReceiveHello(t0.Add(time.Second), n, hello(1, true, 7, 105))
 	if got := kinds(out); !slices.Equal(got, []string{"neighbor-up 10.0.0.2", "dr-changed 10.0.0.2"}) {
@@ -71,7 +79,7 @@ func TestNeighborLifecycle(t *testing.T) {
 	if got := i.NextDeadline(); !got.Equal(t0.Add(2 * time.Second)) {
 		t.Fatalf("triggered hello at %v", got.Sub(t0))
 	}
-	var o Output
+	o = Output{}
 	i.Advance(t0.Add(2*time.Second), &o)
 	if len(o.Packets) != 1 {
 		t.Fatal("triggered hello not sent")

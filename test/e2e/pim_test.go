@@ -78,6 +78,39 @@ func mroute(t *testing.T, l *lab.Lab, node, src, group string) (api.MRoute, bool
 	return api.MRoute{}, false
 }
 
+// pimNeighbors waits until node sees the given neighbours on iface.
+func pimNeighbors(t *testing.T, l *lab.Lab, node, iface string, want ...string) {
+	t.Helper()
+	eventually(t, 10*time.Second, node+" PIM neighbours on "+iface, func() string {
+		ns, err := api.NewClient(l.Socket(node)).PIMNeighbors()
+		if err != nil {
+			return err.Error()
+		}
+		have := map[string]bool{}
+		for _, n := range ns {
+			if n.Interface == iface {
+				have[n.Address] = true
+			}
+		}
+		for _, w := range want {
+			if !have[w] {
+				return fmt.Sprintf("no %s in %+v", w, ns)
+			}
+		}
+		return ""
+	})
+}
+
+// pimLabReady waits for every adjacency of the seed lab.
+func pimLabReady(t *testing.T, l *lab.Lab) {
+	pimNeighbors(t, l, "r1", "to-r2", "10.1.12.2")
+	pimNeighbors(t, l, "r1", "to-r3", "10.1.13.3")
+	pimNeighbors(t, l, "r2", "to-r1", "10.1.12.1")
+	pimNeighbors(t, l, "r2", "to-r3", "10.1.23.3")
+	pimNeighbors(t, l, "r3", "to-r1", "10.1.13.1")
+	pimNeighbors(t, l, "r3", "to-r2", "10.1.23.2")
+}
+
 func oifNames(r api.MRoute) string {
 	var n []string
 	for _, o := range r.OIFs {
@@ -99,7 +132,8 @@ func TestPIMSharedTreeToSPT(t *testing.T) {
 		}
 		return hasGroup(api.NewClient(l.Socket("r2")), "lan", G)
 	})
-	time.Sleep(500 * time.Millisecond) // hellos and (*,G) joins
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond) // (*,G) joins
 	send(t, l, "src", "-g", G, "-count", "5000", "-rate", "1000")
 	time.Sleep(500 * time.Millisecond)
 	for _, x := range []struct {
@@ -136,7 +170,8 @@ func TestPIMFailover(t *testing.T) {
 	l := startLab(t, pimLab(nil))
 	r := startRecv(t, l, "rcv", "-g", G)
 	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(api.NewClient(l.Socket("r3")), "lan", G) })
-	time.Sleep(500 * time.Millisecond)
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond)
 	sendBackground(t, l, "src", "-g", G, "-count", "4000", "-rate", "1000")
 	time.Sleep(1500 * time.Millisecond)
 	if rt, ok := mroute(t, l, "r3", "10.0.1.10", G); !ok || rt.IIF != "to-r1" {
@@ -183,7 +218,8 @@ func TestPIMSSMWithoutRP(t *testing.T) {
 	const ssmG = "232.1.1.1"
 	r := startRecv(t, l, "rcv", "-g", ssmG, "-s", "10.0.1.10")
 	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(api.NewClient(l.Socket("r3")), "lan", ssmG) })
-	time.Sleep(300 * time.Millisecond)
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond)
 	send(t, l, "src", "-g", ssmG, "-count", "1000", "-rate", "1000")
 	time.Sleep(300 * time.Millisecond)
 	if p, lost, dups := r.stop(t).Total(); p != 1000 || lost != 0 || dups != 0 {
@@ -191,5 +227,73 @@ func TestPIMSSMWithoutRP(t *testing.T) {
 	}
 	if rt, ok := mroute(t, l, "r1", "10.0.1.10", ssmG); !ok || oifNames(rt) != "to-r3" {
 		t.Errorf("R1 (S,G): %+v, want only to-r3 (no register, no RP)", rt)
+	}
+}
+
+// Two routers on the receivers' LAN: both hear the receiver's IGMP, only
+// the DR (the higher address) pulls the stream onto the LAN, and the
+// receiver sees each packet once.
+func TestPIMTwoRoutersOnReceiverLAN(t *testing.T) {
+	cfg := func(ifs ...string) string {
+		var b strings.Builder
+		b.WriteString("    overcast: |\n      pim:\n        rp: [{address: 10.255.0.1}]\n      interfaces:\n")
+		for _, n := range ifs {
+			fmt.Fprintf(&b, "        - {name: %s, pim: true, igmp: {query-interval: 5s, query-response-interval: 1s}}\n", n)
+		}
+		return b.String()
+	}
+	l := startLab(t, `name: twolhr
+nodes:
+  - name: src
+    routes: ["default via 10.0.1.1"]
+  - name: rcv
+    routes: ["default via 10.0.3.3"]
+  - name: sw
+    kind: switch
+  - name: r1
+    kind: router
+    loopback: [10.255.0.1/32]
+    routes: ["10.0.3.0/24 via 10.1.13.3"]
+`+cfg("src", "to-r3", "to-r4")+`
+  - name: r3
+    kind: router
+    routes: ["10.0.1.0/24 via 10.1.13.1", "10.255.0.1/32 via 10.1.13.1"]
+`+cfg("to-r1", "lan")+`
+  - name: r4
+    kind: router
+    routes: ["10.0.1.0/24 via 10.1.14.1", "10.255.0.1/32 via 10.1.14.1"]
+`+cfg("to-r1", "lan")+`
+links:
+  - {a: "src:eth0",  a-addr: 10.0.1.10/24, b: "r1:src",   b-addr: 10.0.1.1/24}
+  - {a: "r1:to-r3",  a-addr: 10.1.13.1/24, b: "r3:to-r1", b-addr: 10.1.13.3/24}
+  - {a: "r1:to-r4",  a-addr: 10.1.14.1/24, b: "r4:to-r1", b-addr: 10.1.14.4/24}
+  - {a: "r3:lan",    a-addr: 10.0.3.2/24,  b: "sw:p3"}
+  - {a: "r4:lan",    a-addr: 10.0.3.3/24,  b: "sw:p4"}
+  - {a: "rcv:eth0",  a-addr: 10.0.3.10/24, b: "sw:p0"}
+`)
+	r := startRecv(t, l, "rcv", "-g", G)
+	eventually(t, 10*time.Second, "both routers heard the join", func() string {
+		if s := hasGroup(api.NewClient(l.Socket("r3")), "lan", G); s != "" {
+			return s
+		}
+		return hasGroup(api.NewClient(l.Socket("r4")), "lan", G)
+	})
+	pimNeighbors(t, l, "r3", "lan", "10.0.3.3")
+	pimNeighbors(t, l, "r4", "lan", "10.0.3.2")
+	pimNeighbors(t, l, "r1", "to-r3", "10.1.13.3")
+	pimNeighbors(t, l, "r1", "to-r4", "10.1.14.4")
+	time.Sleep(200 * time.Millisecond)
+	send(t, l, "src", "-g", G, "-count", "1000", "-rate", "1000")
+	time.Sleep(300 * time.Millisecond)
+	if p, lost, dups := r.stop(t).Total(); p != 1000 || lost != 0 || dups != 0 {
+		t.Fatalf("receiver: %d packets, %d lost, %d duplicates; want 1000, 0, 0", p, lost, dups)
+	}
+	r3, _ := mroute(t, l, "r3", "10.0.1.10", G)
+	r4, _ := mroute(t, l, "r4", "10.0.1.10", G)
+	if oifNames(r4) != "lan" || oifNames(r3) != "" {
+		t.Errorf("R3 forwards to %q, R4 (the DR, 10.0.3.3) to %q; want only R4 onto lan", oifNames(r3), oifNames(r4))
+	}
+	if k := kernelVIFOut(t, l, "r3", "lan"); k != 0 {
+		t.Errorf("R3's kernel sent %d packets onto the LAN", k)
 	}
 }

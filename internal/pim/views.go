@@ -1,0 +1,93 @@
+package pim
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// DownView is one downstream interface's join/prune state.
+type DownView struct {
+	Iface   string
+	State   DownState
+	Expires time.Time
+	Since   time.Time
+}
+
+// EntryView is one (*,G) or (S,G) entry for show commands.
+type EntryView struct {
+	Key        SG
+	Created    time.Time
+	Joined     bool // upstream Joined
+	UpIface    string
+	UpNeighbor netip.Addr
+	SPT        bool
+	RPTPruned  bool
+	Register   RegState
+	Keepalive  time.Time // zero when not running
+	Down       []DownView
+	RPTDown    []DownView // (S,G,rpt) prunes received
+	LocalIn    []string   // interfaces with local receivers (pim_include)
+}
+
+// Entries lists the tree state, (*,G) before (S,G), by group then source.
+func (r *Router) Entries(now time.Time) []EntryView {
+	var out []EntryView
+	for k, e := range r.entries {
+		v := EntryView{Key: k, Created: e.created, Joined: e.joined, UpIface: e.upIface, UpNeighbor: e.upNbr,
+			SPT: e.sptBit, RPTPruned: e.rptPruned, Register: e.reg}
+		if r.katRunning(e, now) {
+			v.Keepalive = e.kat
+		}
+		for n, d := range e.down {
+			v.Down = append(v.Down, DownView{Iface: n, State: d.state, Expires: d.expiry, Since: d.since})
+		}
+		for n, d := range e.rptDown {
+			v.RPTDown = append(v.RPTDown, DownView{Iface: n, State: d.state, Expires: d.expiry, Since: d.since})
+		}
+		slices.SortFunc(v.Down, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
+		slices.SortFunc(v.RPTDown, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
+		v.LocalIn = r.pimInclude(k)
+		slices.Sort(v.LocalIn)
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b EntryView) int {
+		if c := a.Key.G.Compare(b.Key.G); c != 0 {
+			return c
+		}
+		if a.Key.S.IsValid() != b.Key.S.IsValid() {
+			if !a.Key.S.IsValid() {
+				return -1
+			}
+			return 1
+		}
+		return a.Key.S.Compare(b.Key.S)
+	})
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// LookupRPF answers `show rpf ADDR`: the interface and neighbour toward an
+// address as PIM sees them (RPF' for a neighbour known by a secondary
+// address is its primary).
+func (r *Router) LookupRPF(a netip.Addr) (RPF, bool) {
+	x, ok := r.rpf(a)
+	if !ok {
+		return x, false
+	}
+	if i := r.ifaces[x.Iface]; i != nil && x.Neighbor.IsValid() {
+		if n := i.Neighbor(x.Neighbor); n != nil {
+			x.Neighbor = n.Addr
+		}
+	}
+	return x, true
+}
