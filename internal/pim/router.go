@@ -276,6 +276,9 @@ func (r *Router) absorb(iface string, out Output) {
 // include sources. It is the local_receiver_include/exclude of RFC 7761
 // section 4.1.6, fed from IGMP.
 func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bool, include, exclude []netip.Addr) Result {
+	if !g.IsMulticast() || linkLocal.Contains(g) {
+		return Result{} // never routed (224.0.0.0/24)
+	}
 	if r.members[iface] == nil {
 		r.members[iface] = map[SG]bool{}
 		r.excludes[iface] = map[SG]bool{}
@@ -311,6 +314,8 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()
 }
+
+var linkLocal = netip.MustParsePrefix("224.0.0.0/24")
 
 // ASMJoinInSSMRange reports a (*,G) membership for a group in the SSM
 // range: routers must ignore it, and operators must hear about it.
