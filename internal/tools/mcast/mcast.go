@@ -211,7 +211,11 @@ type Stream struct {
 	FirstSeq  uint64  `json:"first_seq"`
 	// MissingSample lists the first lost sequence numbers (up to 20).
 	MissingSample []uint64 `json:"missing_sample,omitempty"`
-	LastSeq       uint64   `json:"last_seq"`
+	// LostInFirst100 counts sequence numbers 0-99 never received: the
+	// packets a new source loses while the network sets up its tree.
+	LostInFirst100 int     `json:"lost_in_first_100"`
+	FirstLatencyMS float64 `json:"first_latency_ms"` // one-way latency of the first packet (shared clock)
+	LastSeq        uint64  `json:"last_seq"`
 
 	seen       map[uint64]bool
 	maxSeq     uint64
@@ -226,6 +230,9 @@ type Stats struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Joined  int           `json:"joined"`  // channels joined
 	Sockets int           `json:"sockets"` // sockets the memberships were spread over
+	// FirstAfterJoin is the time from the last join to the first packet:
+	// the network's join latency when the source is already sending.
+	FirstAfterJoin time.Duration `json:"first_after_join_ns"`
 }
 
 // Total sums packets over streams.
@@ -312,6 +319,7 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 	}
 	streams := map[streamKey]*Stream{}
 	start := time.Now()
+	joinedAt, firstAt := start, time.Time{}
 	lastPkt := time.Time{}
 	lastInterval := start
 	var total uint64
@@ -320,7 +328,16 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 		s := Stats{Elapsed: time.Since(start), Joined: st.Joined, Sockets: st.Sockets}
 		for _, v := range streams {
 			v.MissingSample = v.missing(20)
+			v.LostInFirst100 = 0
+			for q := uint64(0); q < 100; q++ {
+				if !v.seen[q] {
+					v.LostInFirst100++
+				}
+			}
 			s.Streams = append(s.Streams, v)
+		}
+		if !firstAt.IsZero() {
+			s.FirstAfterJoin = firstAt.Sub(joinedAt)
 		}
 		sort.Slice(s.Streams, func(i, j int) bool {
 			a, b := s.Streams[i], s.Streams[j]
@@ -357,6 +374,9 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 		dst, _ := netip.AddrFromSlice(cm.Dst.To4())
 		if !wanted[dst] {
 			continue
+		}
+		if firstAt.IsZero() {
+			firstAt = arrival
 		}
 		sa, _ := netip.AddrFromSlice(src.(*net.UDPAddr).IP.To4())
 		total++
@@ -447,6 +467,9 @@ func (s *Stream) account(seq uint64, sent, arrival time.Time) {
 	if s.Packets > 1 {
 		d := math.Abs(transit - s.transit)
 		s.JitterMS += (d - s.JitterMS) / 16
+	}
+	if len(s.seen) == 1 {
+		s.FirstLatencyMS = transit
 	}
 	s.transit = transit
 	s.latencySum += transit
