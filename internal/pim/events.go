@@ -186,6 +186,10 @@ func atOrAfter(pkt []byte, first int) bool {
 	return id-uint16(first) < 0x8000
 }
 
+// registersFlowing is how recent the last Register must be for the RP to
+// treat Registers as still arriving when native packets begin.
+const registersFlowing = 50 * time.Millisecond
+
 // registerSwitchTimeout bounds how long the RP waits for a Register after
 // native packets of the same flow began to arrive before it switches anyway.
 const registerSwitchTimeout = 20 * time.Millisecond
@@ -206,8 +210,9 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
-	if len(m.Packet) >= 6 {
+	if len(m.Packet) >= 6 && !m.Null {
 		e.lastRegisterID = int(m.Packet[4])<<8 | int(m.Packet[5])
+		e.lastRegisterAt = now
 	}
 	if !e.sptPending.IsZero() && !e.sptBit && atOrAfter(m.Packet, e.firstNativeID) {
 		// Native packets already arrive (DataArrived) and the kernel has
@@ -273,6 +278,9 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
 	e.fromKernel = true
+	if iif == RegisterVIF {
+		e.lastRegisterAt = now // decapsulated Register data: Registers are flowing
+	}
 	rpfS, okS := r.rpf(s)
 	onSPT := okS && iif == rpfS.Iface
 	if onSPT && (r.directlyConnected(s) || e.sptBit) {
@@ -297,6 +305,10 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 			case r.IAmRP(g) && ipid >= 0 && e.lastRegisterID >= 0 && uint16(e.lastRegisterID)-uint16(ipid) < 0x8000:
 				// The Register carrying this packet was already read (the
 				// two sockets race): its copy is forwarded; switch now.
+				e.sptBit, e.sptPending = true, time.Time{}
+			case r.IAmRP(g) && (e.lastRegisterAt.IsZero() || now.Sub(e.lastRegisterAt) > registersFlowing):
+				// No Registers are arriving (stopped, or never sent): no
+				// copy to wait for.
 				e.sptBit, e.sptPending = true, time.Time{}
 			case e.sptPending.IsZero() && r.IAmRP(g):
 				// The RP switches from Registers to native packets when

@@ -139,6 +139,7 @@ type entry struct {
 	sptPending     time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
 	firstNativeID  int       // RP: IP ID of the first native packet, -1 unknown
 	lastRegisterID int       // RP: IP ID inside the latest Register, -1 none
+	lastRegisterAt time.Time // RP: when the latest data Register arrived
 	kat            time.Time // keepalive expiry; zero when not running
 	reg            RegState
 	rst            time.Time // register-stop timer
@@ -605,6 +606,12 @@ func (r *Router) reconcileUpstream(e *entry, now time.Time) {
 		if ok {
 			e.joined, e.upIface, e.upNbr = true, up.iface, up.nbr
 			r.queue(up, e.key, true, false, now)
+			if e.key.S.IsValid() && r.IAmRP(e.key.G) && !e.sptBit && (e.lastRegisterAt.IsZero() || now.Sub(e.lastRegisterAt) > registersFlowing) {
+				// The RP joins a source whose Registers have stopped: the
+				// first packet will come natively, so expect it there
+				// rather than drop it as arriving on the wrong interface.
+				e.sptBit = true
+			}
 		}
 	case !want && e.joined:
 		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)

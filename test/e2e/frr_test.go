@@ -22,7 +22,7 @@ type frr struct {
 	dir  string
 }
 
-func startFRR(t *testing.T, l *lab.Lab, node, pimdConf string) *frr {
+func startFRR(t testing.TB, l *lab.Lab, node, pimdConf string) *frr {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "frr-")
 	if err != nil {
