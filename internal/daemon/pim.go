@@ -365,6 +365,28 @@ func (d *Daemon) pimDesired() map[dataplane.SG]dataplane.Route {
 		slices.Sort(r.OIFs)
 		out[k] = r
 	}
+	// (S,G) state with somewhere to forward, before any packet: joins from
+	// downstream or local (S,G) receivers. The kernel then forwards the
+	// first packet at once.
+	for _, k := range d.pim.r.Flows() {
+		dk := dataplane.SG{Source: k.S, Group: k.G}
+		if _, ok := out[dk]; ok {
+			continue
+		}
+		iif, oifs, ok := d.pim.r.Route(k.S, k.G)
+		v, okV := d.nameVIF(iif)
+		if !ok || !okV || len(oifs) == 0 {
+			continue
+		}
+		r := dataplane.Route{SG: dk, IIF: v}
+		for _, o := range oifs {
+			if ov, ok := d.nameVIF(o); ok {
+				r.OIFs = append(r.OIFs, ov)
+			}
+		}
+		slices.Sort(r.OIFs)
+		out[dk] = r
+	}
 	return out
 }
 

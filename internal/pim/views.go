@@ -91,3 +91,16 @@ func (r *Router) LookupRPF(a netip.Addr) (RPF, bool) {
 	}
 	return x, true
 }
+
+// Flows lists every (S,G) with tree state: the daemon installs their
+// forwarding entries before data arrives, so a burst of new flows does not
+// wait on the kernel's small queue of unresolved packets.
+func (r *Router) Flows() []SG {
+	var out []SG
+	for k := range r.entries {
+		if k.S.IsValid() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
