@@ -409,6 +409,7 @@ func (d *Daemon) onCounterTick(now time.Time) {
 // of every other interface whose members want (S,G) (RFC 3376 section 6.3).
 func (d *Daemon) desired() map[dataplane.SG]dataplane.Route {
 	if d.pim != nil {
+		d.adoptPIMFlows(time.Now())
 		return d.pimDesired()
 	}
 	out := make(map[dataplane.SG]dataplane.Route, len(d.flows))

@@ -340,6 +340,28 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 	}
 }
 
+// adoptPIMFlows makes a flow of every (S,G) that PIM has state for and
+// somewhere to forward, before any packet: joins from downstream or local
+// (S,G) receivers. Its kernel route is then installed at once, so the first
+// packet is forwarded in the kernel, and a burst of new flows does not wait
+// on the kernel's ten-entry queue of unresolved packets.
+func (d *Daemon) adoptPIMFlows(now time.Time) {
+	for _, k := range d.pim.r.Flows() {
+		dk := dataplane.SG{Source: k.S, Group: k.G}
+		if _, ok := d.flows[dk]; ok {
+			continue
+		}
+		iif, oifs, ok := d.pim.r.Route(k.S, k.G)
+		if !ok || len(oifs) == 0 {
+			continue
+		}
+		if _, ok := d.nameVIF(iif); !ok {
+			continue
+		}
+		d.flows[dk] = &flow{key: dk, iif: d.ifs[iif], created: now, lastActive: now}
+	}
+}
+
 // pimDesired is the kernel routes when PIM runs: PIM's Route for every
 // flow the kernel has seen. A flow PIM does not forward is installed with
 // no outgoing interfaces, so the kernel stops asking about it.
@@ -364,28 +386,6 @@ func (d *Daemon) pimDesired() map[dataplane.SG]dataplane.Route {
 		}
 		slices.Sort(r.OIFs)
 		out[k] = r
-	}
-	// (S,G) state with somewhere to forward, before any packet: joins from
-	// downstream or local (S,G) receivers. The kernel then forwards the
-	// first packet at once.
-	for _, k := range d.pim.r.Flows() {
-		dk := dataplane.SG{Source: k.S, Group: k.G}
-		if _, ok := out[dk]; ok {
-			continue
-		}
-		iif, oifs, ok := d.pim.r.Route(k.S, k.G)
-		v, okV := d.nameVIF(iif)
-		if !ok || !okV || len(oifs) == 0 {
-			continue
-		}
-		r := dataplane.Route{SG: dk, IIF: v}
-		for _, o := range oifs {
-			if ov, ok := d.nameVIF(o); ok {
-				r.OIFs = append(r.OIFs, ov)
-			}
-		}
-		slices.Sort(r.OIFs)
-		out[dk] = r
 	}
 	return out
 }
