@@ -13,26 +13,35 @@ import (
 	"overcast/internal/lab"
 )
 
+// overcastPIM is a lab node's `overcast:` block: PIM on the given
+// interfaces, with a static RP when rp is not empty.
+func overcastPIM(rp, igmp string, ifs ...string) string {
+	var b strings.Builder
+	b.WriteString("    overcast: |\n")
+	if rp != "" {
+		fmt.Fprintf(&b, "      pim:\n        rp: [{address: %s}]\n", rp)
+	}
+	b.WriteString("      interfaces:\n")
+	for _, n := range ifs {
+		if igmp != "" {
+			fmt.Fprintf(&b, "        - {name: %s, pim: true, igmp: {%s}}\n", n, igmp)
+		} else {
+			fmt.Fprintf(&b, "        - {name: %s, pim: true}\n", n)
+		}
+	}
+	return b.String()
+}
+
 // pimLab is the seed lab: src --- R1 --(long)-- R2 (RP, lo 10.255.0.2) --(long)-- R3 --- rcv,
 // with a short R1 --- R3 link and a second receiver behind R2. Unicast
 // routing is static: R1 and R3 reach each other's LANs over R1 --- R3.
 func pimLab(routers map[string]string) string {
-	cfg := func(name, ifs string) string {
+	const igmp = "query-interval: 5s, query-response-interval: 1s"
+	cfg := func(name string, ifs ...string) string {
 		if c, ok := routers[name]; ok {
 			return c
 		}
-		return fmt.Sprintf(`    overcast: |
-      pim:
-        rp: [{address: 10.255.0.2}]
-      interfaces:
-%s`, ifs)
-	}
-	pimIf := func(names ...string) string {
-		var b strings.Builder
-		for _, n := range names {
-			fmt.Fprintf(&b, "        - {name: %s, pim: true, igmp: {query-interval: 5s, query-response-interval: 1s}}\n", n)
-		}
-		return b.String()
+		return overcastPIM("10.255.0.2", igmp, ifs...)
 	}
 	return `name: pim
 nodes:
@@ -46,17 +55,17 @@ nodes:
     kind: router
     sysctls: [net.ipv4.conf.all.ignore_routes_with_linkdown=1]
     routes: ["10.0.3.0/24 via 10.1.13.3 metric 10", "10.0.3.0/24 via 10.1.12.2 metric 20", "10.1.23.0/24 via 10.1.13.3", "10.0.2.0/24 via 10.1.12.2", "10.255.0.2/32 via 10.1.12.2"]
-` + cfg("r1", pimIf("src", "to-r2", "to-r3")) + `
+` + cfg("r1", "src", "to-r2", "to-r3") + `
   - name: r2
     kind: router
     loopback: [10.255.0.2/32]
     routes: ["10.0.1.0/24 via 10.1.12.1", "10.1.13.0/24 via 10.1.12.1", "10.0.3.0/24 via 10.1.23.3"]
-` + cfg("r2", pimIf("to-r1", "to-r3", "lan")) + `
+` + cfg("r2", "to-r1", "to-r3", "lan") + `
   - name: r3
     kind: router
     sysctls: [net.ipv4.conf.all.ignore_routes_with_linkdown=1]
     routes: ["10.0.1.0/24 via 10.1.13.1 metric 10", "10.0.1.0/24 via 10.1.23.2 metric 20", "10.1.12.0/24 via 10.1.23.2", "10.0.2.0/24 via 10.1.23.2", "10.255.0.2/32 via 10.1.23.2"]
-` + cfg("r3", pimIf("to-r1", "to-r2", "lan")) + `
+` + cfg("r3", "to-r1", "to-r2", "lan") + `
 links:
   - {a: "src:eth0",  a-addr: 10.0.1.10/24, b: "r1:src",   b-addr: 10.0.1.1/24}
   - {a: "r1:to-r2",  a-addr: 10.1.12.1/24, b: "r2:to-r1", b-addr: 10.1.12.2/24}
@@ -207,14 +216,7 @@ func TestPIMFailover(t *testing.T) {
 // SSM: an IGMPv3 INCLUDE {src} receiver in 232/8 gets the stream with no RP
 // configured anywhere.
 func TestPIMSSMWithoutRP(t *testing.T) {
-	noRP := func(ifs ...string) string {
-		var b strings.Builder
-		b.WriteString("    overcast: |\n      interfaces:\n")
-		for _, n := range ifs {
-			fmt.Fprintf(&b, "        - {name: %s, pim: true}\n", n)
-		}
-		return b.String()
-	}
+	noRP := func(ifs ...string) string { return overcastPIM("", "", ifs...) }
 	l := startLab(t, pimLab(map[string]string{
 		"r1": noRP("src", "to-r2", "to-r3"), "r2": noRP("to-r1", "to-r3", "lan"), "r3": noRP("to-r1", "to-r2", "lan"),
 	}))
@@ -238,12 +240,7 @@ func TestPIMSSMWithoutRP(t *testing.T) {
 // receiver sees each packet once.
 func TestPIMTwoRoutersOnReceiverLAN(t *testing.T) {
 	cfg := func(ifs ...string) string {
-		var b strings.Builder
-		b.WriteString("    overcast: |\n      pim:\n        rp: [{address: 10.255.0.1}]\n      interfaces:\n")
-		for _, n := range ifs {
-			fmt.Fprintf(&b, "        - {name: %s, pim: true, igmp: {query-interval: 5s, query-response-interval: 1s}}\n", n)
-		}
-		return b.String()
+		return overcastPIM("10.255.0.1", "query-interval: 5s, query-response-interval: 1s", ifs...)
 	}
 	l := startLab(t, `name: twolhr
 nodes:
@@ -304,14 +301,7 @@ links:
 // 2,000 SSM channels behind R3: the domain converges, every join/prune on
 // the wire fits the MTU (checked in a capture), and every channel delivers.
 func TestPIMThousandsOfChannels(t *testing.T) {
-	noRP := func(ifs ...string) string {
-		var b strings.Builder
-		b.WriteString("    overcast: |\n      interfaces:\n")
-		for _, n := range ifs {
-			fmt.Fprintf(&b, "        - {name: %s, pim: true}\n", n)
-		}
-		return b.String()
-	}
+	noRP := func(ifs ...string) string { return overcastPIM("", "", ifs...) }
 	l := startLab(t, pimLab(map[string]string{
 		"r1": noRP("src", "to-r2", "to-r3"), "r2": noRP("to-r1", "to-r3", "lan"), "r3": noRP("to-r1", "to-r2", "lan"),
 	}))
