@@ -124,6 +124,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	d.rearm(time.Now())
+	burst := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -141,6 +142,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.onCounterTick(now)
 		case <-hup:
 			d.reload(time.Now())
+		}
+		// Join/prunes from a burst of events go out together, packed, when
+		// the queue runs dry (or every 256 events under load).
+		if burst++; d.pim != nil && (len(d.events) == 0 || burst >= 256) {
+			burst = 0
+			d.applyPIM(d.pim.r.FlushJoinPrunes())
 		}
 		d.rearm(time.Now())
 	}

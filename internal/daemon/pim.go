@@ -113,6 +113,7 @@ func (d *Daemon) startPIM(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
+	p.r.DeferJoinPrunes(true)
 	d.pim = p
 	for _, x := range d.sortedIfs() {
 		if err := d.pimAddInterface(x, now); err != nil {

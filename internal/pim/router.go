@@ -184,6 +184,7 @@ type Router struct {
 
 	res     Result
 	pending map[upKey]*jpBuild
+	deferJP bool // keep join/prune entries until FlushJoinPrunes
 }
 
 type upKey struct {
@@ -696,11 +697,29 @@ func (r *Router) queue(up upKey, k SG, join, rpt bool, now time.Time) {
 	}
 }
 
-// flush turns queued join/prune entries into messages and returns the result.
+// DeferJoinPrunes makes the router keep triggered join/prune entries
+// until FlushJoinPrunes. The daemon flushes whenever its event queue runs
+// dry: one event's joins still go at once, while a burst (thousands of
+// receivers joining together) goes out in few, full messages.
+func (r *Router) DeferJoinPrunes(on bool) { r.deferJP = on }
+
+// FlushJoinPrunes sends the join/prune entries kept by DeferJoinPrunes.
+func (r *Router) FlushJoinPrunes() Result {
+	d := r.deferJP
+	r.deferJP = false
+	res := r.flush()
+	r.deferJP = d
+	return res
+}
+
+// flush turns queued join/prune entries into messages (unless deferred)
+// and returns the result.
 func (r *Router) flush() Result {
 	ups := make([]upKey, 0, len(r.pending))
 	for up := range r.pending {
-		ups = append(ups, up)
+		if !r.deferJP {
+			ups = append(ups, up)
+		}
 	}
 	slices.SortFunc(ups, func(a, b upKey) int {
 		if a.iface != b.iface {
@@ -721,8 +740,8 @@ func (r *Router) flush() Result {
 		for _, m := range wire.Split(up.nbr, hold, sets, r.cfg.MTU) {
 			r.res.Sends = append(r.res.Sends, Send{Iface: up.iface, Dst: wire.AllPIMRouters, Msg: m})
 		}
+		delete(r.pending, up)
 	}
-	r.pending = nil
 	res := r.res
 	r.res = Result{}
 	res.Changed = compactSG(res.Changed)
