@@ -9,12 +9,17 @@ import (
 	"overcast/internal/pim"
 )
 
-func (b backend) PIMNeighbors() (out []api.PIMNeighbor) {
+// withPIM runs f on the daemon's loop when PIM is on.
+func (b backend) withPIM(f func(p *pimState)) {
 	b.d.call(func() {
-		p := b.d.pim
-		if p == nil {
-			return
+		if b.d.pim != nil {
+			f(b.d.pim)
 		}
+	})
+}
+
+func (b backend) PIMNeighbors() (out []api.PIMNeighbor) {
+	b.withPIM(func(p *pimState) {
 		now := time.Now()
 		for _, name := range p.r.InterfaceNames() {
 			i := p.r.Interface(name)
@@ -32,11 +37,7 @@ func (b backend) PIMNeighbors() (out []api.PIMNeighbor) {
 }
 
 func (b backend) PIMInterfaces() (out []api.PIMInterface) {
-	b.d.call(func() {
-		p := b.d.pim
-		if p == nil {
-			return
-		}
+	b.withPIM(func(p *pimState) {
 		now := time.Now()
 		for _, name := range p.r.InterfaceNames() {
 			i := p.r.Interface(name)
@@ -51,11 +52,7 @@ func (b backend) PIMInterfaces() (out []api.PIMInterface) {
 }
 
 func (b backend) PIMRPs() (out []api.PIMRP) {
-	b.d.call(func() {
-		p := b.d.pim
-		if p == nil {
-			return
-		}
+	b.withPIM(func(p *pimState) {
 		rps := p.r.Config().RPs
 		for _, m := range rps.Mappings() {
 			row := api.PIMRP{Groups: m.Range.String(), RP: m.RP.String(), Local: p.r.IAmRP(m.Range.Addr())}
@@ -72,11 +69,7 @@ func (b backend) PIMRPs() (out []api.PIMRP) {
 }
 
 func (b backend) PIMJoins() (out []api.PIMJoin) {
-	b.d.call(func() {
-		p := b.d.pim
-		if p == nil {
-			return
-		}
+	b.withPIM(func(p *pimState) {
 		now := time.Now()
 		for _, e := range p.r.Entries(now) {
 			row := api.PIMJoin{Source: "*", Group: e.Key.G.String(), Upstream: "NotJoined", RPFIf: e.UpIface,

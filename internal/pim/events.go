@@ -277,7 +277,6 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
-	e.fromKernel = true
 	if iif == RegisterVIF {
 		e.lastRegisterAt = now // decapsulated Register data: Registers are flowing
 	}

@@ -143,8 +143,6 @@ type entry struct {
 	kat            time.Time // keepalive expiry; zero when not running
 	reg            RegState
 	rst            time.Time // register-stop timer
-	fromKernel     bool      // the data plane has a flow for it
-	lastChanged    time.Time
 }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a

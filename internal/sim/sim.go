@@ -24,7 +24,6 @@ type Net struct {
 	LANs    map[string]*LAN
 	rng     *rand.Rand
 	inbox   []delivery
-	Log     func(string)
 	Trace   func(from *Node, iface string, m wire.Message, size int) // every control message sent
 	Sent    int                                                      // control messages sent
 	Dropped int                                                      // control messages lost on down LANs
