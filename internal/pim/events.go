@@ -22,6 +22,9 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 		out := i.ReceiveHello(now, src, m)
 		r.absorb(iface, out)
 		for _, e := range out.Events {
+			if e.Kind == NeighborRestarted || e.Kind == NeighborDown {
+				r.forgetWinner(iface, e.Addr)
+			}
 			if e.Kind == NeighborRestarted || e.Kind == NeighborUp {
 				// It has none of our joins: send them now (4.5.6, 4.5.7).
 				up := upKey{iface, e.Addr}
@@ -52,6 +55,9 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 	case *wire.RegisterStop:
 		groups[m.Group.Prefix.Addr()] = true
 		r.receiveRegisterStop(now, m)
+	case *wire.Assert:
+		groups[m.Group.Prefix.Addr()] = true
+		r.receiveAssert(now, iface, src, m)
 	default:
 		groups = nil
 	}
@@ -341,6 +347,12 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	if r.IAmRP(g) && iif == RegisterVIF && e.kat.IsZero() {
 		e.kat = now.Add(r.cfg.KeepalivePeriod)
 	}
+	if kind != DataActive && !onSPT {
+		if rIIF, _, ok := r.Route(s, g); ok && rIIF != iif {
+			// Another router forwards this flow onto a LAN we forward onto.
+			r.dataOnOutgoing(e, iif, now)
+		}
+	}
 	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()
 }
@@ -434,6 +446,9 @@ func (r *Router) Advance(now time.Time) Result {
 				r.queue(upKey{e.upIface, e.upNbr}, e.key, true, false, now)
 			}
 		}
+		if e.asserts != nil {
+			r.assertTimers(e, now)
+		}
 		if !e.rst.IsZero() && !now.Before(e.rst) {
 			switch e.reg {
 			case RegPrune:
@@ -509,6 +524,9 @@ func (r *Router) NextDeadline() time.Time {
 		min(e.sptPending)
 		min(e.override)
 		min(e.rst)
+		for _, a := range e.asserts {
+			min(a.timer)
+		}
 	}
 	return t
 }

@@ -48,6 +48,7 @@ type Config struct {
 	// the fallback when no copy comes.
 	SPTSwitchGuard time.Duration // 2 ms when 0; negative for none
 	MTU            int           // largest PIM message; 1480 when 0
+	AssertTime     time.Duration // how long assert state lasts; 180 s
 }
 
 // WithDefaults fills unset fields with the RFC 7761 defaults.
@@ -69,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MTU == 0 {
 		c.MTU = 1480
+	}
+	if c.AssertTime == 0 {
+		c.AssertTime = 180 * time.Second
 	}
 	if c.SPTSwitchGuard == 0 {
 		c.SPTSwitchGuard = 2 * time.Millisecond
@@ -143,6 +147,8 @@ type entry struct {
 	kat            time.Time // keepalive expiry; zero when not running
 	reg            RegState
 	rst            time.Time // register-stop timer
+
+	asserts map[string]*assertInfo // per interface; nil until an assert
 }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a
@@ -330,7 +336,7 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 	return e
 }
 
-// --- Macros (RFC 7761 section 4.1.6, 4.6.5; no asserts yet) -----------
+// --- Macros (RFC 7761 section 4.1.6, 4.6.5) ---------------------------
 
 // RP returns the RP of a group and whether it has one.
 func (r *Router) RP(g netip.Addr) (netip.Addr, bool) { return r.cfg.RPs.RP(g) }
@@ -362,16 +368,32 @@ func (r *Router) directlyConnected(s netip.Addr) bool {
 
 func (r *Router) localInclude(k SG, iface string) bool { return r.members[iface][k] }
 
-// pimInclude(*,G) / (S,G): interfaces where this router is DR and local
-// receivers want the traffic.
+// pimInclude(*,G) / (S,G): interfaces where local receivers want the
+// traffic and this router is the one to deliver it: the DR, unless it lost
+// an assert there, or the assert winner.
 func (r *Router) pimInclude(k SG) []string {
 	var out []string
+	e := r.entries[k]
 	for name := range r.ifaces {
-		if r.iAmDR(name) && r.localInclude(k, name) {
+		if !r.localInclude(k, name) {
+			continue
+		}
+		if (r.iAmDR(name) && !r.lostAssert(e, k, name)) || e.assertWinnerIsMe(name) {
 			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// lostAssert is lost_assert(*,G,I) or lost_assert(S,G,I).
+func (r *Router) lostAssert(e *entry, k SG, iface string) bool {
+	if e == nil || e.asserts == nil {
+		return false
+	}
+	if !k.S.IsValid() {
+		return r.lostAssertStar(k.G, iface)
+	}
+	return r.lostAssertSG(e, iface)
 }
 
 func (r *Router) pimExclude(k SG) map[string]bool {
@@ -420,13 +442,26 @@ func set(xs ...[]string) map[string]bool {
 	return m
 }
 
-// immediateOlist is joins(k) + pim_include(k).
-func (r *Router) immediateOlist(k SG) map[string]bool {
+// immediateBase is joins(k) + pim_include(k).
+func (r *Router) immediateBase(k SG) map[string]bool {
 	return set(joinsOf(r.entries[k]), r.pimInclude(k))
 }
 
-// inheritedOlistRPT is (joins(*,G) - prunes(S,G,rpt)) + (pim_include(*,G) - pim_exclude(S,G)).
-func (r *Router) inheritedOlistRPT(k SG) map[string]bool {
+// immediateOlist is joins(k) + pim_include(k) - lost_assert(k).
+func (r *Router) immediateOlist(k SG) map[string]bool {
+	out := r.immediateBase(k)
+	if e := r.entries[k]; e != nil && e.asserts != nil {
+		for n := range out {
+			if r.lostAssert(e, k, n) {
+				delete(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// inheritedOlistRPTBase is (joins(*,G) - prunes(S,G,rpt)) + (pim_include(*,G) - pim_exclude(S,G)).
+func (r *Router) inheritedOlistRPTBase(k SG) map[string]bool {
 	star := SG{G: k.G}
 	out := map[string]bool{}
 	if _, ok := r.RP(k.G); !ok {
@@ -447,11 +482,34 @@ func (r *Router) inheritedOlistRPT(k SG) map[string]bool {
 	return out
 }
 
-// inheritedOlist(S,G) is inherited_olist(S,G,rpt) + immediate_olist(S,G).
+// inheritedOlistRPT is inheritedOlistRPTBase - (lost_assert(*,G) + lost_assert(S,G,rpt)).
+func (r *Router) inheritedOlistRPT(k SG) map[string]bool {
+	out := r.inheritedOlistRPTBase(k)
+	star, e := r.entries[SG{G: k.G}], r.entries[k]
+	if (star == nil || star.asserts == nil) && (e == nil || e.asserts == nil) {
+		return out
+	}
+	for n := range out {
+		if r.lostAssertStar(k.G, n) || (e != nil && r.lostAssertSGRPT(e, n)) {
+			delete(out, n)
+		}
+	}
+	return out
+}
+
+// inheritedOlist(S,G) is inherited_olist(S,G,rpt) + joins(S,G) +
+// pim_include(S,G) - lost_assert(S,G).
 func (r *Router) inheritedOlist(k SG) map[string]bool {
 	out := r.inheritedOlistRPT(k)
-	for n := range r.immediateOlist(k) {
+	for n := range r.immediateBase(k) {
 		out[n] = true
+	}
+	if e := r.entries[k]; e != nil && e.asserts != nil {
+		for n := range out {
+			if r.lostAssertSG(e, n) {
+				delete(out, n)
+			}
+		}
 	}
 	return out
 }
@@ -515,6 +573,9 @@ func (r *Router) upstream(k SG) (upKey, bool) {
 		return upKey{}, false
 	}
 	nbr := x.Neighbor
+	if w, lost := r.entries[k].assertLoserTo(x.Iface); lost {
+		return upKey{x.Iface, w}, true // RPF' is the assert winner (4.1.6)
+	}
 	if !nbr.IsValid() {
 		return upKey{iface: x.Iface}, true // directly connected: no upstream neighbour
 	}
@@ -575,13 +636,16 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 			r.reconcileRPT(e, now)
 			r.reconcileRegister(e, now)
 		}
+		if e.asserts != nil {
+			r.reconcileAssert(e, now)
+		}
 		r.markChanged(e)
 	}
 	// Forget state nobody needs.
 	for _, k := range keys {
 		e := r.entries[k]
 		if !e.joined && !e.rptPruned && len(e.down) == 0 && len(e.rptDown) == 0 && !r.katRunning(e, now) &&
-			!r.wanted(k) && e.reg == RegNoInfo {
+			!r.wanted(k) && e.reg == RegNoInfo && len(e.asserts) == 0 {
 			delete(r.entries, k)
 			r.res.Changed = append(r.res.Changed, k)
 		}

@@ -69,3 +69,26 @@ func TestRPSetValidation(t *testing.T) {
 		t.Error("239.1.1.1 has no RP")
 	}
 }
+
+func TestAssertMetricOrder(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	spt := AssertMetric{Preference: 110, Metric: 20, Addr: a("10.0.0.1")}
+	cases := []struct {
+		name string
+		x, y AssertMetric
+	}{
+		{"SPT beats RPT whatever the metric", AssertMetric{Preference: 200, Metric: 99, Addr: a("10.0.0.1")}, AssertMetric{RPT: true, Addr: a("10.0.0.9")}},
+		{"lower preference", AssertMetric{Preference: 1, Metric: 99, Addr: a("10.0.0.1")}, spt},
+		{"lower metric", AssertMetric{Preference: 110, Metric: 10, Addr: a("10.0.0.1")}, spt},
+		{"higher address on a tie", AssertMetric{Preference: 110, Metric: 20, Addr: a("10.0.0.2")}, spt},
+		{"anything beats a cancel", AssertMetric{RPT: true, Preference: 1 << 30, Metric: 1 << 31, Addr: a("1.1.1.1")}, infiniteMetric},
+	}
+	for _, c := range cases {
+		if !c.x.Better(c.y) || c.y.Better(c.x) {
+			t.Errorf("%s: %+v should beat %+v", c.name, c.x, c.y)
+		}
+	}
+	if spt.Better(spt) {
+		t.Error("a metric is not better than itself")
+	}
+}

@@ -28,6 +28,15 @@ type EntryView struct {
 	Down       []DownView
 	RPTDown    []DownView // (S,G,rpt) prunes received
 	LocalIn    []string   // interfaces with local receivers (pim_include)
+	Asserts    []AssertView
+}
+
+// AssertView is one interface's assert state.
+type AssertView struct {
+	Iface   string
+	State   AssertState
+	Winner  AssertMetric // the winner's metric and address
+	Expires time.Time
 }
 
 // Entries lists the tree state, (*,G) before (S,G), by group then source.
@@ -47,6 +56,10 @@ func (r *Router) Entries(now time.Time) []EntryView {
 		}
 		slices.SortFunc(v.Down, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
 		slices.SortFunc(v.RPTDown, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
+		for n, a := range e.asserts {
+			v.Asserts = append(v.Asserts, AssertView{Iface: n, State: a.state, Winner: a.winner, Expires: a.timer})
+		}
+		slices.SortFunc(v.Asserts, func(a, b AssertView) int { return cmpString(a.Iface, b.Iface) })
 		v.LocalIn = r.pimInclude(k)
 		slices.Sort(v.LocalIn)
 		out = append(out, v)

@@ -41,6 +41,20 @@ type Node struct {
 	Loopback netip.Addr
 	net      *Net
 	flows    map[pim.SG]route // the "kernel" forwarding cache
+	static   []staticRoute
+}
+
+type staticRoute struct {
+	prefix netip.Prefix
+	via    string
+}
+
+// Via pins this node's route to a prefix through a neighbouring router
+// (a static route), overriding the shortest path while that neighbour is
+// reachable on a LAN that is up.
+func (nd *Node) Via(prefix, router string) {
+	nd.static = append(nd.static, staticRoute{netip.MustParsePrefix(prefix), router})
+	nd.net.spfCache = nil
 }
 
 type route struct {
@@ -439,6 +453,22 @@ func (r nodeRouting) Lookup(dst netip.Addr) (pim.RPF, bool) {
 				return pim.RPF{Iface: p.Iface, Neighbor: dst, Metric: uint32(p.LAN.Cost)}, true
 			}
 			return pim.RPF{Iface: p.Iface, Metric: uint32(p.LAN.Cost)}, true
+		}
+	}
+	for _, st := range nd.static {
+		if !st.prefix.Contains(dst) {
+			continue
+		}
+		for _, name := range sortedPorts(nd) {
+			p := nd.Ports[name]
+			if !p.LAN.Up {
+				continue
+			}
+			for _, q := range p.LAN.Ports {
+				if q.Node.Name == st.via {
+					return pim.RPF{Iface: p.Iface, Neighbor: q.Addr, Metric: uint32(p.LAN.Cost)}, true
+				}
+			}
 		}
 	}
 	target := n.owner(dst)

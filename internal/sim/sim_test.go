@@ -410,3 +410,174 @@ func TestLANPruneOverride(t *testing.T) {
 		t.Fatalf("U still forwards to %v after both left", oifs)
 	}
 }
+
+// assertLab has two routers, A and B, that both forward onto the transit
+// LAN x, because the downstream routers C and D route toward the source
+// through different ones of them:
+//
+//	src --- R1 --a-- A --.
+//	         \            x --- C --- rcvC
+//	          `--b-- B --'  `-- D --- rcvD
+type assertLab struct {
+	n                     *Net
+	r1, a, b, c, d        *Node
+	srcLAN, x, lanA, lanB *LAN
+	lanC, lanD            *LAN
+	src, rcvC, rcvD       netip.Addr
+}
+
+func newAssertLab(t *testing.T, rp string) *assertLab {
+	n := New(t0, 7)
+	l := &assertLab{n: n}
+	l.srcLAN = n.AddLAN("src", "10.0.1.0/24", 1)
+	l.lanA = n.AddLAN("a", "10.1.1.0/24", 10)
+	l.lanB = n.AddLAN("b", "10.1.2.0/24", 10)
+	l.x = n.AddLAN("x", "10.2.0.0/24", 1)
+	l.lanC = n.AddLAN("c", "10.3.1.0/24", 1)
+	l.lanD = n.AddLAN("d", "10.3.2.0/24", 1)
+	cfg := pim.Config{RPs: rpset(t, rp)}
+	l.r1 = n.AddRouter("R1", "10.255.0.1", cfg)
+	l.a = n.AddRouter("A", "10.255.0.10", cfg)
+	l.b = n.AddRouter("B", "10.255.0.11", cfg)
+	l.c = n.AddRouter("C", "10.255.0.20", cfg)
+	l.d = n.AddRouter("D", "10.255.0.21", cfg)
+	ifc := pim.IfConfig{}
+	n.Connect(l.r1, "src", l.srcLAN, ifc)
+	n.Connect(l.r1, "a", l.lanA, ifc)
+	n.Connect(l.r1, "b", l.lanB, ifc)
+	n.Connect(l.a, "up", l.lanA, ifc)
+	n.Connect(l.b, "up", l.lanB, ifc)
+	n.Connect(l.a, "x", l.x, ifc) // 10.2.0.1
+	n.Connect(l.b, "x", l.x, ifc) // 10.2.0.2: wins ties on address
+	n.Connect(l.c, "x", l.x, ifc)
+	n.Connect(l.d, "x", l.x, ifc)
+	n.Connect(l.c, "rcv", l.lanC, ifc)
+	n.Connect(l.d, "rcv", l.lanD, ifc)
+	for _, p := range []string{"10.0.1.0/24", "10.255.0.1/32"} {
+		l.c.Via(p, "A")
+		l.d.Via(p, "B")
+	}
+	l.src = n.AddHost(l.srcLAN)
+	l.rcvC = n.AddHost(l.lanC)
+	l.rcvD = n.AddHost(l.lanD)
+	n.Run(time.Second)
+	return l
+}
+
+func assertState(nd *Node, k pim.SG, iface string) (pim.AssertState, netip.Addr) {
+	for _, v := range nd.R.Entries(nd.net.Now) {
+		if v.Key != k {
+			continue
+		}
+		for _, a := range v.Asserts {
+			if a.Iface == iface {
+				return a.State, a.Winner.Addr
+			}
+		}
+	}
+	return pim.AssertNoInfo, netip.Addr{}
+}
+
+// exact sends k packets 1 ms apart and fails unless every host got
+// exactly one copy of each.
+func exact(t *testing.T, n *Net, l *LAN, src, g netip.Addr, k int, hosts ...netip.Addr) {
+	t.Helper()
+	for i := range k {
+		got := n.SendData(l, src, g)
+		for _, h := range hosts {
+			if got[h] != 1 {
+				t.Fatalf("packet %d: %s got %d copies (%v)", i, h, got[h], got)
+			}
+		}
+		n.Run(time.Millisecond)
+	}
+}
+
+func TestAssertElectsOneForwarderSSM(t *testing.T) {
+	l := newAssertLab(t, "")
+	n := l.n
+	g := netip.MustParseAddr("232.1.1.1")
+	n.HostJoin(l.lanC, l.rcvC, g, l.src)
+	n.HostJoin(l.lanD, l.rcvD, g, l.src)
+	// Both A and B have a join on x, so the first packet goes onto x twice;
+	// each sees the other's copy arrive on an outgoing interface and asserts.
+	got := n.SendData(l.srcLAN, l.src, g)
+	if got[l.rcvC] != 2 || got[l.rcvD] != 2 {
+		t.Fatalf("first packet before the assert: %v, want two copies each (A and B both forward)", got)
+	}
+	k := pim.SG{S: l.src, G: g}
+	xB := l.b.Ports["x"].Addr
+	if st, w := assertState(l.a, k, "x"); st != pim.AssertLoser || w != xB {
+		t.Fatalf("A: assert %v winner %v, want Loser to %v (equal metrics, higher address)", st, w, xB)
+	}
+	if st, _ := assertState(l.b, k, "x"); st != pim.AssertWinner {
+		t.Fatalf("B: assert %v, want Winner", st)
+	}
+	if _, oifs, _ := l.a.R.Route(l.src, g); len(oifs) != 0 {
+		t.Errorf("A (loser) still forwards to %v", oifs)
+	}
+	// C heard the asserts and moved its join to the winner (RPF' = B).
+	for _, v := range l.c.R.Entries(n.Now) {
+		if v.Key == k && v.UpNeighbor != xB {
+			t.Errorf("C's upstream neighbour %v, want the assert winner %v", v.UpNeighbor, xB)
+		}
+	}
+	exact(t, n, l.srcLAN, l.src, g, 20, l.rcvC, l.rcvD)
+	// The election holds across refreshes, hold times and assert timers.
+	for i := range 8 {
+		n.Run(70 * time.Second)
+		exact(t, n, l.srcLAN, l.src, g, 1, l.rcvC, l.rcvD)
+		// C pruned A when it moved to B, so A may forget the assert, but
+		// it must not forward onto x again.
+		if _, oifs, _ := l.a.R.Route(l.src, g); len(oifs) != 0 {
+			t.Fatalf("after %d x 70 s A forwards to %v", i+1, oifs)
+		}
+	}
+
+	// The winner loses its path to the source: its route now points out x,
+	// it cannot forward onto x any more and cancels; A takes over and C and
+	// D join A.
+	n.SetLAN(l.lanB, false)
+	n.Run(time.Millisecond)
+	if st, _ := assertState(l.a, k, "x"); st == pim.AssertLoser {
+		t.Fatalf("A still a loser after B cancelled")
+	}
+	exact(t, n, l.srcLAN, l.src, g, 20, l.rcvC, l.rcvD)
+	if _, oifs, _ := l.a.R.Route(l.src, g); fmt.Sprint(oifs) != "[x]" {
+		t.Errorf("A forwards to %v after taking over, want [x]", oifs)
+	}
+}
+
+func TestAssertOnSharedTree(t *testing.T) {
+	l := newAssertLab(t, "10.255.0.1")
+	n := l.n
+	n.HostJoin(l.lanC, l.rcvC, G)
+	n.HostJoin(l.lanD, l.rcvD, G)
+	// Duplicates are allowed only until the asserts (first (*,G), then
+	// (S,G) once C and D join the SPT) have run.
+	for range 5 {
+		n.SendData(l.srcLAN, l.src, G)
+		n.Run(time.Millisecond)
+	}
+	n.Run(10 * time.Millisecond)
+	exact(t, n, l.srcLAN, l.src, G, 50, l.rcvC, l.rcvD)
+	xa, xb := 0, 0
+	for _, nd := range []*Node{l.a, l.b} {
+		_, oifs, _ := nd.R.Route(l.src, G)
+		if fmt.Sprint(oifs) == "[x]" {
+			if nd == l.a {
+				xa++
+			} else {
+				xb++
+			}
+		}
+	}
+	if xa+xb != 1 {
+		t.Errorf("forwarders onto x: A %d, B %d, want exactly one", xa, xb)
+	}
+	for i := range 6 {
+		n.Run(70 * time.Second)
+		exact(t, n, l.srcLAN, l.src, G, 3, l.rcvC, l.rcvD)
+		_ = i
+	}
+}

@@ -1,0 +1,466 @@
+package pim
+
+import (
+	"net/netip"
+	"time"
+
+	wire "overcast/internal/packet/pim"
+)
+
+// This file is the assert mechanism (RFC 7761 section 4.6): when two
+// routers forward the same flow onto a LAN, each sees the other's packets
+// arrive on an outgoing interface; they exchange Asserts and the one with
+// the better metric keeps forwarding. Routers downstream on that LAN hear
+// the Asserts too and send their joins to the winner (RPF').
+
+// AssertState is an interface's assert state for (S,G) or (*,G).
+type AssertState int
+
+const (
+	AssertNoInfo AssertState = iota
+	AssertWinner             // I am the assert winner: I forward onto the LAN
+	AssertLoser              // another router forwards onto the LAN
+)
+
+func (s AssertState) String() string { return [...]string{"NoInfo", "Winner", "Loser"}[s] }
+
+// AssertOverrideInterval is how long before Assert_Time the winner
+// refreshes its Assert (4.11).
+const AssertOverrideInterval = 3 * time.Second
+
+// AssertMetric orders candidate forwarders: a shortest-path tree before
+// the shared tree, then lower route preference, then lower metric, then the
+// higher address (4.6.1).
+type AssertMetric struct {
+	RPT        bool
+	Preference uint32
+	Metric     uint32
+	Addr       netip.Addr
+}
+
+// infiniteMetric is what a router that cannot assert compares with, and
+// what an AssertCancel carries.
+var infiniteMetric = AssertMetric{RPT: true, Preference: wire.AssertInfinity, Metric: 0xffffffff}
+
+// Better says whether a is the preferred metric.
+func (a AssertMetric) Better(b AssertMetric) bool {
+	if a.RPT != b.RPT {
+		return !a.RPT
+	}
+	if a.Preference != b.Preference {
+		return a.Preference < b.Preference
+	}
+	if a.Metric != b.Metric {
+		return a.Metric < b.Metric
+	}
+	return a.Addr.Compare(b.Addr) > 0
+}
+
+func (a AssertMetric) sameRank(b AssertMetric) bool {
+	return a.RPT == b.RPT && a.Preference == b.Preference && a.Metric == b.Metric
+}
+
+func (a AssertMetric) infinite() bool {
+	return a.Preference == wire.AssertInfinity && a.Metric == 0xffffffff
+}
+
+// assertInfo is one interface's assert state for an entry.
+type assertInfo struct {
+	state  AssertState
+	winner AssertMetric // the winner's metric and address (ours when Winner)
+	timer  time.Time    // AT: refresh when Winner, forget when Loser
+}
+
+func (e *entry) assertOn(iface string) *assertInfo {
+	if e == nil {
+		return nil
+	}
+	return e.asserts[iface]
+}
+
+func (r *Router) rpfIface(a netip.Addr) string {
+	x, ok := r.rpf(a)
+	if !ok {
+		return ""
+	}
+	return x.Iface
+}
+
+func (r *Router) rpIface(g netip.Addr) string {
+	rp, ok := r.RP(g)
+	if !ok {
+		return ""
+	}
+	return r.rpfIface(rp)
+}
+
+// lostAssertSG is lost_assert(S,G,I).
+func (r *Router) lostAssertSG(e *entry, iface string) bool {
+	a := e.assertOn(iface)
+	if a == nil || a.state != AssertLoser || r.rpfIface(e.key.S) == iface {
+		return false
+	}
+	return a.winner.Better(r.sptMetric(e.key.S, iface))
+}
+
+// lostAssertStar is lost_assert(*,G,I).
+func (r *Router) lostAssertStar(g netip.Addr, iface string) bool {
+	a := r.entries[SG{G: g}].assertOn(iface)
+	return a != nil && a.state == AssertLoser && r.rpIface(g) != iface
+}
+
+// lostAssertSGRPT is lost_assert(S,G,rpt,I).
+func (r *Router) lostAssertSGRPT(e *entry, iface string) bool {
+	a := e.assertOn(iface)
+	if a == nil || a.state != AssertLoser {
+		return false
+	}
+	if r.rpIface(e.key.G) == iface || (r.rpfIface(e.key.S) == iface && r.sptFlag(e)) {
+		return false
+	}
+	return true
+}
+
+// sptFlag is SPTbit(S,G); an SSM flow has only the shortest-path tree.
+func (r *Router) sptFlag(e *entry) bool {
+	return e != nil && (e.sptBit || r.cfg.RPs.IsSSM(e.key.G))
+}
+
+func (r *Router) myAddr(iface string) netip.Addr {
+	if i := r.ifaces[iface]; i != nil {
+		return i.Addr()
+	}
+	return netip.Addr{}
+}
+
+// sptMetric is spt_assert_metric(S,I).
+func (r *Router) sptMetric(s netip.Addr, iface string) AssertMetric {
+	x, ok := r.rpf(s)
+	if !ok {
+		return infiniteMetric
+	}
+	return AssertMetric{Preference: x.Preference, Metric: x.Metric, Addr: r.myAddr(iface)}
+}
+
+// rptMetric is rpt_assert_metric(G,I).
+func (r *Router) rptMetric(g netip.Addr, iface string) AssertMetric {
+	rp, ok := r.RP(g)
+	if !ok {
+		return infiniteMetric
+	}
+	x, ok := r.rpf(rp)
+	if !ok {
+		return infiniteMetric
+	}
+	return AssertMetric{RPT: true, Preference: x.Preference, Metric: x.Metric, Addr: r.myAddr(iface)}
+}
+
+// couldAssertSG is CouldAssert(S,G,I): this router forwards S's packets
+// onto I from the shortest-path tree.
+func (r *Router) couldAssertSG(e *entry, iface string) bool {
+	if !r.sptFlag(e) || r.rpfIface(e.key.S) == iface {
+		return false
+	}
+	if r.inheritedOlistRPTBase(e.key)[iface] && !r.lostAssertStar(e.key.G, iface) {
+		return true
+	}
+	return r.immediateBase(e.key)[iface]
+}
+
+// couldAssertStar is CouldAssert(*,G,I).
+func (r *Router) couldAssertStar(g netip.Addr, iface string) bool {
+	if _, ok := r.RP(g); !ok || r.rpIface(g) == iface {
+		return false
+	}
+	return r.immediateBase(SG{G: g})[iface]
+}
+
+// myMetricSG is my_assert_metric(S,G,I).
+func (r *Router) myMetricSG(e *entry, iface string) AssertMetric {
+	switch {
+	case r.couldAssertSG(e, iface):
+		return r.sptMetric(e.key.S, iface)
+	case r.couldAssertStar(e.key.G, iface):
+		return r.rptMetric(e.key.G, iface)
+	}
+	return infiniteMetric
+}
+
+func (r *Router) myMetricStar(g netip.Addr, iface string) AssertMetric {
+	if r.couldAssertStar(g, iface) {
+		return r.rptMetric(g, iface)
+	}
+	return infiniteMetric
+}
+
+// trackingDesiredSG is AssertTrackingDesired(S,G,I): this router cares who
+// forwards S's packets on I, as a forwarder or as a downstream router.
+func (r *Router) trackingDesiredSG(e *entry, iface string, now time.Time) bool {
+	k := e.key
+	if r.inheritedOlistRPTBase(k)[iface] && !r.lostAssertStar(k.G, iface) {
+		return true
+	}
+	if slicesContains(joinsOf(e), iface) {
+		return true
+	}
+	if r.localInclude(k, iface) && (r.iAmDR(iface) || e.assertOn(iface) != nil && e.assertOn(iface).state == AssertWinner) {
+		return true
+	}
+	if r.rpfIface(k.S) == iface && r.joinDesired(e, now) {
+		return true
+	}
+	return r.rpIface(k.G) == iface && r.rptJoinDesired(k.G, now) && !e.sptBit
+}
+
+// trackingDesiredStar is AssertTrackingDesired(*,G,I).
+func (r *Router) trackingDesiredStar(e *entry, iface string, now time.Time) bool {
+	g := e.key.G
+	if r.couldAssertStar(g, iface) {
+		return true
+	}
+	if r.localInclude(e.key, iface) && (r.iAmDR(iface) || e.assertOn(iface) != nil && e.assertOn(iface).state == AssertWinner) {
+		return true
+	}
+	return r.rpIface(g) == iface && r.rptJoinDesired(g, now)
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Router) sendAssert(iface string, k SG, m AssertMetric) {
+	src := k.S
+	if !src.IsValid() {
+		src = netip.IPv4Unspecified() // (*,G): wildcard source
+	}
+	r.res.Sends = append(r.res.Sends, Send{Iface: iface, Dst: wire.AllPIMRouters, Msg: &wire.Assert{
+		Group: wire.GroupPrefix(k.G), Source: src, RPT: m.RPT, Preference: m.Preference, Metric: m.Metric}})
+}
+
+func (r *Router) setAssert(e *entry, iface string, a *assertInfo) {
+	if e.asserts == nil {
+		e.asserts = map[string]*assertInfo{}
+	}
+	e.asserts[iface] = a
+	r.markChanged(e)
+}
+
+func (r *Router) clearAssert(e *entry, iface string) {
+	if _, ok := e.asserts[iface]; ok {
+		delete(e.asserts, iface)
+		r.markChanged(e)
+	}
+}
+
+// becomeWinner sends our Assert and takes the Winner state.
+func (r *Router) becomeWinner(e *entry, iface string, m AssertMetric, now time.Time) {
+	r.sendAssert(iface, e.key, m)
+	r.setAssert(e, iface, &assertInfo{state: AssertWinner, winner: m, timer: now.Add(r.cfg.AssertTime - AssertOverrideInterval)})
+}
+
+func (r *Router) becomeLoser(e *entry, iface string, w AssertMetric, now time.Time) {
+	r.setAssert(e, iface, &assertInfo{state: AssertLoser, winner: w, timer: now.Add(r.cfg.AssertTime)})
+}
+
+// dataOnOutgoing is "a data packet arrives on an outgoing interface"
+// (4.6.1, 4.6.2): another router forwards the flow onto a LAN we forward
+// onto, so we assert.
+func (r *Router) dataOnOutgoing(e *entry, iface string, now time.Time) {
+	if r.ifaces[iface] == nil || iface == RegisterVIF {
+		return
+	}
+	if e.assertOn(iface) == nil && r.couldAssertSG(e, iface) {
+		r.becomeWinner(e, iface, r.sptMetric(e.key.S, iface), now)
+		return
+	}
+	star := r.entries[SG{G: e.key.G}]
+	if star != nil && star.assertOn(iface) == nil && e.assertOn(iface) == nil && r.couldAssertStar(e.key.G, iface) {
+		r.becomeWinner(star, iface, r.rptMetric(e.key.G, iface), now)
+	}
+}
+
+// receiveAssert runs both assert machines for an Assert from src on iface.
+func (r *Router) receiveAssert(now time.Time, iface string, src netip.Addr, m *wire.Assert) {
+	if r.ifaces[iface] == nil || src == r.myAddr(iface) {
+		return
+	}
+	g := m.Group.Prefix.Addr()
+	if !g.IsMulticast() || linkLocal.Contains(g) {
+		return
+	}
+	their := AssertMetric{RPT: m.RPT, Preference: m.Preference, Metric: m.Metric, Addr: src}
+	cancel := their.infinite()
+	s := m.Source
+	if !m.RPT && s.IsValid() && !s.IsUnspecified() {
+		r.assertSG(now, iface, r.ensure(now, SG{S: s, G: g}), their, cancel)
+		return
+	}
+	// RPT bit set: an (S,G) forwarder on the SPT overrides it (4.6.1);
+	// otherwise the (*,G) machine decides.
+	if s.IsValid() && !s.IsUnspecified() {
+		if e := r.entries[SG{S: s, G: g}]; e != nil && e.assertOn(iface) == nil && r.couldAssertSG(e, iface) {
+			r.becomeWinner(e, iface, r.sptMetric(s, iface), now)
+			return
+		}
+	}
+	star := r.entries[SG{G: g}]
+	if star == nil {
+		if !r.couldAssertStar(g, iface) && !(r.rpIface(g) == iface && r.rptJoinDesired(g, now)) {
+			return
+		}
+		star = r.ensure(now, SG{G: g})
+	}
+	r.assertStar(now, iface, star, their, cancel)
+}
+
+// assertSG is the (S,G) assert machine (4.6.1) for a received Assert with
+// the RPT bit clear.
+func (r *Router) assertSG(now time.Time, iface string, e *entry, their AssertMetric, cancel bool) {
+	mine := r.myMetricSG(e, iface)
+	a := e.assertOn(iface)
+	switch {
+	case a == nil:
+		switch {
+		case !cancel && their.Better(mine):
+			if r.trackingDesiredSG(e, iface, now) {
+				r.becomeLoser(e, iface, their, now)
+			}
+		case r.couldAssertSG(e, iface):
+			r.becomeWinner(e, iface, r.sptMetric(e.key.S, iface), now)
+		}
+	case a.state == AssertWinner:
+		if !cancel && their.Better(mine) {
+			r.becomeLoser(e, iface, their, now)
+		} else {
+			r.becomeWinner(e, iface, mine, now) // inferior: re-assert
+		}
+	case a.state == AssertLoser:
+		switch {
+		case !cancel && their.Better(a.winner):
+			r.becomeLoser(e, iface, their, now)
+		case their.Addr == a.winner.Addr && !cancel && !mine.Better(their):
+			r.becomeLoser(e, iface, their, now) // the winner refreshes
+		case their.Addr == a.winner.Addr:
+			r.clearAssert(e, iface) // the winner cancelled or became inferior
+		}
+	}
+}
+
+// assertStar is the (*,G) assert machine (4.6.2).
+func (r *Router) assertStar(now time.Time, iface string, e *entry, their AssertMetric, cancel bool) {
+	g := e.key.G
+	mine := r.myMetricStar(g, iface)
+	a := e.assertOn(iface)
+	switch {
+	case a == nil:
+		switch {
+		case !cancel && their.Better(mine):
+			if r.trackingDesiredStar(e, iface, now) {
+				r.becomeLoser(e, iface, their, now)
+			}
+		case r.couldAssertStar(g, iface):
+			r.becomeWinner(e, iface, r.rptMetric(g, iface), now)
+		}
+	case a.state == AssertWinner:
+		if !cancel && their.Better(mine) {
+			r.becomeLoser(e, iface, their, now)
+		} else {
+			r.becomeWinner(e, iface, mine, now)
+		}
+	case a.state == AssertLoser:
+		switch {
+		case !cancel && their.Better(a.winner):
+			r.becomeLoser(e, iface, their, now)
+		case their.Addr == a.winner.Addr && !cancel && !mine.Better(their):
+			r.becomeLoser(e, iface, their, now)
+		case their.Addr == a.winner.Addr:
+			r.clearAssert(e, iface)
+		}
+	}
+}
+
+// reconcileAssert leaves assert states whose conditions went away: a
+// winner that can no longer assert cancels; a loser that no longer cares,
+// or whose metric became the better one, forgets.
+func (r *Router) reconcileAssert(e *entry, now time.Time) {
+	for iface, a := range e.asserts {
+		if r.ifaces[iface] == nil {
+			r.clearAssert(e, iface)
+			continue
+		}
+		sg := e.key.S.IsValid()
+		switch a.state {
+		case AssertWinner:
+			could := false
+			if sg {
+				could = r.couldAssertSG(e, iface)
+			} else {
+				could = r.couldAssertStar(e.key.G, iface)
+			}
+			if !could {
+				m := infiniteMetric
+				m.Addr = r.myAddr(iface)
+				r.sendAssert(iface, e.key, m) // AssertCancel
+				r.clearAssert(e, iface)
+			}
+		case AssertLoser:
+			var tracking bool
+			var mine AssertMetric
+			if sg {
+				tracking, mine = r.trackingDesiredSG(e, iface, now), r.myMetricSG(e, iface)
+			} else {
+				tracking, mine = r.trackingDesiredStar(e, iface, now), r.myMetricStar(e.key.G, iface)
+			}
+			if !tracking || mine.Better(a.winner) {
+				r.clearAssert(e, iface)
+			}
+		}
+	}
+}
+
+// assertTimers runs AT expiries for one entry.
+func (r *Router) assertTimers(e *entry, now time.Time) {
+	for iface, a := range e.asserts {
+		if now.Before(a.timer) {
+			continue
+		}
+		if a.state == AssertWinner {
+			r.sendAssert(iface, e.key, a.winner)
+			a.timer = now.Add(r.cfg.AssertTime - AssertOverrideInterval)
+		} else {
+			r.clearAssert(e, iface)
+		}
+	}
+}
+
+// forgetWinner drops loser states whose winner is a neighbour that went
+// away or restarted (4.6.1: the current winner's NLT expires or its GenID
+// changes).
+func (r *Router) forgetWinner(iface string, nbr netip.Addr) {
+	for _, e := range r.entries {
+		if a := e.asserts[iface]; a != nil && a.state == AssertLoser && a.winner.Addr == nbr {
+			r.clearAssert(e, iface)
+		}
+	}
+}
+
+// assertWinnerIsMe says whether this router won the assert on iface.
+func (e *entry) assertWinnerIsMe(iface string) bool {
+	a := e.assertOn(iface)
+	return a != nil && a.state == AssertWinner
+}
+
+// assertLoserTo returns the winner when this router lost the assert on
+// iface (RPF' then points at the winner, 4.1.6).
+func (e *entry) assertLoserTo(iface string) (netip.Addr, bool) {
+	a := e.assertOn(iface)
+	if a == nil || a.state != AssertLoser {
+		return netip.Addr{}, false
+	}
+	return a.winner.Addr, true
+}
