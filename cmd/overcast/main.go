@@ -176,12 +176,14 @@ func runShow(args []string) error {
 		v, err = c.PIMRPs()
 	case "pim join", "ip pim join", "pim state":
 		v, err = c.PIMJoins()
+	case "pim assert", "ip pim assert":
+		v, err = c.PIMAsserts()
 	default:
 		if len(words) == 2 && (words[0] == "rpf") || len(words) == 3 && words[0] == "ip" && words[1] == "rpf" {
 			v, err = c.RPF(words[len(words)-1])
 			break
 		}
-		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count, pim neighbor, pim interface, pim rp, pim join, rpf ADDR or status", what)
+		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count, pim neighbor, pim interface, pim rp, pim join, pim assert, rpf ADDR or status", what)
 	}
 	if err != nil {
 		return err
@@ -307,6 +309,15 @@ func printShow(w0 *os.File, what string, v any) {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, j.Upstream, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
 				dash(reg), j.Keepalive, dash(strings.Join(down, ", ")), dash(strings.Join(rpt, ", ")), dash(strings.Join(j.Local, ",")))
+		}
+	case []api.PIMAssert:
+		fmt.Fprintln(w, "Source\tGroup\tInterface\tState\tWinner\tTree\tPreference\tMetric\tExpires")
+		for _, a := range rows {
+			tree := "SPT"
+			if a.RPT {
+				tree = "RPT"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.Source, a.Group, a.Interface, a.State, a.Winner, tree, a.Preference, a.Metric, a.Expires)
 		}
 	case api.RPF:
 		switch {

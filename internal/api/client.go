@@ -76,6 +76,11 @@ func (c *Client) PIMRPs() ([]PIMRP, error) {
 	return v, c.Get("/v1/pim/rp", &v)
 }
 
+func (c *Client) PIMAsserts() ([]PIMAssert, error) {
+	var v []PIMAssert
+	return v, c.Get("/v1/pim/assert", &v)
+}
+
 func (c *Client) PIMJoins() ([]PIMJoin, error) {
 	var v []PIMJoin
 	return v, c.Get("/v1/pim/join", &v)

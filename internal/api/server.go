@@ -22,6 +22,7 @@ type Backend interface {
 	PIMInterfaces() []PIMInterface
 	PIMRPs() []PIMRP
 	PIMJoins() []PIMJoin
+	PIMAsserts() []PIMAssert
 	RPF(addr string) (RPF, error)
 }
 
@@ -55,6 +56,7 @@ func Serve(ctx context.Context, path string, b Backend) error {
 	handle("/v1/pim/interfaces", func() any { return b.PIMInterfaces() })
 	handle("/v1/pim/rp", func() any { return b.PIMRPs() })
 	handle("/v1/pim/join", func() any { return b.PIMJoins() })
+	handle("/v1/pim/assert", func() any { return b.PIMAsserts() })
 	mux.HandleFunc("GET /v1/rpf/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.RPF(r.PathValue("addr"))
 		if err != nil {

@@ -179,6 +179,20 @@ type PIMJoin struct {
 	Local      []string      `json:"local,omitempty"`
 }
 
+// PIMAssert is one interface's assert state for (S,G) or (*,G) (`show pim
+// assert`): who forwards the flow onto that LAN, and with what metric.
+type PIMAssert struct {
+	Source     string   `json:"source"` // "*" for (*,G)
+	Group      string   `json:"group"`
+	Interface  string   `json:"interface"`
+	State      string   `json:"state"` // Winner or Loser
+	Winner     string   `json:"winner"`
+	RPT        bool     `json:"rpt"`
+	Preference uint32   `json:"preference"`
+	Metric     uint32   `json:"metric"`
+	Expires    Duration `json:"expires"`
+}
+
 // PIMDownItem is a downstream interface's state.
 type PIMDownItem struct {
 	Interface string   `json:"interface"`

@@ -96,6 +96,25 @@ func (b backend) PIMJoins() (out []api.PIMJoin) {
 	return out
 }
 
+func (b backend) PIMAsserts() (out []api.PIMAssert) {
+	out = []api.PIMAssert{}
+	b.withPIM(func(p *pimState) {
+		now := time.Now()
+		for _, e := range p.r.Entries(now) {
+			for _, a := range e.Asserts {
+				row := api.PIMAssert{Source: "*", Group: e.Key.G.String(), Interface: a.Iface, State: a.State.String(),
+					Winner: a.Winner.Addr.String(), RPT: a.Winner.RPT, Preference: a.Winner.Preference, Metric: a.Winner.Metric,
+					Expires: until(a.Expires, now)}
+				if e.Key.S.IsValid() {
+					row.Source = e.Key.S.String()
+				}
+				out = append(out, row)
+			}
+		}
+	})
+	return out
+}
+
 func (b backend) RPF(addr string) (api.RPF, error) {
 	a, err := netip.ParseAddr(addr)
 	if err != nil || !a.Is4() {

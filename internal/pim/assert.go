@@ -416,9 +416,35 @@ func (r *Router) reconcileAssert(e *entry, now time.Time) {
 			} else {
 				tracking, mine = r.trackingDesiredStar(e, iface, now), r.myMetricStar(e.key.G, iface)
 			}
-			if !tracking || mine.Better(a.winner) {
+			switch {
+			case !tracking:
 				r.clearAssert(e, iface)
+			case mine.Better(a.winner):
+				// Our metric became the better one (we joined the SPT, or
+				// our route improved). RFC 7761 forgets the assert and
+				// waits for a packet on the interface; the kernel reports
+				// one at most every 3 s per flow, so assert at once.
+				r.becomeWinner(e, iface, mine, now)
 			}
+		}
+	}
+}
+
+// assertOnSPTSwitch starts (S,G) asserts where (*,G) assert state exists
+// and this router now forwards S from the shortest-path tree: the LAN had
+// two forwarders for G a moment ago, and the kernel reports a packet on an
+// outgoing interface at most once every 3 s per flow, so waiting for the
+// next report would let duplicates run that long. This is the rule of
+// 4.6.1 ("Receive Assert with RPTbit set and CouldAssert(S,G,I)") applied
+// to the (*,G) assert already heard.
+func (r *Router) assertOnSPTSwitch(e *entry, now time.Time) {
+	star := r.entries[SG{G: e.key.G}]
+	if star == nil || len(star.asserts) == 0 {
+		return
+	}
+	for iface := range star.asserts {
+		if e.assertOn(iface) == nil && r.couldAssertSG(e, iface) {
+			r.becomeWinner(e, iface, r.sptMetric(e.key.S, iface), now)
 		}
 	}
 }

@@ -639,6 +639,9 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 		if e.asserts != nil {
 			r.reconcileAssert(e, now)
 		}
+		if k.S.IsValid() {
+			r.assertOnSPTSwitch(e, now)
+		}
 		r.markChanged(e)
 	}
 	// Forget state nobody needs.
