@@ -300,8 +300,12 @@ func printShow(w0 *os.File, what string, v any) {
 				rpt = append(rpt, fmt.Sprintf("%s %s", d.Interface, d.State))
 			}
 			spt := ""
-			if j.SPT {
+			switch {
+			case j.SPT:
 				spt = "yes"
+			case j.Source != "*" && j.SPTThreshold != "immediate":
+				// Waiting on a threshold: show the rule and the rate seen.
+				spt = fmt.Sprintf("no (%s, now %d kbps)", j.SPTThreshold, j.RateKbps)
 			}
 			reg := j.Register
 			if reg == "NoInfo" {

@@ -177,6 +177,12 @@ type PIMJoin struct {
 	Downstream []PIMDownItem `json:"downstream"`
 	RPTPrunes  []PIMDownItem `json:"rpt_prunes,omitempty"`
 	Local      []string      `json:"local,omitempty"`
+	// SPTThreshold is the group's switchover rule at a last hop
+	// ("immediate", "infinity", "N kbps", "N packets"); RateKbps the
+	// source's last measured rate; SPTWanted whether it crossed the rule.
+	SPTThreshold string `json:"spt_threshold"`
+	RateKbps     uint64 `json:"rate_kbps"`
+	SPTWanted    bool   `json:"spt_threshold_crossed"`
 }
 
 // PIMAssert is one interface's assert state for (S,G) or (*,G) (`show pim

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -41,10 +42,39 @@ type RP struct {
 }
 
 // SPTRule sets when last-hop routers join the shortest-path tree for a
-// group range: "immediate" (the default) or "infinity" (stay on the shared tree).
+// group range: "immediate" (the default), "infinity" (stay on the shared
+// tree), "N kbps" (once a source's rate on the shared tree exceeds N) or
+// "N packets" (after N packets of a source on the shared tree).
 type SPTRule struct {
 	Groups    string `yaml:"groups"`
 	Threshold string `yaml:"threshold"`
+}
+
+// Parse reads the threshold: never for infinity, else a packet count or a
+// rate in kbps (both zero: immediate).
+func (r SPTRule) Parse() (never bool, packets, kbps uint64, err error) {
+	s := strings.ToLower(strings.TrimSpace(r.Threshold))
+	switch s {
+	case "immediate", "0", "":
+		return false, 0, 0, nil
+	case "infinity":
+		return true, 0, 0, nil
+	}
+	for _, unit := range []string{"kbps", "packets"} {
+		num, ok := strings.CutSuffix(s, unit)
+		if !ok {
+			continue
+		}
+		n, perr := strconv.ParseUint(strings.TrimSpace(num), 10, 32)
+		if perr != nil || n == 0 {
+			break
+		}
+		if unit == "kbps" {
+			return false, 0, n, nil
+		}
+		return false, n, 0, nil
+	}
+	return false, 0, 0, fmt.Errorf("spt-threshold %q: want immediate, infinity, N kbps or N packets", r.Threshold)
 }
 
 // Interface enables Overcast on one network interface.
@@ -278,10 +308,8 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 		if _, err := prefix(r.Groups, at("pim", "spt-threshold", i, "groups"), "spt-threshold groups"); err != nil {
 			return err
 		}
-		switch r.Threshold {
-		case "infinity", "immediate", "0":
-		default:
-			return bad(at("pim", "spt-threshold", i, "threshold"), "spt-threshold %q: want immediate or infinity (rate thresholds are not supported yet)", r.Threshold)
+		if _, _, _, err := r.Parse(); err != nil {
+			return bad(at("pim", "spt-threshold", i, "threshold"), "%v", err)
 		}
 	}
 	if p.JoinPruneInterval != 0 && (p.JoinPruneInterval < time.Second || p.JoinPruneInterval > 18000*time.Second) {

@@ -90,7 +90,8 @@ func TestRejectedPIM(t *testing.T) {
 		{"rp groups", "pim:\n  rp:\n    - address: 10.0.0.1\n      groups: 10.0.0.0/8\ninterfaces:\n  - name: eth0\n", `overcast.yaml:4: rp groups "10.0.0.0/8"`},
 		{"rp twice", "pim:\n  rp:\n    - address: 10.0.0.1\n    - address: 10.0.0.2\n      groups: 224.0.0.0/4\ninterfaces:\n  - name: eth0\n", "overcast.yaml:4: rp for 224.0.0.0/4 given twice (first on line 3)"},
 		{"ssm", "pim:\n  ssm-range: [10.0.0.0/8]\ninterfaces:\n  - name: eth0\n", `ssm-range "10.0.0.0/8"`},
-		{"threshold", "pim:\n  spt-threshold:\n    - {groups: 239.0.0.0/8, threshold: 100kbps}\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: spt-threshold "100kbps"`},
+		{"threshold", "pim:\n  spt-threshold:\n    - {groups: 239.0.0.0/8, threshold: 100 mbps}\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: spt-threshold "100 mbps"`},
+		{"threshold zero", "pim:\n  spt-threshold:\n    - {groups: 239.0.0.0/8, threshold: 0 packets}\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: spt-threshold "0 packets"`},
 		{"pim type", "interfaces:\n  - name: eth0\n    pim: maybe\n", "overcast.yaml:3:"},
 		{"pim key", "interfaces:\n  - name: eth0\n    pim: {priority: 3}\n", "overcast.yaml:3:"},
 	}
@@ -98,6 +99,27 @@ func TestRejectedPIM(t *testing.T) {
 		_, err := Parse("overcast.yaml", []byte(c.text), exists)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestSPTThresholdParse(t *testing.T) {
+	for _, c := range []struct {
+		in            string
+		never         bool
+		packets, kbps uint64
+	}{
+		{"immediate", false, 0, 0}, {"0", false, 0, 0}, {"infinity", true, 0, 0},
+		{"100 kbps", false, 0, 100}, {"100kbps", false, 0, 100}, {"64 packets", false, 64, 0}, {"1Packets", false, 1, 0},
+	} {
+		never, p, k, err := SPTRule{Threshold: c.in}.Parse()
+		if err != nil || never != c.never || p != c.packets || k != c.kbps {
+			t.Errorf("%q: %v %d %d %v", c.in, never, p, k, err)
+		}
+	}
+	for _, bad := range []string{"fast", "-1 kbps", "kbps", "1.5 kbps", "99999999999 packets"} {
+		if _, _, _, err := (SPTRule{Threshold: bad}).Parse(); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

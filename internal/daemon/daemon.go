@@ -389,6 +389,7 @@ func (d *Daemon) onCounterTick(now time.Time) {
 		if ok && (c.Packets != f.counters.Packets || c.WrongIf != f.counters.WrongIf) {
 			f.lastActive = now
 			if d.pim != nil && c.Packets != f.counters.Packets {
+				d.pim.r.Traffic(now, k.Source, k.Group, c.Packets, c.Bytes)
 				if iif, _, okR := d.pim.r.Route(k.Source, k.Group); okR {
 					d.applyPIM(d.pim.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
 				}

@@ -40,7 +40,11 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 	pc := pim.Config{KeepalivePeriod: c.Keepalive}
 	var ssm []netip.Prefix
 	var maps []pim.RPMapping
-	var never []netip.Prefix
+	type rule struct {
+		p netip.Prefix
+		t pim.SPTThreshold
+	}
+	var rules []rule
 	if p := c.PIM; p != nil {
 		for _, rp := range p.RP {
 			maps = append(maps, pim.RPMapping{Range: netip.MustParsePrefix(rp.Groups), RP: netip.MustParseAddr(rp.Address)})
@@ -49,10 +53,14 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 			ssm = append(ssm, netip.MustParsePrefix(s))
 		}
 		for _, t := range p.SPTThreshold {
-			if t.Threshold == "infinity" {
-				never = append(never, netip.MustParsePrefix(t.Groups))
+			never, packets, kbps, err := t.Parse()
+			if err != nil {
+				return pc, err
 			}
+			rules = append(rules, rule{netip.MustParsePrefix(t.Groups), pim.SPTThreshold{Never: never, Packets: packets, Kbps: kbps}})
 		}
+		// The longest matching range decides.
+		slices.SortStableFunc(rules, func(a, b rule) int { return b.p.Bits() - a.p.Bits() })
 		pc.JoinPruneInterval = p.JoinPruneInterval
 		pc.SPTSwitchGuard = p.SPTSwitchGuard
 	}
@@ -64,14 +72,14 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 		return pc, err
 	}
 	pc.RPs = rps
-	if len(never) > 0 {
-		pc.SwitchToSPT = func(g netip.Addr) bool {
-			for _, p := range never {
-				if p.Contains(g) {
-					return false
+	if len(rules) > 0 {
+		pc.SwitchToSPT = func(g netip.Addr) pim.SPTThreshold {
+			for _, r := range rules {
+				if r.p.Contains(g) {
+					return r.t
 				}
 			}
-			return true
+			return pim.SPTThreshold{}
 		}
 	}
 	return pc, nil

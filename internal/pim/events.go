@@ -227,11 +227,11 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		r.markChanged(e)
 	}
 	sent := false
-	if e.sptBit || (r.switchToSPT(g) && len(r.inheritedOlist(k)) == 0) {
+	if e.sptBit || (r.rpJoinsSource(g) && len(r.inheritedOlist(k)) == 0) {
 		stop()
 		sent = true
 	}
-	if e.sptBit || r.switchToSPT(g) {
+	if e.sptBit || r.rpJoinsSource(g) {
 		if sent {
 			e.kat = now.Add(3*r.cfg.RegisterSuppression + r.cfg.RegisterProbe) // RP_Keepalive_Period
 		} else {
@@ -331,7 +331,7 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	if !onSPT || !e.sptBit {
 		// CheckSwitchToSpt (4.2): a last-hop router with local receivers
 		// joins toward the source.
-		if _, ok := r.RP(g); ok && r.switchToSPT(g) {
+		if _, ok := r.RP(g); ok && (r.switchToSPT(e) || r.IAmRP(g) && iif == RegisterVIF && r.rpJoinsSource(g)) {
 			local := len(r.pimInclude(k)) > 0
 			ex := r.pimExclude(k)
 			for _, n := range r.pimInclude(SG{G: g}) {

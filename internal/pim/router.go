@@ -1,6 +1,7 @@
 package pim
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -28,8 +29,31 @@ type Routing interface {
 	Lookup(dst netip.Addr) (RPF, bool)
 }
 
-// SPTPolicy says when a last-hop router joins the shortest-path tree.
-type SPTPolicy func(g netip.Addr) bool
+// SPTThreshold says when a last-hop router moves a source of a group from
+// the shared tree to the shortest-path tree. The zero value switches on
+// the first packet (the default).
+type SPTThreshold struct {
+	Never   bool   // infinity: stay on the shared tree
+	Packets uint64 // after this many packets of the source on the shared tree
+	Kbps    uint64 // once the source's rate on the shared tree exceeds this
+}
+
+func (t SPTThreshold) String() string {
+	switch {
+	case t.Never:
+		return "infinity"
+	case t.Packets > 0:
+		return fmt.Sprintf("%d packets", t.Packets)
+	case t.Kbps > 0:
+		return fmt.Sprintf("%d kbps", t.Kbps)
+	}
+	return "immediate"
+}
+
+func (t SPTThreshold) immediate() bool { return !t.Never && t.Packets == 0 && t.Kbps == 0 }
+
+// SPTPolicy gives the SPT threshold of a group.
+type SPTPolicy func(g netip.Addr) SPTThreshold
 
 // Config is the router-wide PIM configuration (RFC 7761 section 4.11).
 type Config struct {
@@ -39,7 +63,7 @@ type Config struct {
 	KeepalivePeriod     time.Duration // 210 s
 	RegisterSuppression time.Duration // 60 s
 	RegisterProbe       time.Duration // 5 s
-	SwitchToSPT         SPTPolicy     // nil: switch at once (the default)
+	SwitchToSPT         SPTPolicy     // nil: switch on the first packet (the default)
 	// SPTSwitchGuard delays moving a flow's input to the shortest-path
 	// tree after its first packet arrives there, so the copy of that
 	// packet still travelling down the shared tree (or inside a Register)
@@ -149,6 +173,15 @@ type entry struct {
 	rst            time.Time // register-stop timer
 
 	asserts map[string]*assertInfo // per interface; nil until an assert
+
+	// SPT threshold accounting (Traffic): kernel counters at the start of
+	// the current one-second window, the last measured rate, and whether
+	// the threshold has been crossed.
+	winPkts, winBytes uint64
+	winAt             time.Time
+	rateKbps          uint64
+	sptWanted         bool
+	trafficAt         time.Time // last Traffic call with moving counters
 }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a
@@ -598,9 +631,58 @@ func (r *Router) couldRegister(e *entry, now time.Time) bool {
 	return ok && x.Iface != "" && r.iAmDR(x.Iface) && r.katRunning(e, now) && r.directlyConnected(e.key.S)
 }
 
-// switchToSPT is SwitchToSptDesired(S,G).
-func (r *Router) switchToSPT(g netip.Addr) bool {
-	return r.cfg.SwitchToSPT == nil || r.cfg.SwitchToSPT(g)
+func (r *Router) sptThreshold(g netip.Addr) SPTThreshold {
+	if r.cfg.SwitchToSPT == nil {
+		return SPTThreshold{}
+	}
+	return r.cfg.SwitchToSPT(g)
+}
+
+// switchToSPT is SwitchToSptDesired(S,G) at a last-hop router: at once,
+// never, or once Traffic saw the source cross the group's threshold.
+func (r *Router) switchToSPT(e *entry) bool {
+	t := r.sptThreshold(e.key.G)
+	return t.immediate() || (!t.Never && e.sptWanted)
+}
+
+// rpJoinsSource says whether the RP joins toward a registering source:
+// unless the group's threshold is infinity (the threshold measures a
+// last hop's traffic; the RP has no shared tree of its own to measure).
+func (r *Router) rpJoinsSource(g netip.Addr) bool { return !r.sptThreshold(g).Never }
+
+// counting says whether an entry measures traffic against a packet or
+// rate threshold: it stays while its source keeps sending.
+func (r *Router) counting(e *entry, now time.Time) bool {
+	t := r.sptThreshold(e.key.G)
+	return e.key.S.IsValid() && !t.immediate() && !t.Never && !e.trafficAt.IsZero() && now.Sub(e.trafficAt) < 3*time.Second
+}
+
+// Traffic feeds the kernel's cumulative packet and byte counters of the
+// (S,G) forwarding entry, read about once a second. A last-hop router with
+// a packet or rate threshold moves the source to the SPT when it is
+// crossed; the next DataArrived acts on it.
+func (r *Router) Traffic(now time.Time, s, g netip.Addr, packets, bytes uint64) {
+	t := r.sptThreshold(g)
+	if t.immediate() || t.Never || !g.IsMulticast() || linkLocal.Contains(g) {
+		return
+	}
+	e := r.ensure(now, SG{S: s, G: g})
+	if packets != e.winPkts || e.trafficAt.IsZero() {
+		e.trafficAt = now
+	}
+	if e.winAt.IsZero() || packets < e.winPkts {
+		e.winPkts, e.winBytes, e.winAt = packets, bytes, now
+	}
+	if dt := now.Sub(e.winAt); dt >= time.Second {
+		e.rateKbps = (bytes - e.winBytes) * 8 * uint64(time.Millisecond) / uint64(dt)
+		e.winPkts, e.winBytes, e.winAt = packets, bytes, now
+		if t.Kbps > 0 && e.rateKbps > t.Kbps {
+			e.sptWanted = true
+		}
+	}
+	if t.Packets > 0 && packets >= t.Packets {
+		e.sptWanted = true
+	}
 }
 
 // --- Reconcile: apply JoinDesired/PruneDesired/CouldRegister changes --
@@ -648,7 +730,7 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 	for _, k := range keys {
 		e := r.entries[k]
 		if !e.joined && !e.rptPruned && len(e.down) == 0 && len(e.rptDown) == 0 && !r.katRunning(e, now) &&
-			!r.wanted(k) && e.reg == RegNoInfo && len(e.asserts) == 0 {
+			!r.wanted(k) && e.reg == RegNoInfo && len(e.asserts) == 0 && !r.counting(e, now) {
 			delete(r.entries, k)
 			r.res.Changed = append(r.res.Changed, k)
 		}

@@ -29,6 +29,11 @@ type EntryView struct {
 	RPTDown    []DownView // (S,G,rpt) prunes received
 	LocalIn    []string   // interfaces with local receivers (pim_include)
 	Asserts    []AssertView
+	// SPT threshold of the group, the source's last measured rate on the
+	// shared tree (kbps), and whether the threshold was crossed.
+	SPTThreshold SPTThreshold
+	RateKbps     uint64
+	SPTWanted    bool
 }
 
 // AssertView is one interface's assert state.
@@ -44,7 +49,8 @@ func (r *Router) Entries(now time.Time) []EntryView {
 	var out []EntryView
 	for k, e := range r.entries {
 		v := EntryView{Key: k, Created: e.created, Joined: e.joined, UpIface: e.upIface, UpNeighbor: e.upNbr,
-			SPT: e.sptBit, RPTPruned: e.rptPruned, Register: e.reg}
+			SPT: e.sptBit, RPTPruned: e.rptPruned, Register: e.reg,
+			SPTThreshold: r.sptThreshold(k.G), RateKbps: e.rateKbps, SPTWanted: e.sptWanted}
 		if r.katRunning(e, now) {
 			v.Keepalive = e.kat
 		}

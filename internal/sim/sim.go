@@ -41,6 +41,7 @@ type Node struct {
 	Loopback netip.Addr
 	net      *Net
 	flows    map[pim.SG]route // the "kernel" forwarding cache
+	counts   map[pim.SG]uint64 // packets forwarded per cache entry (the kernel's counters)
 	static   []staticRoute
 }
 
@@ -110,7 +111,7 @@ func (l *LAN) addr() netip.Addr {
 
 // AddRouter adds a router with a loopback address and a PIM config.
 func (n *Net) AddRouter(name string, loopback string, cfg pim.Config) *Node {
-	nd := &Node{Name: name, Ports: map[string]*Port{}, net: n, flows: map[pim.SG]route{}}
+	nd := &Node{Name: name, Ports: map[string]*Port{}, net: n, flows: map[pim.SG]route{}, counts: map[pim.SG]uint64{}}
 	if loopback != "" {
 		nd.Loopback = netip.MustParseAddr(loopback)
 	}
@@ -318,6 +319,9 @@ func (n *Net) Run(d time.Duration) {
 	n.settle()
 }
 
+// PacketSize is the size in bytes the data plane counts per test packet.
+const PacketSize = 1000
+
 // Copies counts what a test packet reached: host address -> copies.
 type Copies map[netip.Addr]int
 
@@ -385,6 +389,8 @@ func (n *Net) forward(nd *Node, iif string, s, g netip.Addr, hops int) {
 		nd.refresh(k)
 		return // the kernel drops a packet that came in the wrong interface
 	}
+	nd.counts[k]++
+	nd.R.Traffic(n.Now, s, g, nd.counts[k], nd.counts[k]*PacketSize)
 	n.apply(nd, nd.R.DataArrived(n.Now, s, g, iif, pim.DataActive))
 	nd.refresh(k)
 	rt = nd.flows[k]

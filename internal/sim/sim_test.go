@@ -183,7 +183,7 @@ func TestSSMWithoutRP(t *testing.T) {
 }
 
 func TestSPTInfinityStaysOnSharedTree(t *testing.T) {
-	l := newSeedLab(t, pim.Config{SwitchToSPT: func(netip.Addr) bool { return false }})
+	l := newSeedLab(t, pim.Config{SwitchToSPT: func(netip.Addr) pim.SPTThreshold { return pim.SPTThreshold{Never: true} }})
 	n := l.n
 	n.HostJoin(l.rcvLAN, l.rcv, G)
 	for i := range 20 {
@@ -579,5 +579,44 @@ func TestAssertOnSharedTree(t *testing.T) {
 		n.Run(70 * time.Second)
 		exact(t, n, l.srcLAN, l.src, G, 3, l.rcvC, l.rcvD)
 		_ = i
+	}
+}
+
+func TestSPTThresholds(t *testing.T) {
+	th := func(x pim.SPTThreshold) pim.Config {
+		return pim.Config{SwitchToSPT: func(netip.Addr) pim.SPTThreshold { return x }}
+	}
+	// 1,000-byte packets 1 ms apart: 8,000 kbps.
+	for _, c := range []struct {
+		name     string
+		th       pim.SPTThreshold
+		switchAt int // packets before R3 is on the SPT; -1 never
+	}{
+		{"packets", pim.SPTThreshold{Packets: 200}, 200},
+		{"rate below", pim.SPTThreshold{Kbps: 9000}, -1},
+		{"rate above", pim.SPTThreshold{Kbps: 7000}, 1000}, // measured over the first second
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newSeedLab(t, th(c.th))
+			n := l.n
+			n.HostJoin(l.rcvLAN, l.rcv, G)
+			switched := -1
+			for i := range 1500 {
+				got := n.SendData(l.srcLAN, l.src, G)
+				if got[l.rcv] != 1 {
+					t.Fatalf("packet %d: %v", i, got)
+				}
+				if iif, _, _ := l.r3.R.Route(l.src, G); iif == "r1r3" && switched < 0 {
+					switched = i + 1
+				}
+				n.Run(time.Millisecond)
+			}
+			switch {
+			case c.switchAt < 0 && switched >= 0:
+				t.Errorf("switched to the SPT after %d packets; threshold %v should keep the shared tree", switched, c.th)
+			case c.switchAt >= 0 && (switched < c.switchAt || switched > c.switchAt+5):
+				t.Errorf("switched after %d packets, want about %d (threshold %v)", switched, c.switchAt, c.th)
+			}
+		})
 	}
 }

@@ -369,3 +369,56 @@ func TestPIMThousandsOfChannels(t *testing.T) {
 	t.Logf("2,000 channels: R1 had every join %s after the receiver started; %d join/prune messages (%d group entries), largest %d bytes",
 		converged.Round(time.Millisecond), msgs, groups, largest)
 }
+
+// An SPT threshold at the last hop: R3 moves a source to the SPT only once
+// it has seen 1,000 of its packets on the shared tree (the kernel's
+// per-flow counter, read each second), and the switch loses nothing.
+func TestPIMSPTThresholdPackets(t *testing.T) {
+	const igmp = "query-interval: 5s, query-response-interval: 1s"
+	r3 := `    overcast: |
+      pim:
+        rp: [{address: 10.255.0.2}]
+        spt-threshold: [{groups: 239.0.0.0/8, threshold: 1000 packets}]
+      interfaces:
+        - {name: to-r1, pim: true, igmp: {` + igmp + `}}
+        - {name: to-r2, pim: true, igmp: {` + igmp + `}}
+        - {name: lan, pim: true, igmp: {` + igmp + `}}
+`
+	l := startLab(t, pimLab(map[string]string{"r3": r3}))
+	rc := startRecv(t, l, "rcv", "-g", G)
+	eventually(t, 10*time.Second, "receiver joined", func() string { return hasGroup(api.NewClient(l.Socket("r3")), "lan", G) })
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond)
+	src := "10.0.1.10"
+	type seen struct {
+		iif, spt string
+	}
+	var during seen
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(600 * time.Millisecond) // 600 packets in: below the threshold
+		if r, ok := mroute(t, l, "r3", src, G); ok {
+			during.iif = r.IIF
+		}
+		js, _ := api.NewClient(l.Socket("r3")).PIMJoins()
+		for _, j := range js {
+			if j.Source == src && j.Group == G {
+				during.spt = fmt.Sprintf("spt=%v threshold=%s rate=%d crossed=%v", j.SPT, j.SPTThreshold, j.RateKbps, j.SPTWanted)
+			}
+		}
+	}()
+	send(t, l, "src", "-g", G, "-count", "4000", "-rate", "1000")
+	<-done
+	time.Sleep(500 * time.Millisecond)
+	if p, lost, dups := rc.stop(t).Total(); p != 4000 || lost != 0 || dups != 0 {
+		t.Errorf("receiver: %d packets, %d lost, %d duplicates; want 4000, 0, 0", p, lost, dups)
+	}
+	t.Logf("R3 after 600 packets: input %s, %s", during.iif, during.spt)
+	if during.iif != "to-r2" || !strings.Contains(during.spt, "spt=false threshold=1000 packets") {
+		t.Errorf("R3 after 600 packets: input %q (%s); want the shared tree (to-r2) below the threshold", during.iif, during.spt)
+	}
+	if r, ok := mroute(t, l, "r3", src, G); !ok || r.IIF != "to-r1" {
+		t.Errorf("R3 (S,G) after 4,000 packets: %+v; want input to-r1 (the SPT)", r)
+	}
+}
