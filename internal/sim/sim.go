@@ -40,7 +40,7 @@ type Node struct {
 	Ports    map[string]*Port // by interface name
 	Loopback netip.Addr
 	net      *Net
-	flows    map[pim.SG]route // the "kernel" forwarding cache
+	flows    map[pim.SG]route  // the "kernel" forwarding cache
 	counts   map[pim.SG]uint64 // packets forwarded per cache entry (the kernel's counters)
 	static   []staticRoute
 }
