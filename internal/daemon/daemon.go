@@ -55,6 +55,7 @@ type Daemon struct {
 	log    *slog.Logger
 	level  *slog.LevelVar
 	sock   *linuxmr.Socket
+	dirty  bool // kernel routes need a reconcile (done when the event queue runs dry)
 	rec    *dataplane.Reconciler
 	ifs    map[string]*iface
 	byIdx  map[int]*iface
@@ -145,9 +146,16 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		}
 		// Join/prunes from a burst of events go out together, packed, when
 		// the queue runs dry (or every 256 events under load).
-		if burst++; d.pim != nil && (len(d.events) == 0 || burst >= 256) {
+		// So do kernel route changes: one pass over the routes per burst,
+		// not one per IGMP record or join.
+		if burst++; len(d.events) == 0 || burst >= 256 {
 			burst = 0
-			d.applyPIM(d.pim.r.FlushJoinPrunes())
+			if d.pim != nil {
+				d.applyPIM(d.pim.r.FlushJoinPrunes())
+			}
+			if d.dirty {
+				d.reconcile()
+			}
 		}
 		d.rearm(time.Now())
 	}
@@ -338,7 +346,7 @@ func (d *Daemon) handle(x *iface, out igmp.Output) {
 		}
 	}
 	if len(out.Changed) > 0 {
-		d.reconcile()
+		d.dirty = true // reconciled when the event queue runs dry
 	}
 }
 
@@ -435,6 +443,7 @@ func (d *Daemon) desired() map[dataplane.SG]dataplane.Route {
 }
 
 func (d *Daemon) reconcile() {
+	d.dirty = false
 	want := d.desired()
 	if d.log.Enabled(context.Background(), slog.LevelDebug) {
 		have := d.rec.Installed()

@@ -247,7 +247,7 @@ func (d *Daemon) applyPIM(res pim.Result) {
 		}
 	}
 	if len(res.Changed) > 0 {
-		d.reconcile()
+		d.dirty = true // reconciled when the event queue runs dry
 	}
 }
 
@@ -258,10 +258,7 @@ func (d *Daemon) pushMembership(x *iface, g netip.Addr, now time.Time) {
 	}
 	var asm bool
 	var include, exclude []netip.Addr
-	for _, v := range x.igmp.Groups(now) {
-		if v.Group != g {
-			continue
-		}
+	if v, ok := x.igmp.Group(g, now); ok {
 		if v.Mode == igmp.Exclude {
 			asm = true
 			for _, s := range v.Sources {

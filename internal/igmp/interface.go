@@ -791,25 +791,7 @@ func (i *Interface) Groups(now time.Time) []GroupView {
 	seen := map[netip.Addr]bool{}
 	for ga, g := range i.groups {
 		seen[ga] = true
-		v := GroupView{Group: ga, Mode: g.mode, Created: g.created, Reporter: g.reporter, Version: 3,
-			Static: slices.Contains(i.cfg.StaticGroups, ga)}
-		if g.mode == Exclude {
-			v.Expires = g.timer
-		}
-		if now.Before(g.v1Until) {
-			v.Version = 1
-		} else if now.Before(g.v2Until) {
-			v.Version = 2
-		}
-		for s, t := range g.sources {
-			v.Sources = append(v.Sources, SourceView{Source: s, Expires: t, Forward: g.mode == Include || !t.IsZero()})
-		}
-		slices.SortFunc(v.Sources, func(a, b SourceView) int { return a.Source.Compare(b.Source) })
-		for h := range g.hosts {
-			v.Hosts = append(v.Hosts, h)
-		}
-		slices.SortFunc(v.Hosts, netip.Addr.Compare)
-		out = append(out, v)
+		out = append(out, i.view(ga, g, now))
 	}
 	for _, ga := range i.cfg.StaticGroups {
 		if !seen[ga] {
@@ -818,4 +800,38 @@ func (i *Interface) Groups(now time.Time) []GroupView {
 	}
 	slices.SortFunc(out, func(a, b GroupView) int { return a.Group.Compare(b.Group) })
 	return out
+}
+
+// Group returns one group's membership (a static group without reports
+// included), without walking the table.
+func (i *Interface) Group(ga netip.Addr, now time.Time) (GroupView, bool) {
+	if g := i.groups[ga]; g != nil {
+		return i.view(ga, g, now), true
+	}
+	if slices.Contains(i.cfg.StaticGroups, ga) {
+		return GroupView{Group: ga, Mode: Exclude, Static: true}, true
+	}
+	return GroupView{}, false
+}
+
+func (i *Interface) view(ga netip.Addr, g *group, now time.Time) GroupView {
+	v := GroupView{Group: ga, Mode: g.mode, Created: g.created, Reporter: g.reporter, Version: 3,
+		Static: slices.Contains(i.cfg.StaticGroups, ga)}
+	if g.mode == Exclude {
+		v.Expires = g.timer
+	}
+	if now.Before(g.v1Until) {
+		v.Version = 1
+	} else if now.Before(g.v2Until) {
+		v.Version = 2
+	}
+	for s, t := range g.sources {
+		v.Sources = append(v.Sources, SourceView{Source: s, Expires: t, Forward: g.mode == Include || !t.IsZero()})
+	}
+	slices.SortFunc(v.Sources, func(a, b SourceView) int { return a.Source.Compare(b.Source) })
+	for h := range g.hosts {
+		v.Hosts = append(v.Hosts, h)
+	}
+	slices.SortFunc(v.Hosts, netip.Addr.Compare)
+	return v
 }

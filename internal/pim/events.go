@@ -128,8 +128,8 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 		if starJoined {
 			// End of message (4.5.4): a Join(*,G) without Prune(S,G,rpt)
 			// clears the (S,G,rpt) prunes for that interface.
-			for k, e := range r.entries {
-				if k.G == g && k.S.IsValid() && !prunedRPT[k.S] {
+			for _, e := range r.groupEntries(g) {
+				if e.key.S.IsValid() && !prunedRPT[e.key.S] {
 					delete(e.rptDown, iface)
 				}
 			}
@@ -243,8 +243,9 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 // receiveRegisterStop is the DR side (4.4.1).
 func (r *Router) receiveRegisterStop(now time.Time, m *wire.RegisterStop) {
 	g := m.Group.Prefix.Addr()
-	for k, e := range r.entries {
-		if k.G != g || !k.S.IsValid() || (m.Source.IsValid() && !m.Source.IsUnspecified() && k.S != m.Source) {
+	for _, e := range r.groupEntries(g) {
+		k := e.key
+		if !k.S.IsValid() || (m.Source.IsValid() && !m.Source.IsUnspecified() && k.S != m.Source) {
 			continue
 		}
 		if e.reg == RegJoin || e.reg == RegJoinPending {

@@ -215,6 +215,7 @@ type Router struct {
 	ifaces   map[string]*Interface
 	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
 	entries  map[SG]*entry
+	byGroup  map[netip.Addr]map[SG]struct{} // the keys of entries, per group
 	members  map[string]map[SG]bool // local receivers: (*,G) include or (S,G) include per interface
 	excludes map[string]map[SG]bool // local receivers excluding S from (*,G)
 	nbrTimer map[upKey]time.Time    // periodic join/prune per upstream neighbour
@@ -237,7 +238,7 @@ type jpBuild struct {
 // NewRouter makes a router. jitter supplies random delays in [0, max).
 func NewRouter(cfg Config, rt Routing, jitter func(time.Duration) time.Duration) *Router {
 	return &Router{cfg: cfg.WithDefaults(), rt: rt, jitter: jitter, ifaces: map[string]*Interface{},
-		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, members: map[string]map[SG]bool{},
+		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, byGroup: map[netip.Addr]map[SG]struct{}{}, members: map[string]map[SG]bool{},
 		excludes: map[string]map[SG]bool{}, nbrTimer: map[upKey]time.Time{}}
 }
 
@@ -322,10 +323,8 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 		r.members[iface] = map[SG]bool{}
 		r.excludes[iface] = map[SG]bool{}
 	}
-	for k := range r.members[iface] {
-		if k.G == g {
-			delete(r.members[iface], k)
-		}
+	for k := range r.byGroup[g] {
+		delete(r.members[iface], k) // members always have entries (ensure below)
 	}
 	for k := range r.excludes[iface] {
 		if k.G == g {
@@ -365,6 +364,10 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 	if e == nil {
 		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}, firstNativeID: -1, lastRegisterID: -1}
 		r.entries[k] = e
+		if r.byGroup[k.G] == nil {
+			r.byGroup[k.G] = map[SG]struct{}{}
+		}
+		r.byGroup[k.G][k] = struct{}{}
 	}
 	return e
 }
@@ -692,10 +695,17 @@ func (r *Router) reconcile(now time.Time) { r.reconcileGroups(now, nil) }
 // reconcileGroups re-evaluates the entries of the given groups (all when
 // nil): events about one group need not walk thousands of others.
 func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
-	keys := make([]SG, 0, len(r.entries))
-	for k := range r.entries {
-		if groups == nil || groups[k.G] {
+	var keys []SG
+	if groups == nil {
+		keys = make([]SG, 0, len(r.entries))
+		for k := range r.entries {
 			keys = append(keys, k)
+		}
+	} else {
+		for g := range groups {
+			for k := range r.byGroup[g] {
+				keys = append(keys, k)
+			}
 		}
 	}
 	// (*,G) before (S,G) so prunes can ride on the (*,G) joins built first.
@@ -731,10 +741,27 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 		e := r.entries[k]
 		if !e.joined && !e.rptPruned && len(e.down) == 0 && len(e.rptDown) == 0 && !r.katRunning(e, now) &&
 			!r.wanted(k) && e.reg == RegNoInfo && len(e.asserts) == 0 && !r.counting(e, now) {
-			delete(r.entries, k)
+			r.forget(k)
 			r.res.Changed = append(r.res.Changed, k)
 		}
 	}
+}
+
+func (r *Router) forget(k SG) {
+	delete(r.entries, k)
+	delete(r.byGroup[k.G], k)
+	if len(r.byGroup[k.G]) == 0 {
+		delete(r.byGroup, k.G)
+	}
+}
+
+// groupEntries lists the entries of one group.
+func (r *Router) groupEntries(g netip.Addr) []*entry {
+	out := make([]*entry, 0, len(r.byGroup[g]))
+	for k := range r.byGroup[g] {
+		out = append(out, r.entries[k])
+	}
+	return out
 }
 
 func (r *Router) wanted(k SG) bool {
