@@ -241,7 +241,7 @@ func printShow(w0 *os.File, what string, v any) {
 			return
 		}
 		w.Flush()
-		fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set")
+		fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set,\n       R - RP-bit set ((S,G,rpt) pruned upstream), J - SPT threshold crossed")
 		for _, r := range rows {
 			fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
 			fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)

@@ -428,6 +428,13 @@ func (d *Daemon) pimFlags(f *flow) (string, []api.OIF) {
 	if x, ok := d.pim.rt.Lookup(k.Source); ok && x.Iface == iif && iif != "" {
 		flags += "T"
 	}
+	rpt, crossed := d.pim.r.FlowFlags(k.Source, k.Group)
+	if rpt {
+		flags += "R"
+	}
+	if crossed {
+		flags += "J"
+	}
 	if len(oifs) == 0 {
 		flags += "P"
 	}

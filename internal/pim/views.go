@@ -85,6 +85,17 @@ func (r *Router) Entries(now time.Time) []EntryView {
 	return out
 }
 
+// FlowFlags says whether (S,G) is pruned off the shared tree upstream
+// ((S,G,rpt) prune sent: Cisco's R flag) and whether its source crossed a
+// packet or rate SPT threshold (J).
+func (r *Router) FlowFlags(s, g netip.Addr) (rptPruned, thresholdCrossed bool) {
+	e := r.entries[SG{S: s, G: g}]
+	if e == nil {
+		return false, false
+	}
+	return e.rptPruned, e.sptWanted
+}
+
 func cmpString(a, b string) int {
 	switch {
 	case a < b:
