@@ -94,6 +94,14 @@ type Interface struct {
 	startupLeft  int
 
 	groups  map[netip.Addr]*group
+
+	// NextDeadline cache: a lower bound of every group timer, kept current
+	// by re-reading only the groups a report touched (timers of other
+	// groups cannot move earlier then). Queries, Advance and config
+	// changes make it recompute in full.
+	groupsNext time.Time
+	nextValid  bool
+	touched    map[netip.Addr]bool
 	pending map[netip.Addr]*pending
 	stats   Stats
 }
@@ -165,6 +173,7 @@ func (i *Interface) Receive(now time.Time, h ip4.Header, payload []byte) Output 
 	if h.Src == i.addr {
 		return out // our own query looped back
 	}
+	i.touch(msg)
 	switch m := msg.(type) {
 	case *igmp.Query:
 		i.stats.RxQueries++
@@ -186,6 +195,24 @@ func (i *Interface) Receive(now time.Time, h ip4.Header, payload []byte) Output 
 		}
 	}
 	return out
+}
+
+func (i *Interface) touch(msg igmp.Message) {
+	if i.touched == nil {
+		i.touched = map[netip.Addr]bool{}
+	}
+	switch m := msg.(type) {
+	case *igmp.Report:
+		i.touched[m.Group] = true
+	case *igmp.Leave:
+		i.touched[m.Group] = true
+	case *igmp.V3Report:
+		for _, r := range m.Records {
+			i.touched[r.Group] = true
+		}
+	default:
+		i.nextValid = false
+	}
 }
 
 // CountMalformed counts a packet that failed before it reached IGMP (a bad IP header).
@@ -625,6 +652,7 @@ func (i *Interface) generalQuery() *igmp.Query {
 // Advance runs every timer due at or before now (section 6.5 and the query
 // timers) and appends what that produced to out.
 func (i *Interface) Advance(now time.Time, out *Output) {
+	i.nextValid = false
 	// Querier: other-querier-present expiry and general queries.
 	if !i.querier && !i.cfg.NoQuerier && !i.otherQuerier.IsZero() && !now.Before(i.otherQuerier) {
 		i.querier = true
@@ -704,18 +732,46 @@ func (i *Interface) NextDeadline() time.Time {
 	for _, p := range i.pending {
 		at(p.next)
 	}
-	for _, g := range i.groups {
-		if g.mode == Exclude {
-			at(g.timer)
-		}
-		for _, t := range g.sources {
-			at(t)
-		}
-		for _, h := range g.hosts {
-			at(h.expires)
+	var gd time.Time
+	groupAt := func(g *group) {
+		for _, t := range g.timers() {
+			if !t.IsZero() && (gd.IsZero() || t.Before(gd)) {
+				gd = t
+			}
 		}
 	}
+	if i.nextValid {
+		gd = i.groupsNext
+		for ga := range i.touched {
+			if g := i.groups[ga]; g != nil {
+				groupAt(g)
+			}
+		}
+	} else {
+		for _, g := range i.groups {
+			groupAt(g)
+		}
+		i.nextValid = true
+	}
+	clear(i.touched)
+	i.groupsNext = gd
+	at(gd)
 	return d
+}
+
+// timers lists a group's running timers.
+func (g *group) timers() []time.Time {
+	var out []time.Time
+	if g.mode == Exclude {
+		out = append(out, g.timer)
+	}
+	for _, t := range g.sources {
+		out = append(out, t)
+	}
+	for _, h := range g.hosts {
+		out = append(out, h.expires)
+	}
+	return out
 }
 
 // Forwards reports whether traffic from source s to group g should be
@@ -742,6 +798,7 @@ func (i *Interface) Wants(ga netip.Addr) bool {
 
 // SetStaticGroups replaces the static groups and reports which changed.
 func (i *Interface) SetStaticGroups(gs []netip.Addr) Output {
+	i.nextValid = false
 	var out Output
 	for _, g := range i.cfg.StaticGroups {
 		if !slices.Contains(gs, g) {

@@ -49,7 +49,10 @@ func (r *rig) rx(src netip.Addr, m igmp.Message) Output {
 func (r *rig) advance(d time.Duration) Output {
 	end := r.now.Add(d)
 	var all Output
-	for {
+	for spins := 0; ; spins++ {
+		if spins > 100000 {
+			r.t.Fatalf("advance: NextDeadline keeps returning %v at %v (timers do not fire)", r.ifc.NextDeadline(), r.now)
+		}
 		next := r.ifc.NextDeadline()
 		if next.IsZero() || next.After(end) {
 			break
@@ -441,6 +444,52 @@ func TestSourceStateAgainstOracle(t *testing.T) {
 				t.Fatalf("seed %d: source %s: router forwards=%v, hosts want=%v; hosts %+v; groups %+v",
 					seed, s, got, want, hosts, r.ifc.Groups(r.now))
 			}
+		}
+	}
+}
+
+// The cached NextDeadline must never be later than the true one (a full
+// scan): a late answer would fire timers late. Random reports, leaves,
+// queries from another router and time steps over 40 groups.
+func TestNextDeadlineCacheIsLowerBound(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	r := newRig(t, Config{ExplicitTracking: true})
+	groups := make([]netip.Addr, 40)
+	for i := range groups {
+		groups[i] = netip.AddrFrom4([4]byte{239, 9, 0, byte(i)})
+	}
+	hosts := []netip.Addr{netip.MustParseAddr("10.0.0.50"), netip.MustParseAddr("10.0.0.51")}
+	types := []igmp.RecordType{igmp.ModeIsInclude, igmp.ModeIsExclude, igmp.ChangeToInclude, igmp.ChangeToExclude, igmp.AllowNewSources, igmp.BlockOldSources}
+	for step := range 5000 {
+		g := groups[rnd.IntN(len(groups))]
+		h := hosts[rnd.IntN(len(hosts))]
+		switch rnd.IntN(6) {
+		case 0:
+			r.advance(time.Duration(1+rnd.IntN(3000)) * time.Millisecond)
+		case 1:
+			r.rx(h, &igmp.Leave{Group: g})
+		case 2:
+			// A group-specific query from a higher address: we stay the
+			// querier, so leaves and blocks lower timers to the LMQT.
+			r.rx(netip.MustParseAddr("10.0.1.200"), &igmp.Query{Version: 3, Group: g, MaxResp: time.Second, QRV: 2, QQI: 125 * time.Second})
+		default:
+			var srcs []netip.Addr
+			for range rnd.IntN(3) {
+				srcs = append(srcs, netip.AddrFrom4([4]byte{10, 1, 0, byte(rnd.IntN(4))}))
+			}
+			r.rx(h, v3(types[rnd.IntN(len(types))], g, srcs...))
+		}
+		cached := r.ifc.NextDeadline()
+		shadow := *r.ifc // a full scan on a copy leaves the cache alone
+		shadow.nextValid, shadow.touched = false, nil
+		full := shadow.NextDeadline()
+		if cached.After(full) || cached.IsZero() != full.IsZero() {
+			t.Fatalf("step %d: cached deadline %v is later than the true one %v", step, cached, full)
+		}
+		if !cached.IsZero() && !cached.After(r.now) {
+			// Every timer due by now has fired: a deadline in the past
+			// would make the daemon spin.
+			t.Fatalf("step %d: deadline %v is not after now %v", step, cached, r.now)
 		}
 	}
 }

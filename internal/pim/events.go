@@ -500,6 +500,13 @@ func (r *Router) refreshDue(now time.Time) {
 
 // NextDeadline is the earliest time Advance has work to do (zero if none).
 func (r *Router) NextDeadline() time.Time {
+	if !r.nextOK {
+		r.next, r.nextOK = r.nextDeadline(), true
+	}
+	return r.next
+}
+
+func (r *Router) nextDeadline() time.Time {
 	var t time.Time
 	min := func(x time.Time) {
 		if !x.IsZero() && (t.IsZero() || x.Before(t)) {

@@ -222,6 +222,8 @@ type Router struct {
 
 	res     Result
 	pending map[upKey]*jpBuild
+	next    time.Time // NextDeadline's answer, valid until the next flush
+	nextOK  bool
 	deferJP bool // keep join/prune entries until FlushJoinPrunes
 }
 
@@ -889,6 +891,7 @@ func (r *Router) FlushJoinPrunes() Result {
 // flush turns queued join/prune entries into messages (unless deferred)
 // and returns the result.
 func (r *Router) flush() Result {
+	r.nextOK = false // every state change ends here
 	ups := make([]upKey, 0, len(r.pending))
 	for up := range r.pending {
 		if !r.deferJP {
