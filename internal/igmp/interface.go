@@ -93,7 +93,7 @@ type Interface struct {
 	nextGeneral  time.Time
 	startupLeft  int
 
-	groups  map[netip.Addr]*group
+	groups map[netip.Addr]*group
 
 	// NextDeadline cache: a lower bound of every group timer, kept current
 	// by re-reading only the groups a report touched (timers of other
@@ -102,8 +102,8 @@ type Interface struct {
 	groupsNext time.Time
 	nextValid  bool
 	touched    map[netip.Addr]bool
-	pending map[netip.Addr]*pending
-	stats   Stats
+	pending    map[netip.Addr]*pending
+	stats      Stats
 }
 
 // NewInterface starts IGMP on an interface whose primary address is addr.

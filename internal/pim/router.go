@@ -216,9 +216,9 @@ type Router struct {
 	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
 	entries  map[SG]*entry
 	byGroup  map[netip.Addr]map[SG]struct{} // the keys of entries, per group
-	members  map[string]map[SG]bool // local receivers: (*,G) include or (S,G) include per interface
-	excludes map[string]map[SG]bool // local receivers excluding S from (*,G)
-	nbrTimer map[upKey]time.Time    // periodic join/prune per upstream neighbour
+	members  map[string]map[SG]bool         // local receivers: (*,G) include or (S,G) include per interface
+	excludes map[string]map[SG]bool         // local receivers excluding S from (*,G)
+	nbrTimer map[upKey]time.Time            // periodic join/prune per upstream neighbour
 
 	res     Result
 	pending map[upKey]*jpBuild
