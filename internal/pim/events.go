@@ -404,12 +404,27 @@ func (r *Router) RPFChanged(now time.Time) Result {
 
 // Advance runs every timer due at now.
 func (r *Router) Advance(now time.Time) Result {
+	// Only groups whose timers fired are re-evaluated, unless a neighbour
+	// or DR changed (that can move anything): a hello timer must not walk
+	// 10,000 flows.
+	all := false
 	for _, name := range r.InterfaceNames() {
 		var out Output
 		r.ifaces[name].Advance(now, &out)
 		r.absorb(name, out)
+		for _, ev := range out.Events {
+			if ev.Kind == NeighborDown || ev.Kind == NeighborRestarted {
+				r.forgetWinner(name, ev.Addr)
+			}
+		}
+		all = all || len(out.Events) > 0
 	}
+	fired := map[netip.Addr]bool{}
 	for _, e := range r.entries {
+		if !e.due(now) {
+			continue
+		}
+		fired[e.key.G] = true
 		for n, d := range e.down {
 			if !d.ppt.IsZero() && !now.Before(d.ppt) {
 				delete(e.down, n) // PrunePending -> NoInfo (a prune echo is optional; not sent)
@@ -466,8 +481,33 @@ func (r *Router) Advance(now time.Time) Result {
 		}
 	}
 	r.refreshDue(now)
-	r.reconcile(now)
+	if all {
+		r.reconcile(now)
+	} else {
+		r.reconcileGroups(now, fired)
+	}
 	return r.flush()
+}
+
+// due says whether any of the entry's timers has expired.
+func (e *entry) due(now time.Time) bool {
+	is := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+	for _, d := range e.down {
+		if is(d.expiry) || is(d.ppt) {
+			return true
+		}
+	}
+	for _, d := range e.rptDown {
+		if is(d.expiry) || (d.state == PrunePending && is(d.ppt)) {
+			return true
+		}
+	}
+	for _, a := range e.asserts {
+		if is(a.timer) {
+			return true
+		}
+	}
+	return is(e.sptPending) || is(e.kat) || is(e.override) || is(e.rst)
 }
 
 // refreshDue sends the periodic joins of every upstream neighbour whose
