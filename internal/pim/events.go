@@ -1,6 +1,7 @@
 package pim
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -62,7 +63,10 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 		groups = nil
 	}
 	if _, hello := m.(*wire.Hello); hello {
-		groups = nil
+		groups = map[netip.Addr]bool{} // a refresh changes nothing
+		if len(r.res.Events) > 0 {
+			groups = nil // a neighbour came, went or restarted, or the DR moved
+		}
 	}
 	r.reconcileGroups(now, groups)
 	return r.flush()
@@ -419,12 +423,11 @@ func (r *Router) Advance(now time.Time) Result {
 		}
 		all = all || len(out.Events) > 0
 	}
-	fired := map[netip.Addr]bool{}
-	for _, e := range r.entries {
+	fired := r.dueGroups(now)
+	for _, e := range r.dueEntries(fired) {
 		if !e.due(now) {
 			continue
 		}
-		fired[e.key.G] = true
 		for n, d := range e.down {
 			if !d.ppt.IsZero() && !now.Before(d.ppt) {
 				delete(e.down, n) // PrunePending -> NoInfo (a prune echo is optional; not sent)
@@ -543,11 +546,22 @@ func (r *Router) NextDeadline() time.Time {
 	if !r.nextOK {
 		r.next, r.nextOK = r.nextDeadline(), true
 	}
+	if r.cfg.CheckTimers {
+		var scan time.Time
+		for _, e := range r.entries {
+			if x := entryNext(e); !x.IsZero() && (scan.IsZero() || x.Before(scan)) {
+				scan = x
+			}
+		}
+		if !scan.IsZero() && (r.next.IsZero() || scan.Before(r.next)) {
+			panic(fmt.Sprintf("pim: NextDeadline %v is later than a running timer at %v", r.next, scan))
+		}
+	}
 	return r.next
 }
 
 func (r *Router) nextDeadline() time.Time {
-	var t time.Time
+	t := r.groupsDeadline()
 	min := func(x time.Time) {
 		if !x.IsZero() && (t.IsZero() || x.Before(t)) {
 			t = x
@@ -558,23 +572,6 @@ func (r *Router) nextDeadline() time.Time {
 	}
 	for _, x := range r.nbrTimer {
 		min(x)
-	}
-	for _, e := range r.entries {
-		for _, d := range e.down {
-			min(d.expiry)
-			min(d.ppt)
-		}
-		for _, d := range e.rptDown {
-			min(d.expiry)
-			min(d.ppt)
-		}
-		min(e.kat)
-		min(e.sptPending)
-		min(e.override)
-		min(e.rst)
-		for _, a := range e.asserts {
-			min(a.timer)
-		}
 	}
 	return t
 }

@@ -73,6 +73,10 @@ type Config struct {
 	SPTSwitchGuard time.Duration // 2 ms when 0; negative for none
 	MTU            int           // largest PIM message; 1480 when 0
 	AssertTime     time.Duration // how long assert state lasts; 180 s
+	// CheckTimers makes NextDeadline verify its cached answer against a
+	// scan of every timer and panic if a timer would fire late (tests and
+	// simulations; slow).
+	CheckTimers bool
 }
 
 // WithDefaults fills unset fields with the RFC 7761 defaults.
@@ -224,6 +228,7 @@ type Router struct {
 	pending map[upKey]*jpBuild
 	next    time.Time // NextDeadline's answer, valid until the next flush
 	nextOK  bool
+	dl      deadlines // per-group earliest timers (deadline.go)
 	deferJP bool // keep join/prune entries until FlushJoinPrunes
 }
 
@@ -366,6 +371,7 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 	if e == nil {
 		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}, firstNativeID: -1, lastRegisterID: -1}
 		r.entries[k] = e
+		r.markDirty(k.G)
 		if r.byGroup[k.G] == nil {
 			r.byGroup[k.G] = map[SG]struct{}{}
 		}
@@ -699,12 +705,14 @@ func (r *Router) reconcile(now time.Time) { r.reconcileGroups(now, nil) }
 func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 	var keys []SG
 	if groups == nil {
+		r.dl.all = true
 		keys = make([]SG, 0, len(r.entries))
 		for k := range r.entries {
 			keys = append(keys, k)
 		}
 	} else {
 		for g := range groups {
+			r.markDirty(g)
 			for k := range r.byGroup[g] {
 				keys = append(keys, k)
 			}
@@ -750,6 +758,7 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 }
 
 func (r *Router) forget(k SG) {
+	r.markDirty(k.G)
 	delete(r.entries, k)
 	delete(r.byGroup[k.G], k)
 	if len(r.byGroup[k.G]) == 0 {

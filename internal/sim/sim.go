@@ -115,6 +115,7 @@ func (n *Net) AddRouter(name string, loopback string, cfg pim.Config) *Node {
 	if loopback != "" {
 		nd.Loopback = netip.MustParseAddr(loopback)
 	}
+	cfg.CheckTimers = true // every NextDeadline is checked against a full scan
 	nd.R = pim.NewRouter(cfg, nodeRouting{nd}, func(max time.Duration) time.Duration {
 		if max <= 0 {
 			return 0

@@ -205,7 +205,9 @@ func (s *Socket) Counters() (map[dataplane.SG]dataplane.Counters, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return ParseMRCache(f)
+	// The kernel fills as much of a read as it is given: a large buffer
+	// reads 10,000 routes in a few calls instead of one per 4 KB page.
+	return ParseMRCache(bufio.NewReaderSize(f, 256<<10))
 }
 
 // ParseMRCache parses /proc/net/ip_mr_cache: "Group Origin Iif Pkts Bytes Wrong Oifs",
@@ -213,6 +215,7 @@ func (s *Socket) Counters() (map[dataplane.SG]dataplane.Counters, error) {
 func ParseMRCache(f interface{ Read([]byte) (int, error) }) (map[dataplane.SG]dataplane.Counters, error) {
 	out := map[dataplane.SG]dataplane.Counters{}
 	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) < 6 || fs[0] == "Group" {
