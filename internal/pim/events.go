@@ -288,6 +288,9 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
+	if t := r.sptThreshold(g); !t.immediate() && !t.Never && e.trafficAt.IsZero() {
+		e.trafficAt = now // keep the flow while it is measured against the threshold (Traffic)
+	}
 	if iif == RegisterVIF {
 		e.lastRegisterAt = now // decapsulated Register data: Registers are flowing
 	}

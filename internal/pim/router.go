@@ -229,7 +229,7 @@ type Router struct {
 	next    time.Time // NextDeadline's answer, valid until the next flush
 	nextOK  bool
 	dl      deadlines // per-group earliest timers (deadline.go)
-	deferJP bool // keep join/prune entries until FlushJoinPrunes
+	deferJP bool      // keep join/prune entries until FlushJoinPrunes
 }
 
 type upKey struct {
