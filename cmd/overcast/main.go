@@ -135,6 +135,7 @@ func runDaemon(args []string) error {
 				pprof.WriteHeapProfile(f)
 				f.Close()
 			}
+			runtime.KeepAlive(d) // profile the daemon's state, not an emptied heap
 		}()
 	}
 	hup := make(chan os.Signal, 1)
