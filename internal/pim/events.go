@@ -92,13 +92,13 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 					continue // a (*,G) join for another RP: ignore (4.5.2)
 				}
 				starJoined = true
-				r.downJoin(r.ensure(now, SG{G: g}).down, iface, now, hold)
+				r.downJoin(r.ensure(now, SG{G: g}), iface, now, hold)
 			case s.RPT:
 				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
 					delete(e.rptDown, iface) // Join(S,G,rpt): NoInfo
 				}
 			default:
-				r.downJoin(r.ensure(now, SG{S: s.Addr, G: g}).down, iface, now, hold)
+				r.downJoin(r.ensure(now, SG{S: s.Addr, G: g}), iface, now, hold)
 			}
 		}
 		for _, s := range gs.Prunes {
@@ -113,6 +113,9 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 				d := e.rptDown[iface]
 				if d == nil {
 					d = &downstream{since: now}
+					if e.rptDown == nil {
+						e.rptDown = map[string]*downstream{}
+					}
 					e.rptDown[iface] = d
 				}
 				d.expiry = maxTime(d.expiry, now.Add(hold))
@@ -141,11 +144,14 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 	}
 }
 
-func (r *Router) downJoin(down map[string]*downstream, iface string, now time.Time, hold time.Duration) {
-	d := down[iface]
+func (r *Router) downJoin(e *entry, iface string, now time.Time, hold time.Duration) {
+	d := e.down[iface]
 	if d == nil {
 		d = &downstream{since: now}
-		down[iface] = d
+		if e.down == nil {
+			e.down = map[string]*downstream{}
+		}
+		e.down[iface] = d
 	}
 	d.state, d.ppt = Join, time.Time{}
 	d.expiry = maxTime(d.expiry, now.Add(hold))

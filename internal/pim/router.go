@@ -369,7 +369,7 @@ const ASMJoinInSSMRange EventKind = 100
 func (r *Router) ensure(now time.Time, k SG) *entry {
 	e := r.entries[k]
 	if e == nil {
-		e = &entry{key: k, created: now, down: map[string]*downstream{}, rptDown: map[string]*downstream{}, firstNativeID: -1, lastRegisterID: -1}
+		e = &entry{key: k, created: now, firstNativeID: -1, lastRegisterID: -1} // maps made on first use
 		r.entries[k] = e
 		r.markDirty(k.G)
 		if r.byGroup[k.G] == nil {
