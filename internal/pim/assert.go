@@ -321,17 +321,35 @@ func (r *Router) receiveAssert(now time.Time, iface string, src netip.Addr, m *w
 // assertSG is the (S,G) assert machine (4.6.1) for a received Assert with
 // the RPT bit clear.
 func (r *Router) assertSG(now time.Time, iface string, e *entry, their AssertMetric, cancel bool) {
-	mine := r.myMetricSG(e, iface)
+	r.assertMachine(now, iface, e, their, cancel, r.myMetricSG(e, iface),
+		func() bool { return r.couldAssertSG(e, iface) },
+		func() bool { return r.trackingDesiredSG(e, iface, now) },
+		func() AssertMetric { return r.sptMetric(e.key.S, iface) })
+}
+
+// assertStar is the (*,G) assert machine (4.6.2).
+func (r *Router) assertStar(now time.Time, iface string, e *entry, their AssertMetric, cancel bool) {
+	g := e.key.G
+	r.assertMachine(now, iface, e, their, cancel, r.myMetricStar(g, iface),
+		func() bool { return r.couldAssertStar(g, iface) },
+		func() bool { return r.trackingDesiredStar(e, iface, now) },
+		func() AssertMetric { return r.rptMetric(g, iface) })
+}
+
+// assertMachine is what the two machines share: an Assert with metric
+// their (cancel: an AssertCancel) against my metric mine.
+func (r *Router) assertMachine(now time.Time, iface string, e *entry, their AssertMetric, cancel bool, mine AssertMetric,
+	could, tracking func() bool, winMetric func() AssertMetric) {
 	a := e.assertOn(iface)
 	switch {
 	case a == nil:
 		switch {
 		case !cancel && their.Better(mine):
-			if r.trackingDesiredSG(e, iface, now) {
+			if tracking() {
 				r.becomeLoser(e, iface, their, now)
 			}
-		case r.couldAssertSG(e, iface):
-			r.becomeWinner(e, iface, r.sptMetric(e.key.S, iface), now)
+		case could():
+			r.becomeWinner(e, iface, winMetric(), now) // an inferior assert: we forward
 		}
 	case a.state == AssertWinner:
 		if !cancel && their.Better(mine) {
@@ -347,39 +365,6 @@ func (r *Router) assertSG(now time.Time, iface string, e *entry, their AssertMet
 			r.becomeLoser(e, iface, their, now) // the winner refreshes
 		case their.Addr == a.winner.Addr:
 			r.clearAssert(e, iface) // the winner cancelled or became inferior
-		}
-	}
-}
-
-// assertStar is the (*,G) assert machine (4.6.2).
-func (r *Router) assertStar(now time.Time, iface string, e *entry, their AssertMetric, cancel bool) {
-	g := e.key.G
-	mine := r.myMetricStar(g, iface)
-	a := e.assertOn(iface)
-	switch {
-	case a == nil:
-		switch {
-		case !cancel && their.Better(mine):
-			if r.trackingDesiredStar(e, iface, now) {
-				r.becomeLoser(e, iface, their, now)
-			}
-		case r.couldAssertStar(g, iface):
-			r.becomeWinner(e, iface, r.rptMetric(g, iface), now)
-		}
-	case a.state == AssertWinner:
-		if !cancel && their.Better(mine) {
-			r.becomeLoser(e, iface, their, now)
-		} else {
-			r.becomeWinner(e, iface, mine, now)
-		}
-	case a.state == AssertLoser:
-		switch {
-		case !cancel && their.Better(a.winner):
-			r.becomeLoser(e, iface, their, now)
-		case their.Addr == a.winner.Addr && !cancel && !mine.Better(their):
-			r.becomeLoser(e, iface, their, now)
-		case their.Addr == a.winner.Addr:
-			r.clearAssert(e, iface)
 		}
 	}
 }
