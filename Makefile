@@ -11,5 +11,6 @@ fuzz:
 	go test ./internal/packet/pim -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
+	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
 bench:
 	go test -count=1 -run XXX -bench . -benchtime 5x ./test/e2e/

@@ -73,7 +73,7 @@ func entryNext(e *entry) time.Time {
 
 func (r *Router) groupNext(g netip.Addr) time.Time {
 	var t time.Time
-	for k := range r.byGroup[g] {
+	for _, k := range r.byGroup[g] {
 		if x := entryNext(r.entries[k]); !x.IsZero() && (t.IsZero() || x.Before(t)) {
 			t = x
 		}

@@ -219,10 +219,10 @@ type Router struct {
 	ifaces   map[string]*Interface
 	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
 	entries  map[SG]*entry
-	byGroup  map[netip.Addr]map[SG]struct{} // the keys of entries, per group
-	members  map[string]map[SG]bool         // local receivers: (*,G) include or (S,G) include per interface
-	excludes map[string]map[SG]bool         // local receivers excluding S from (*,G)
-	nbrTimer map[upKey]time.Time            // periodic join/prune per upstream neighbour
+	byGroup  map[netip.Addr][]SG    // the keys of entries, per group (usually one or two)
+	members  map[string]map[SG]bool // local receivers: (*,G) include or (S,G) include per interface
+	excludes map[string]map[SG]bool // local receivers excluding S from (*,G)
+	nbrTimer map[upKey]time.Time    // periodic join/prune per upstream neighbour
 
 	res     Result
 	pending map[upKey]*jpBuild
@@ -245,7 +245,7 @@ type jpBuild struct {
 // NewRouter makes a router. jitter supplies random delays in [0, max).
 func NewRouter(cfg Config, rt Routing, jitter func(time.Duration) time.Duration) *Router {
 	return &Router{cfg: cfg.WithDefaults(), rt: rt, jitter: jitter, ifaces: map[string]*Interface{},
-		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, byGroup: map[netip.Addr]map[SG]struct{}{}, members: map[string]map[SG]bool{},
+		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, byGroup: map[netip.Addr][]SG{}, members: map[string]map[SG]bool{},
 		excludes: map[string]map[SG]bool{}, nbrTimer: map[upKey]time.Time{}}
 }
 
@@ -330,7 +330,7 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 		r.members[iface] = map[SG]bool{}
 		r.excludes[iface] = map[SG]bool{}
 	}
-	for k := range r.byGroup[g] {
+	for _, k := range r.byGroup[g] {
 		delete(r.members[iface], k) // members always have entries (ensure below)
 	}
 	for k := range r.excludes[iface] {
@@ -372,10 +372,7 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 		e = &entry{key: k, created: now, firstNativeID: -1, lastRegisterID: -1} // maps made on first use
 		r.entries[k] = e
 		r.markDirty(k.G)
-		if r.byGroup[k.G] == nil {
-			r.byGroup[k.G] = map[SG]struct{}{}
-		}
-		r.byGroup[k.G][k] = struct{}{}
+		r.byGroup[k.G] = append(r.byGroup[k.G], k)
 	}
 	return e
 }
@@ -713,7 +710,7 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 	} else {
 		for g := range groups {
 			r.markDirty(g)
-			for k := range r.byGroup[g] {
+			for _, k := range r.byGroup[g] {
 				keys = append(keys, k)
 			}
 		}
@@ -760,16 +757,22 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 func (r *Router) forget(k SG) {
 	r.markDirty(k.G)
 	delete(r.entries, k)
-	delete(r.byGroup[k.G], k)
-	if len(r.byGroup[k.G]) == 0 {
+	ks := r.byGroup[k.G]
+	if i := slices.Index(ks, k); i >= 0 {
+		ks[i] = ks[len(ks)-1]
+		ks = ks[:len(ks)-1]
+	}
+	if len(ks) == 0 {
 		delete(r.byGroup, k.G)
+	} else {
+		r.byGroup[k.G] = ks
 	}
 }
 
 // groupEntries lists the entries of one group.
 func (r *Router) groupEntries(g netip.Addr) []*entry {
 	out := make([]*entry, 0, len(r.byGroup[g]))
-	for k := range r.byGroup[g] {
+	for _, k := range r.byGroup[g] {
 		out = append(out, r.entries[k])
 	}
 	return out

@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
@@ -216,32 +214,71 @@ func ParseMRCache(f interface{ Read([]byte) (int, error) }) (map[dataplane.SG]da
 	out := map[dataplane.SG]dataplane.Counters{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	// Read every second over thousands of routes: fields are parsed in
+	// place, without allocating strings.
+	var fs [6][]byte
 	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 6 || fs[0] == "Group" {
+		line := sc.Bytes()
+		n := 0
+		for i := 0; i < len(line) && n < len(fs); {
+			for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+				i++
+			}
+			j := i
+			for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+				j++
+			}
+			if j > i {
+				fs[n] = line[i:j]
+				n++
+			}
+			i = j
+		}
+		if n < 6 || string(fs[0]) == "Group" {
 			continue
 		}
-		g, err1 := hexAddr(fs[0])
-		src, err2 := hexAddr(fs[1])
-		pk, err3 := strconv.ParseUint(fs[3], 10, 64)
-		by, err4 := strconv.ParseUint(fs[4], 10, 64)
-		wr, err5 := strconv.ParseUint(fs[5], 10, 64)
-		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-			return nil, fmt.Errorf("ip_mr_cache line %q: %w", sc.Text(), err)
+		g, ok1 := parseUint(fs[0], 16)
+		src, ok2 := parseUint(fs[1], 16)
+		pk, ok3 := parseUint(fs[3], 10)
+		by, ok4 := parseUint(fs[4], 10)
+		wr, ok5 := parseUint(fs[5], 10)
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || g > 0xffffffff || src > 0xffffffff {
+			return nil, fmt.Errorf("ip_mr_cache line %q: bad number", line)
 		}
-		out[dataplane.SG{Source: src, Group: g}] = dataplane.Counters{Packets: pk, Bytes: by, WrongIf: wr}
+		out[dataplane.SG{Source: wordAddr(uint32(src)), Group: wordAddr(uint32(g))}] = dataplane.Counters{Packets: pk, Bytes: by, WrongIf: wr}
 	}
 	return out, sc.Err()
 }
 
-func hexAddr(s string) (netip.Addr, error) {
-	v, err := strconv.ParseUint(s, 16, 32)
-	if err != nil {
-		return netip.Addr{}, err
+// parseUint reads an unsigned number in base 10 or 16.
+func parseUint(b []byte, base uint64) (uint64, bool) {
+	if len(b) == 0 || (base == 10 && len(b) > 19) || (base == 16 && len(b) > 16) {
+		return 0, false // too long to be ours; also rules out overflow
 	}
+	var v uint64
+	for _, c := range b {
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		v = v*base + d
+	}
+	return v, true
+}
+
+// wordAddr is the address whose in-memory (network order) word is printed
+// as hex in /proc.
+func wordAddr(v uint32) netip.Addr {
 	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], uint32(v))
-	return netip.AddrFrom4(b), nil
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
 }
 
 // Message is one read from the socket: an upcall or an IGMP packet.

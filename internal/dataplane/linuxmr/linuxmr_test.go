@@ -1,6 +1,7 @@
 package linuxmr
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,4 +36,27 @@ func TestMfcctlLayout(t *testing.T) {
 	if len(b) != mfcctlSize || b[0] != 10 || b[7] != 1 || b[8] != 2 || b[9] != 0 || b[10] != 1 || b[10+31] != 1 || b[11] != 0 {
 		t.Fatalf("mfcctl % x", b)
 	}
+}
+
+// FuzzParseMRCache: any input either fails cleanly or yields counters, and
+// a line printed the kernel's way reads back to the same numbers.
+func FuzzParseMRCache(f *testing.F) {
+	f.Add([]byte(mrCache), uint32(0x010101EF), uint64(7), uint64(99))
+	f.Add([]byte("Group Origin\n\t\n 1 2 3 4 5 6 7 8\n"), uint32(0), uint64(0), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, raw []byte, g uint32, pk, by uint64) {
+		ParseMRCache(strings.NewReader(string(raw)))
+		line := fmt.Sprintf("%08X 0A01000A 0 %d %d 0 1:1\n", g, pk, by)
+		got, err := ParseMRCache(strings.NewReader(line))
+		if pk >= 1e19 || by >= 1e19 {
+			return // longer than any counter we accept
+		}
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%q: %v %v", line, got, err)
+		}
+		for _, c := range got {
+			if c.Packets != pk || c.Bytes != by {
+				t.Fatalf("%q read back as %+v", line, c)
+			}
+		}
+	})
 }
