@@ -74,10 +74,8 @@ func Open() (*Socket, error) {
 		}
 	}
 	// IGMP reports for thousands of groups and upcalls for bursts of new
-	// flows share this socket: give it room (see pimRcvBuf).
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, pimRcvBuf); err != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, pimRcvBuf)
-	}
+	// flows share this socket: give it room.
+	setRcvBuf(fd)
 	f := os.NewFile(uintptr(fd), "mroute")
 	rc, err := f.SyscallConn()
 	if err != nil {

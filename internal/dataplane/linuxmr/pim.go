@@ -19,9 +19,17 @@ type PIMSocket struct {
 // OpenPIM opens the raw PIM socket: control messages go out with TTL 1
 // and TOS 0xc0 (internetwork control), and reads carry the receiving
 // interface and the destination address.
-// pimRcvBuf is the PIM socket's receive buffer: room for thousands of
-// full join/prune messages.
-const pimRcvBuf = 8 << 20
+// rcvBuf is the receive buffer of the PIM and mroute sockets: room for
+// thousands of full join/prune messages, reports or upcalls.
+const rcvBuf = 8 << 20
+
+// setRcvBuf sizes a socket's receive buffer. FORCE works as root past
+// net.core.rmem_max; otherwise the plain option, capped by it.
+func setRcvBuf(fd int) {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf); err != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+	}
+}
 
 func OpenPIM() (*PIMSocket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 103)
@@ -44,11 +52,8 @@ func OpenPIM() (*PIMSocket, error) {
 	}
 	// A neighbour's triggered joins for thousands of flows arrive as a
 	// burst of full-size messages; the default buffer (about 90 of them)
-	// would drop the rest until the next periodic refresh. FORCE works as
-	// root past net.core.rmem_max; fall back to the plain option.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, pimRcvBuf); err != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, pimRcvBuf)
-	}
+	// would drop the rest until the next periodic refresh.
+	setRcvBuf(fd)
 	f := os.NewFile(uintptr(fd), "pim")
 	rc, err := f.SyscallConn()
 	if err != nil {
