@@ -187,7 +187,7 @@ func testAssert(t *testing.T, frrB bool, rp string, maxLost, maxDups int) {
 }
 
 // Overcast on every router, SSM: (S,G) asserts.
-func TestPIMAssert(t *testing.T) { testAssert(t, false, "", 0, 3) }
+func TestPIMAssert(t *testing.T) { testAssert(t, false, "", 0, 10) }
 
 // Overcast on every router, ASM with the RP on R1: (*,G) asserts on the
 // shared tree, then (S,G) asserts once C and D join the SPT.
