@@ -2,6 +2,7 @@ package pim
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	wire "overcast/internal/packet/pim"
@@ -54,10 +55,6 @@ func (a AssertMetric) Better(b AssertMetric) bool {
 		return a.Metric < b.Metric
 	}
 	return a.Addr.Compare(b.Addr) > 0
-}
-
-func (a AssertMetric) sameRank(b AssertMetric) bool {
-	return a.RPT == b.RPT && a.Preference == b.Preference && a.Metric == b.Metric
 }
 
 func (a AssertMetric) infinite() bool {
@@ -200,7 +197,7 @@ func (r *Router) trackingDesiredSG(e *entry, iface string, now time.Time) bool {
 	if r.inheritedOlistRPTBase(k)[iface] && !r.lostAssertStar(k.G, iface) {
 		return true
 	}
-	if slicesContains(joinsOf(e), iface) {
+	if slices.Contains(joinsOf(e), iface) {
 		return true
 	}
 	if r.localInclude(k, iface) && (r.iAmDR(iface) || e.assertOn(iface) != nil && e.assertOn(iface).state == AssertWinner) {
@@ -222,15 +219,6 @@ func (r *Router) trackingDesiredStar(e *entry, iface string, now time.Time) bool
 		return true
 	}
 	return r.rpIface(g) == iface && r.rptJoinDesired(g, now)
-}
-
-func slicesContains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *Router) sendAssert(iface string, k SG, m AssertMetric) {

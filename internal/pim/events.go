@@ -503,23 +503,8 @@ func (r *Router) Advance(now time.Time) Result {
 
 // due says whether any of the entry's timers has expired.
 func (e *entry) due(now time.Time) bool {
-	is := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
-	for _, d := range e.down {
-		if is(d.expiry) || is(d.ppt) {
-			return true
-		}
-	}
-	for _, d := range e.rptDown {
-		if is(d.expiry) || (d.state == PrunePending && is(d.ppt)) {
-			return true
-		}
-	}
-	for _, a := range e.asserts {
-		if is(a.timer) {
-			return true
-		}
-	}
-	return is(e.sptPending) || is(e.kat) || is(e.override) || is(e.rst)
+	t := entryNext(e)
+	return !t.IsZero() && !now.Before(t)
 }
 
 // refreshDue sends the periodic joins of every upstream neighbour whose

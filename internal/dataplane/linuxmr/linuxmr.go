@@ -60,18 +60,13 @@ func Open() (*Socket, error) {
 		}
 		return nil, fmt.Errorf("MRT_INIT: %w (kernel without CONFIG_IP_MROUTE?)", err)
 	}
-	for _, o := range []struct {
-		name   string
-		opt, v int
-	}{
+	if err := setIPOpts(fd, []ipOpt{
 		{"IP_PKTINFO", unix.IP_PKTINFO, 1},
 		{"IP_HDRINCL", unix.IP_HDRINCL, 1},
 		{"IP_MULTICAST_LOOP", unix.IP_MULTICAST_LOOP, 0},
-	} {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, o.opt, o.v); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%s: %w", o.name, err)
-		}
+	}); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	// IGMP reports for thousands of groups and upcalls for bursts of new
 	// flows share this socket: give it room.

@@ -16,12 +16,24 @@ type PIMSocket struct {
 	rc syscall.RawConn
 }
 
-// OpenPIM opens the raw PIM socket: control messages go out with TTL 1
-// and TOS 0xc0 (internetwork control), and reads carry the receiving
-// interface and the destination address.
 // rcvBuf is the receive buffer of the PIM and mroute sockets: room for
 // thousands of full join/prune messages, reports or upcalls.
 const rcvBuf = 8 << 20
+
+type ipOpt struct {
+	name   string
+	opt, v int
+}
+
+// setIPOpts sets IPPROTO_IP integer options in order, naming the one that fails.
+func setIPOpts(fd int, opts []ipOpt) error {
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, o.opt, o.v); err != nil {
+			return fmt.Errorf("%s: %w", o.name, err)
+		}
+	}
+	return nil
+}
 
 // setRcvBuf sizes a socket's receive buffer. FORCE works as root past
 // net.core.rmem_max; otherwise the plain option, capped by it.
@@ -31,24 +43,22 @@ func setRcvBuf(fd int) {
 	}
 }
 
+// OpenPIM opens the raw PIM socket: control messages go out with TTL 1
+// and TOS 0xc0 (internetwork control), and reads carry the receiving
+// interface and the destination address.
 func OpenPIM() (*PIMSocket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 103)
 	if err != nil {
 		return nil, fmt.Errorf("raw PIM socket: %w", err)
 	}
-	for _, o := range []struct {
-		name   string
-		opt, v int
-	}{
+	if err := setIPOpts(fd, []ipOpt{
 		{"IP_PKTINFO", unix.IP_PKTINFO, 1},
 		{"IP_MULTICAST_LOOP", unix.IP_MULTICAST_LOOP, 0},
 		{"IP_MULTICAST_TTL", unix.IP_MULTICAST_TTL, 1},
 		{"IP_TOS", unix.IP_TOS, 0xc0},
-	} {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, o.opt, o.v); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%s: %w", o.name, err)
-		}
+	}); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	// A neighbour's triggered joins for thousands of flows arrive as a
 	// burst of full-size messages; the default buffer (about 90 of them)
