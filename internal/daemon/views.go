@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"overcast/internal/api"
+	"overcast/internal/dataplane"
 )
 
 // backend answers API calls by running them on the daemon's loop.
@@ -76,7 +77,8 @@ func (b backend) MRoutes() (out []api.MRoute) {
 	b.d.call(func() {
 		now := time.Now()
 		installed := b.d.rec.Installed()
-		fresh, _ := b.d.sock.Counters() // exact counts now; rates come from the 1s tick
+		fresh := map[dataplane.SG]dataplane.Counters{} // exact counts now; rates come from the counter poll
+		b.d.sock.Counters(func(k dataplane.SG, c dataplane.Counters) { fresh[k] = c })
 		for k, f := range b.d.flows {
 			r := api.MRoute{
 				Source: k.Source.String(), Group: k.Group.String(), IIF: b.d.flowIIF(f),

@@ -74,7 +74,7 @@ type Forwarder interface {
 	DelVIF(index int) error
 	SetRoute(r Route) error // add or replace
 	DelRoute(k SG) error
-	Counters() (map[SG]Counters, error)
+	Counters(fn func(SG, Counters)) error // calls fn for every route
 }
 
 // Reconciler makes the forwarding plane hold exactly the desired routes. It

@@ -60,12 +60,11 @@ func (f *Forwarder) DelRoute(k dataplane.SG) error {
 	return nil
 }
 
-func (f *Forwarder) Counters() (map[dataplane.SG]dataplane.Counters, error) {
-	out := map[dataplane.SG]dataplane.Counters{}
+func (f *Forwarder) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
 	for k, v := range f.counters {
-		out[k] = v
+		fn(k, v)
 	}
-	return out, nil
+	return nil
 }
 
 // Forward delivers one packet of size bytes arriving on vif and returns the

@@ -7,10 +7,11 @@
 package linuxmr
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"syscall"
@@ -42,8 +43,9 @@ const (
 
 // Socket is the kernel's multicast routing socket for this network namespace.
 type Socket struct {
-	f  *os.File
-	rc syscall.RawConn
+	f     *os.File
+	rc    syscall.RawConn
+	mrBuf []byte // Counters' read buffer, kept between polls
 }
 
 // Open opens the raw IGMP socket and claims the multicast routing table.
@@ -188,30 +190,51 @@ func (s *Socket) DelRoute(k dataplane.SG) error {
 	return nil
 }
 
-// Counters reads the kernel's per-(S,G) counters from /proc/net/ip_mr_cache
-// (the file belongs to the reader's network namespace).
-func (s *Socket) Counters() (map[dataplane.SG]dataplane.Counters, error) {
+// Counters calls fn with the kernel's counters of every (S,G), read from
+// /proc/net/ip_mr_cache (the file belongs to the reader's network
+// namespace). It reuses one buffer across calls, so it is not safe for
+// concurrent use; at 10,000 routes a poll allocates nothing.
+func (s *Socket) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
 	f, err := os.Open("/proc/net/ip_mr_cache")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
+	if s.mrBuf == nil {
+		s.mrBuf = make([]byte, 0, 256<<10)
+	}
 	// The kernel fills as much of a read as it is given: a large buffer
 	// reads 10,000 routes in a few calls instead of one per 4 KB page.
-	return ParseMRCache(bufio.NewReaderSize(f, 256<<10))
+	b := s.mrBuf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF || (err == nil && n == 0) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.mrBuf = b[:0]
+	return ParseMRCache(b, fn)
 }
 
-// ParseMRCache parses /proc/net/ip_mr_cache: "Group Origin Iif Pkts Bytes Wrong Oifs",
-// addresses as hex of the in-memory (network order) word.
-func ParseMRCache(f interface{ Read([]byte) (int, error) }) (map[dataplane.SG]dataplane.Counters, error) {
-	out := map[dataplane.SG]dataplane.Counters{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	// Read every second over thousands of routes: fields are parsed in
-	// place, without allocating strings.
+// ParseMRCache parses /proc/net/ip_mr_cache: "Group Origin Iif Pkts Bytes
+// Wrong Oifs", addresses as hex of the in-memory (network order) word,
+// and calls fn for each route. Fields are parsed in place.
+func ParseMRCache(data []byte, fn func(dataplane.SG, dataplane.Counters)) error {
 	var fs [6][]byte
-	for sc.Scan() {
-		line := sc.Bytes()
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
 		n := 0
 		for i := 0; i < len(line) && n < len(fs); {
 			for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
@@ -236,11 +259,11 @@ func ParseMRCache(f interface{ Read([]byte) (int, error) }) (map[dataplane.SG]da
 		by, ok4 := parseUint(fs[4], 10)
 		wr, ok5 := parseUint(fs[5], 10)
 		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || g > 0xffffffff || src > 0xffffffff {
-			return nil, fmt.Errorf("ip_mr_cache line %q: bad number", line)
+			return fmt.Errorf("ip_mr_cache line %.80q: bad number", line)
 		}
-		out[dataplane.SG{Source: wordAddr(uint32(src)), Group: wordAddr(uint32(g))}] = dataplane.Counters{Packets: pk, Bytes: by, WrongIf: wr}
+		fn(dataplane.SG{Source: wordAddr(uint32(src)), Group: wordAddr(uint32(g))}, dataplane.Counters{Packets: pk, Bytes: by, WrongIf: wr})
 	}
-	return out, sc.Err()
+	return nil
 }
 
 // parseUint reads an unsigned number in base 10 or 16.

@@ -3,7 +3,6 @@ package linuxmr
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"overcast/internal/dataplane"
@@ -16,8 +15,15 @@ const mrCache = `Group    Origin   Iif     Pkts    Bytes    Wrong Oifs
 010101E8 0B01000A 0          500    46000        3
 `
 
+// parse collects ParseMRCache's routes in a map.
+func parse(raw string) (map[dataplane.SG]dataplane.Counters, error) {
+	got := map[dataplane.SG]dataplane.Counters{}
+	err := ParseMRCache([]byte(raw), func(k dataplane.SG, c dataplane.Counters) { got[k] = c })
+	return got, err
+}
+
 func TestParseMRCache(t *testing.T) {
-	got, err := ParseMRCache(strings.NewReader(mrCache))
+	got, err := parse(mrCache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +32,7 @@ func TestParseMRCache(t *testing.T) {
 	if len(got) != 2 || got[k1] != (dataplane.Counters{Packets: 1000, Bytes: 92000}) || got[k2] != (dataplane.Counters{Packets: 500, Bytes: 46000, WrongIf: 3}) {
 		t.Fatalf("%+v", got)
 	}
-	if _, err := ParseMRCache(strings.NewReader("ZZZ 0A01000A 0 1 2 3\n")); err == nil {
+	if _, err := parse("ZZZ 0A01000A 0 1 2 3\n"); err == nil {
 		t.Fatal("garbage accepted")
 	}
 }
@@ -44,9 +50,9 @@ func FuzzParseMRCache(f *testing.F) {
 	f.Add([]byte(mrCache), uint32(0x010101EF), uint64(7), uint64(99))
 	f.Add([]byte("Group Origin\n\t\n 1 2 3 4 5 6 7 8\n"), uint32(0), uint64(0), uint64(1<<63))
 	f.Fuzz(func(t *testing.T, raw []byte, g uint32, pk, by uint64) {
-		ParseMRCache(strings.NewReader(string(raw)))
+		parse(string(raw))
 		line := fmt.Sprintf("%08X 0A01000A 0 %d %d 0 1:1\n", g, pk, by)
-		got, err := ParseMRCache(strings.NewReader(line))
+		got, err := parse(line)
 		if pk >= 1e19 || by >= 1e19 {
 			return // longer than any counter we accept
 		}
