@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -55,7 +57,6 @@ type Daemon struct {
 	log    *slog.Logger
 	level  *slog.LevelVar
 	sock   *linuxmr.Socket
-	dirty  bool // kernel routes need a reconcile (done when the event queue runs dry)
 	rec    *dataplane.Reconciler
 	ifs    map[string]*iface
 	byIdx  map[int]*iface
@@ -65,6 +66,9 @@ type Daemon struct {
 	timer  *time.Timer
 
 	pim *pimState // nil when PIM is off
+
+	// Groups whose kernel routes are re-derived when the event queue runs dry.
+	dirtyGroups map[netip.Addr]bool
 
 	reloads     uint64
 	reloadError string
@@ -153,9 +157,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if d.pim != nil {
 				d.applyPIM(d.pim.r.FlushJoinPrunes())
 			}
-			if d.dirty {
-				d.reconcile()
-			}
+			d.flushRoutes()
 		}
 		d.rearm(time.Now())
 	}
@@ -328,7 +330,8 @@ func (d *Daemon) onUpcall(up dataplane.Upcall, now time.Time) {
 		d.flows[up.SG] = &flow{key: up.SG, iif: in, created: now, lastActive: now}
 		d.log.Debug("new flow", "sg", up.SG, "iif", in.name)
 	}
-	d.reconcile()
+	d.touch(up.Group)
+	d.flushRoutes() // now: the kernel holds the flow's packets until then
 }
 
 // handle sends an IGMP output's packets and re-derives routes if membership changed.
@@ -345,8 +348,8 @@ func (d *Daemon) handle(x *iface, out igmp.Output) {
 			d.pushMembership(x, g, time.Now())
 		}
 	}
-	if len(out.Changed) > 0 {
-		d.dirty = true // reconciled when the event queue runs dry
+	for _, g := range out.Changed {
+		d.touch(g)
 	}
 }
 
@@ -437,40 +440,84 @@ func (d *Daemon) onCounterTick(now time.Time) {
 	}
 }
 
-// desired derives the routes from flows and membership: every flow goes out
-// of every other interface whose members want (S,G) (RFC 3376 section 6.3).
-func (d *Daemon) desired() map[dataplane.SG]dataplane.Route {
+// route derives a flow's kernel route: with PIM, PIM's route; without,
+// the flow goes out of every other interface whose members want (S,G)
+// (RFC 3376 section 6.3).
+func (d *Daemon) route(f *flow) dataplane.Route {
 	if d.pim != nil {
-		d.adoptPIMFlows(time.Now())
-		return d.pimDesired()
+		return d.pimRoute(f)
 	}
-	out := make(map[dataplane.SG]dataplane.Route, len(d.flows))
-	for k, f := range d.flows {
-		r := dataplane.Route{SG: k, IIF: f.iif.vif}
-		for _, x := range d.ifs {
-			if x != f.iif && x.igmp.Forwards(k.Group, k.Source) {
-				r.OIFs = append(r.OIFs, x.vif)
-			}
+	k := f.key
+	r := dataplane.Route{SG: k, IIF: f.iif.vif}
+	for _, x := range d.ifs {
+		if x != f.iif && x.igmp.Forwards(k.Group, k.Source) {
+			r.OIFs = append(r.OIFs, x.vif)
 		}
-		slices.Sort(r.OIFs)
-		out[k] = r
 	}
-	return out
+	slices.Sort(r.OIFs)
+	return r
 }
 
-func (d *Daemon) reconcile() {
-	d.dirty = false
-	want := d.desired()
-	if d.log.Enabled(context.Background(), slog.LevelDebug) {
-		have := d.rec.Installed()
-		for k, r := range want {
-			if h, ok := have[k]; !ok || !h.Equal(r) {
-				d.log.Debug("kernel route", "sg", k, "iif", d.vifName(r.IIF), "oifs", r.OIFs)
-			}
+// touch marks a group's routes for re-derivation at the next flush.
+func (d *Daemon) touch(g netip.Addr) {
+	if d.dirtyGroups == nil {
+		d.dirtyGroups = map[netip.Addr]bool{}
+	}
+	d.dirtyGroups[g] = true
+}
+
+// flushRoutes re-derives the routes marked since the last flush. With
+// thousands of flows an IGMP report or a Join/Prune touches a few groups,
+// and only their flows are recomputed; the full pass (reconcile) is kept
+// for changes that can move any route (RPF, interfaces, reload, expiry).
+func (d *Daemon) flushRoutes() {
+	if len(d.dirtyGroups) == 0 {
+		return
+	}
+	groups := d.dirtyGroups
+	d.dirtyGroups = nil
+	if d.pim != nil {
+		for g := range groups {
+			d.adoptPIMFlows(time.Now(), d.pim.r.GroupFlows(g))
 		}
 	}
+	var routes []dataplane.Route
+	for _, f := range d.flows {
+		if groups[f.key.Group] {
+			routes = append(routes, d.route(f))
+		}
+	}
+	d.logRoutes(slices.Values(routes))
+	if err := d.rec.Update(routes); err != nil {
+		d.log.Warn("kernel programming", "err", err)
+	}
+}
+
+// reconcile re-derives every route and makes the kernel hold exactly those.
+func (d *Daemon) reconcile() {
+	d.dirtyGroups = nil
+	if d.pim != nil {
+		d.adoptPIMFlows(time.Now(), d.pim.r.Flows())
+	}
+	want := make(map[dataplane.SG]dataplane.Route, len(d.flows))
+	for k, f := range d.flows {
+		want[k] = d.route(f)
+	}
+	d.logRoutes(maps.Values(want))
 	if err := d.rec.Apply(want); err != nil {
 		d.log.Warn("kernel programming", "err", err)
+	}
+}
+
+// logRoutes logs the routes about to change (debug level).
+func (d *Daemon) logRoutes(routes iter.Seq[dataplane.Route]) {
+	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	for r := range routes {
+		if !d.rec.Holds(r) {
+			d.log.Debug("kernel route", "sg", r.SG, "iif", d.vifName(r.IIF), "oifs", r.OIFs)
+		}
 	}
 }
 

@@ -246,8 +246,8 @@ func (d *Daemon) applyPIM(res pim.Result) {
 			d.log.Info("pim "+e.Kind.String(), "interface", e.Iface, "address", e.Addr)
 		}
 	}
-	if len(res.Changed) > 0 {
-		d.dirty = true // reconciled when the event queue runs dry
+	for _, k := range res.Changed {
+		d.touch(k.G) // re-derived when the event queue runs dry
 	}
 }
 
@@ -340,19 +340,20 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 		d.log.Debug("new flow", "sg", up.SG, "iif", name)
 	}
 	d.applyPIM(p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
-	d.reconcile()
+	d.touch(up.Group)
+	d.flushRoutes() // now: the kernel holds the flow's packets until then
 	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) && !p.r.IAmRP(up.Group) {
 		go d.watchSPTSwitch(up.SG)
 	}
 }
 
-// adoptPIMFlows makes a flow of every (S,G) that PIM has state for and
-// somewhere to forward, before any packet: joins from downstream or local
-// (S,G) receivers. Its kernel route is then installed at once, so the first
-// packet is forwarded in the kernel, and a burst of new flows does not wait
-// on the kernel's ten-entry queue of unresolved packets.
-func (d *Daemon) adoptPIMFlows(now time.Time) {
-	for _, k := range d.pim.r.Flows() {
+// adoptPIMFlows makes a flow of each (S,G) in ks that PIM has state for
+// and somewhere to forward, before any packet: joins from downstream or
+// local (S,G) receivers. Its kernel route is then installed at once, so
+// the first packet is forwarded in the kernel, and a burst of new flows
+// does not wait on the kernel's ten-entry queue of unresolved packets.
+func (d *Daemon) adoptPIMFlows(now time.Time, ks []pim.SG) {
+	for _, k := range ks {
 		dk := dataplane.SG{Source: k.S, Group: k.G}
 		if _, ok := d.flows[dk]; ok {
 			continue
@@ -368,32 +369,29 @@ func (d *Daemon) adoptPIMFlows(now time.Time) {
 	}
 }
 
-// pimDesired is the kernel routes when PIM runs: PIM's Route for every
-// flow the kernel has seen. A flow PIM does not forward is installed with
-// no outgoing interfaces, so the kernel stops asking about it.
-func (d *Daemon) pimDesired() map[dataplane.SG]dataplane.Route {
-	out := make(map[dataplane.SG]dataplane.Route, len(d.flows))
-	for k, f := range d.flows {
-		iif, oifs, ok := d.pim.r.Route(k.Source, k.Group)
-		r := dataplane.Route{SG: k}
-		v, okV := d.nameVIF(iif)
-		switch {
-		case ok && okV:
-			r.IIF = v
-			for _, o := range oifs {
-				if ov, ok := d.nameVIF(o); ok {
-					r.OIFs = append(r.OIFs, ov)
-				}
+// pimRoute is a flow's kernel route when PIM runs: PIM's Route. A flow
+// PIM does not forward is installed with no outgoing interfaces, so the
+// kernel stops asking about it.
+func (d *Daemon) pimRoute(f *flow) dataplane.Route {
+	k := f.key
+	iif, oifs, ok := d.pim.r.Route(k.Source, k.Group)
+	r := dataplane.Route{SG: k}
+	v, okV := d.nameVIF(iif)
+	switch {
+	case ok && okV:
+		r.IIF = v
+		for _, o := range oifs {
+			if ov, ok := d.nameVIF(o); ok {
+				r.OIFs = append(r.OIFs, ov)
 			}
-		case f.iif != nil:
-			r.IIF = f.iif.vif
-		default:
-			r.IIF = d.pim.regVIF
 		}
-		slices.Sort(r.OIFs)
-		out[k] = r
+	case f.iif != nil:
+		r.IIF = f.iif.vif
+	default:
+		r.IIF = d.pim.regVIF
 	}
-	return out
+	slices.Sort(r.OIFs)
+	return r
 }
 
 func (d *Daemon) flowIIF(f *flow) string {
@@ -460,7 +458,7 @@ func (d *Daemon) watchSPTSwitch(k dataplane.SG) {
 		if c.Packets != base.Packets {
 			d.post(func() {
 				d.applyPIM(d.pim.r.CompleteSPTSwitch(time.Now(), k.Source, k.Group))
-				d.reconcile()
+				d.flushRoutes()
 			})
 			return
 		}

@@ -124,6 +124,32 @@ func (r *Reconciler) Apply(desired map[SG]Route) error {
 	return first
 }
 
+// Update installs the given routes where the plane does not hold them
+// already, leaving every other route alone, and returns the first error.
+func (r *Reconciler) Update(routes []Route) error {
+	var first error
+	for _, want := range routes {
+		if r.Holds(want) {
+			continue
+		}
+		if err := r.fw.SetRoute(want); err != nil {
+			r.Errors++
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		r.installed[want.SG] = want
+	}
+	return first
+}
+
+// Holds reports whether the plane holds exactly this route.
+func (r *Reconciler) Holds(want Route) bool {
+	have, ok := r.installed[want.SG]
+	return ok && have.Equal(want)
+}
+
 // Installed returns a copy of what is programmed.
 func (r *Reconciler) Installed() map[SG]Route {
 	out := make(map[SG]Route, len(r.installed))

@@ -95,7 +95,7 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 				r.downJoin(r.ensure(now, SG{G: g}), iface, now, hold)
 			case s.RPT:
 				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
-					delete(e.rptDown, iface) // Join(S,G,rpt): NoInfo
+					e.rptDown.del(iface) // Join(S,G,rpt): NoInfo
 				}
 			default:
 				r.downJoin(r.ensure(now, SG{S: s.Addr, G: g}), iface, now, hold)
@@ -105,19 +105,12 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 			switch {
 			case s.WC && s.RPT:
 				if e := r.entries[SG{G: g}]; e != nil {
-					r.downPrune(e.down, iface, multi, ppt)
+					r.downPrune(&e.down, iface, multi, ppt)
 				}
 			case s.RPT:
 				prunedRPT[s.Addr] = true
 				e := r.ensure(now, SG{S: s.Addr, G: g})
-				d := e.rptDown[iface]
-				if d == nil {
-					d = &downstream{since: now}
-					if e.rptDown == nil {
-						e.rptDown = map[string]*downstream{}
-					}
-					e.rptDown[iface] = d
-				}
+				d := e.rptDown.add(iface, now)
 				d.expiry = maxTime(d.expiry, now.Add(hold))
 				if d.state != Pruned {
 					if multi {
@@ -128,7 +121,7 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 				}
 			default:
 				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
-					r.downPrune(e.down, iface, multi, ppt)
+					r.downPrune(&e.down, iface, multi, ppt)
 				}
 			}
 		}
@@ -137,7 +130,7 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 			// clears the (S,G,rpt) prunes for that interface.
 			for _, e := range r.groupEntries(g) {
 				if e.key.S.IsValid() && !prunedRPT[e.key.S] {
-					delete(e.rptDown, iface)
+					e.rptDown.del(iface)
 				}
 			}
 		}
@@ -145,25 +138,18 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 }
 
 func (r *Router) downJoin(e *entry, iface string, now time.Time, hold time.Duration) {
-	d := e.down[iface]
-	if d == nil {
-		d = &downstream{since: now}
-		if e.down == nil {
-			e.down = map[string]*downstream{}
-		}
-		e.down[iface] = d
-	}
+	d := e.down.add(iface, now)
 	d.state, d.ppt = Join, time.Time{}
 	d.expiry = maxTime(d.expiry, now.Add(hold))
 }
 
-func (r *Router) downPrune(down map[string]*downstream, iface string, multi bool, ppt time.Time) {
-	d := down[iface]
+func (r *Router) downPrune(down *downs, iface string, multi bool, ppt time.Time) {
+	d := down.get(iface)
 	if d == nil || d.state != Join {
 		return
 	}
 	if !multi {
-		delete(down, iface) // one neighbour: no one can override (4.5.2)
+		down.del(iface) // one neighbour: no one can override (4.5.2)
 		return
 	}
 	d.state, d.ppt = PrunePending, ppt
@@ -227,10 +213,10 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
 	if len(m.Packet) >= 6 && !m.Null {
-		e.lastRegisterID = int(m.Packet[4])<<8 | int(m.Packet[5])
-		e.lastRegisterAt = now
+		g := e.registers()
+		g.lastID, g.lastAt = int(m.Packet[4])<<8|int(m.Packet[5]), now
 	}
-	if !e.sptPending.IsZero() && !e.sptBit && atOrAfter(m.Packet, e.firstNativeID) {
+	if !e.sptPending.IsZero() && !e.sptBit && e.regs != nil && atOrAfter(m.Packet, e.regs.firstNativeID) {
 		// Native packets already arrive (DataArrived) and the kernel has
 		// forwarded this Register's copy of the first of them: switch.
 		e.sptBit, e.sptPending = true, time.Time{}
@@ -294,11 +280,11 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
-	if t := r.sptThreshold(g); !t.immediate() && !t.Never && e.trafficAt.IsZero() {
-		e.trafficAt = now // keep the flow while it is measured against the threshold (Traffic)
+	if t := r.sptThreshold(g); !t.immediate() && !t.Never && (e.traffic == nil || e.traffic.at.IsZero()) {
+		e.measure().at = now // keep the flow while it is measured against the threshold (Traffic)
 	}
 	if iif == RegisterVIF {
-		e.lastRegisterAt = now // decapsulated Register data: Registers are flowing
+		e.registers().lastAt = now // decapsulated Register data: Registers are flowing
 	}
 	rpfS, okS := r.rpf(s)
 	onSPT := okS && iif == rpfS.Iface
@@ -321,11 +307,11 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 			switch {
 			case r.directlyConnected(s) || r.cfg.SPTSwitchGuard < 0:
 				e.sptBit, e.sptPending = true, time.Time{}
-			case r.IAmRP(g) && ipid >= 0 && e.lastRegisterID >= 0 && uint16(e.lastRegisterID)-uint16(ipid) < 0x8000:
+			case r.IAmRP(g) && ipid >= 0 && e.regs != nil && e.regs.lastID >= 0 && uint16(e.regs.lastID)-uint16(ipid) < 0x8000:
 				// The Register carrying this packet was already read (the
 				// two sockets race): its copy is forwarded; switch now.
 				e.sptBit, e.sptPending = true, time.Time{}
-			case r.IAmRP(g) && (e.lastRegisterAt.IsZero() || now.Sub(e.lastRegisterAt) > registersFlowing):
+			case r.IAmRP(g) && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing):
 				// No Registers are arriving (stopped, or never sent): no
 				// copy to wait for.
 				e.sptBit, e.sptPending = true, time.Time{}
@@ -336,7 +322,7 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 				// by then, and later packets come natively. The timeout
 				// covers registers that never come.
 				e.sptPending = now.Add(registerSwitchTimeout)
-				e.firstNativeID = ipid
+				e.registers().firstNativeID = ipid
 			case e.sptPending.IsZero():
 				e.sptPending = now.Add(r.cfg.SPTSwitchGuard)
 			}
@@ -437,23 +423,17 @@ func (r *Router) Advance(now time.Time) Result {
 		if !e.due(now) {
 			continue
 		}
-		for n, d := range e.down {
-			if !d.ppt.IsZero() && !now.Before(d.ppt) {
-				delete(e.down, n) // PrunePending -> NoInfo (a prune echo is optional; not sent)
-				continue
-			}
-			if !now.Before(d.expiry) {
-				delete(e.down, n)
-			}
-		}
-		for n, d := range e.rptDown {
+		// PrunePending -> NoInfo when the prune-pending timer fires (a
+		// prune echo is optional; not sent), any state -> NoInfo at expiry.
+		e.down.deleteIf(func(d *downstream) bool {
+			return (!d.ppt.IsZero() && !now.Before(d.ppt)) || !now.Before(d.expiry)
+		})
+		for _, d := range e.rptDown {
 			if d.state == PrunePending && !now.Before(d.ppt) {
 				d.state, d.ppt = Pruned, time.Time{}
 			}
-			if !now.Before(d.expiry) {
-				delete(e.rptDown, n)
-			}
 		}
+		e.rptDown.deleteIf(func(d *downstream) bool { return !now.Before(d.expiry) })
 		if !e.sptPending.IsZero() && !now.Before(e.sptPending) {
 			e.sptPending = time.Time{}
 			if r.joinDesired(e, now) {

@@ -136,10 +136,46 @@ func (s DownState) String() string {
 }
 
 type downstream struct {
+	iface  string
 	state  DownState
 	expiry time.Time // ET
 	ppt    time.Time // prune-pending timer; zero when not running
 	since  time.Time
+}
+
+// downs is an entry's downstream state, one per interface. A short slice:
+// an entry has one or two downstream interfaces, and at 10,000 entries a
+// map each cost three times the memory.
+type downs []*downstream
+
+func (ds downs) get(iface string) *downstream {
+	for _, d := range ds {
+		if d.iface == iface {
+			return d
+		}
+	}
+	return nil
+}
+
+// add returns the interface's state, created NoInfo when missing.
+func (ds *downs) add(iface string, now time.Time) *downstream {
+	if d := ds.get(iface); d != nil {
+		return d
+	}
+	d := &downstream{iface: iface, since: now}
+	*ds = append(*ds, d)
+	return d
+}
+
+func (ds *downs) del(iface string) {
+	ds.deleteIf(func(d *downstream) bool { return d.iface == iface })
+}
+
+func (ds *downs) deleteIf(f func(*downstream) bool) {
+	*ds = slices.DeleteFunc(*ds, f)
+	if len(*ds) == 0 {
+		*ds = nil
+	}
 }
 
 // RegState is the first-hop DR's register state (4.4.1).
@@ -158,35 +194,72 @@ func (s RegState) String() string { return [...]string{"NoInfo", "Join", "JoinPe
 type entry struct {
 	key     SG
 	created time.Time
-	down    map[string]*downstream // joins received per interface
-	rptDown map[string]*downstream // (S,G,rpt) prunes received per interface
+	down    downs // joins received per interface
+	rptDown downs // (S,G,rpt) prunes received per interface
 
 	// Upstream.
-	joined         bool       // upstream state Joined
-	upIface        string     // RPF interface used for the last join
-	upNbr          netip.Addr // RPF' used for the last join
-	override       time.Time  // a triggered join is due (someone pruned on our upstream LAN)
-	rptPruned      bool       // (S,G,rpt) upstream: Pruned
-	sptBit         bool
-	sptPending     time.Time // the SPT bit is set at this time (see SPTSwitchGuard)
-	firstNativeID  int       // RP: IP ID of the first native packet, -1 unknown
-	lastRegisterID int       // RP: IP ID inside the latest Register, -1 none
-	lastRegisterAt time.Time // RP: when the latest data Register arrived
-	kat            time.Time // keepalive expiry; zero when not running
-	reg            RegState
-	rst            time.Time // register-stop timer
+	joined     bool       // upstream state Joined
+	upIface    string     // RPF interface used for the last join
+	upNbr      netip.Addr // RPF' used for the last join
+	override   time.Time  // a triggered join is due (someone pruned on our upstream LAN)
+	rptPruned  bool       // (S,G,rpt) upstream: Pruned
+	sptBit     bool
+	sptPending time.Time  // the SPT bit is set at this time (see SPTSwitchGuard)
+	regs       *registers // RP: the source's Registers; nil until one arrives
+	kat        time.Time  // keepalive expiry; zero when not running
+	reg        RegState
+	rst        time.Time // register-stop timer
 
 	asserts map[string]*assertInfo // per interface; nil until an assert
+	traffic *traffic               // SPT threshold accounting; nil until measured
+}
 
-	// SPT threshold accounting (Traffic): kernel counters at the start of
-	// the current one-second window, the last measured rate, and whether
-	// the threshold has been crossed.
+// Parts of an entry that few entries need live behind pointers: at 10,000
+// entries every field costs.
+
+// registers is what the RP tracks of a source's Registers to switch from
+// them to native packets without losing or duplicating one.
+type registers struct {
+	firstNativeID int       // IP ID of the first native packet, -1 unknown
+	lastID        int       // IP ID inside the latest Register, -1 none
+	lastAt        time.Time // when the latest data Register arrived
+}
+
+// registers returns the entry's register tracking, made on first use.
+func (e *entry) registers() *registers {
+	if e.regs == nil {
+		e.regs = &registers{firstNativeID: -1, lastID: -1}
+	}
+	return e.regs
+}
+
+// lastRegisterAt is when the latest data Register arrived (zero: never).
+func (e *entry) lastRegisterAt() time.Time {
+	if e.regs == nil {
+		return time.Time{}
+	}
+	return e.regs.lastAt
+}
+
+// traffic is an (S,G)'s accounting against a packet or rate SPT threshold
+// (Traffic): kernel counters at the start of the current window, the last
+// measured rate, and whether the threshold has been crossed.
+type traffic struct {
 	winPkts, winBytes uint64
 	winAt             time.Time
 	rateKbps          uint64
 	sptWanted         bool
-	trafficAt         time.Time // last Traffic call with moving counters
+	at                time.Time // last Traffic call with moving counters
 }
+
+func (e *entry) measure() *traffic {
+	if e.traffic == nil {
+		e.traffic = &traffic{}
+	}
+	return e.traffic
+}
+
+func (e *entry) sptWanted() bool { return e.traffic != nil && e.traffic.sptWanted }
 
 // Send is a packet to transmit: on an interface to ALL-PIM-ROUTERS (or a
 // neighbour), or routed by unicast when Iface is empty.
@@ -285,8 +358,8 @@ func (r *Router) RemoveInterface(now time.Time, name string) Result {
 	r.absorb(name, i.Shutdown())
 	delete(r.ifaces, name)
 	for _, e := range r.entries {
-		delete(e.down, name)
-		delete(e.rptDown, name)
+		e.down.del(name)
+		e.rptDown.del(name)
 	}
 	delete(r.members, name)
 	delete(r.excludes, name)
@@ -369,7 +442,7 @@ const ASMJoinInSSMRange EventKind = 100
 func (r *Router) ensure(now time.Time, k SG) *entry {
 	e := r.entries[k]
 	if e == nil {
-		e = &entry{key: k, created: now, firstNativeID: -1, lastRegisterID: -1} // maps made on first use
+		e = &entry{key: k, created: now} // maps made on first use
 		r.entries[k] = e
 		r.markDirty(k.G)
 		r.byGroup[k.G] = append(r.byGroup[k.G], k)
@@ -452,9 +525,9 @@ func joinsOf(e *entry) []string {
 		return nil
 	}
 	var out []string
-	for n, d := range e.down {
+	for _, d := range e.down {
 		if d.state == Join || d.state == PrunePending {
-			out = append(out, n)
+			out = append(out, d.iface)
 		}
 	}
 	return out
@@ -465,9 +538,9 @@ func prunesRPT(e *entry) map[string]bool {
 	if e == nil {
 		return out
 	}
-	for n, d := range e.rptDown {
+	for _, d := range e.rptDown {
 		if d.state == Pruned {
-			out[n] = true
+			out[d.iface] = true
 		}
 	}
 	return out
@@ -650,7 +723,7 @@ func (r *Router) sptThreshold(g netip.Addr) SPTThreshold {
 // never, or once Traffic saw the source cross the group's threshold.
 func (r *Router) switchToSPT(e *entry) bool {
 	t := r.sptThreshold(e.key.G)
-	return t.immediate() || (!t.Never && e.sptWanted)
+	return t.immediate() || (!t.Never && e.sptWanted())
 }
 
 // rpJoinsSource says whether the RP joins toward a registering source:
@@ -658,11 +731,16 @@ func (r *Router) switchToSPT(e *entry) bool {
 // last hop's traffic; the RP has no shared tree of its own to measure).
 func (r *Router) rpJoinsSource(g netip.Addr) bool { return !r.sptThreshold(g).Never }
 
+// countingHold is how long an entry measured against a threshold stays
+// without its counters moving: three of the daemon's slowest counter
+// polls (5 s, at 10,000 routes and more).
+const countingHold = 15 * time.Second
+
 // counting says whether an entry measures traffic against a packet or
 // rate threshold: it stays while its source keeps sending.
 func (r *Router) counting(e *entry, now time.Time) bool {
 	t := r.sptThreshold(e.key.G)
-	return e.key.S.IsValid() && !t.immediate() && !t.Never && !e.trafficAt.IsZero() && now.Sub(e.trafficAt) < 3*time.Second
+	return e.key.S.IsValid() && !t.immediate() && !t.Never && e.traffic != nil && !e.traffic.at.IsZero() && now.Sub(e.traffic.at) < countingHold
 }
 
 // Traffic feeds the kernel's cumulative packet and byte counters of the
@@ -674,22 +752,22 @@ func (r *Router) Traffic(now time.Time, s, g netip.Addr, packets, bytes uint64) 
 	if t.immediate() || t.Never || !g.IsMulticast() || linkLocal.Contains(g) {
 		return
 	}
-	e := r.ensure(now, SG{S: s, G: g})
-	if packets != e.winPkts || e.trafficAt.IsZero() {
-		e.trafficAt = now
+	m := r.ensure(now, SG{S: s, G: g}).measure()
+	if packets != m.winPkts || m.at.IsZero() {
+		m.at = now
 	}
-	if e.winAt.IsZero() || packets < e.winPkts {
-		e.winPkts, e.winBytes, e.winAt = packets, bytes, now
+	if m.winAt.IsZero() || packets < m.winPkts {
+		m.winPkts, m.winBytes, m.winAt = packets, bytes, now
 	}
-	if dt := now.Sub(e.winAt); dt >= time.Second {
-		e.rateKbps = (bytes - e.winBytes) * 8 * uint64(time.Millisecond) / uint64(dt)
-		e.winPkts, e.winBytes, e.winAt = packets, bytes, now
-		if t.Kbps > 0 && e.rateKbps > t.Kbps {
-			e.sptWanted = true
+	if dt := now.Sub(m.winAt); dt >= time.Second {
+		m.rateKbps = (bytes - m.winBytes) * 8 * uint64(time.Millisecond) / uint64(dt)
+		m.winPkts, m.winBytes, m.winAt = packets, bytes, now
+		if t.Kbps > 0 && m.rateKbps > t.Kbps {
+			m.sptWanted = true
 		}
 	}
 	if t.Packets > 0 && packets >= t.Packets {
-		e.sptWanted = true
+		m.sptWanted = true
 	}
 }
 
@@ -795,7 +873,7 @@ func (r *Router) reconcileUpstream(e *entry, now time.Time) {
 		if ok {
 			e.joined, e.upIface, e.upNbr = true, up.iface, up.nbr
 			r.queue(up, e.key, true, false, now)
-			if e.key.S.IsValid() && r.IAmRP(e.key.G) && !e.sptBit && (e.lastRegisterAt.IsZero() || now.Sub(e.lastRegisterAt) > registersFlowing) {
+			if e.key.S.IsValid() && r.IAmRP(e.key.G) && !e.sptBit && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing) {
 				// The RP joins a source whose Registers have stopped: the
 				// first packet will come natively, so expect it there
 				// rather than drop it as arriving on the wrong interface.

@@ -50,15 +50,18 @@ func (r *Router) Entries(now time.Time) []EntryView {
 	for k, e := range r.entries {
 		v := EntryView{Key: k, Created: e.created, Joined: e.joined, UpIface: e.upIface, UpNeighbor: e.upNbr,
 			SPT: e.sptBit, RPTPruned: e.rptPruned, Register: e.reg,
-			SPTThreshold: r.sptThreshold(k.G), RateKbps: e.rateKbps, SPTWanted: e.sptWanted}
+			SPTThreshold: r.sptThreshold(k.G), SPTWanted: e.sptWanted()}
+		if e.traffic != nil {
+			v.RateKbps = e.traffic.rateKbps
+		}
 		if r.katRunning(e, now) {
 			v.Keepalive = e.kat
 		}
-		for n, d := range e.down {
-			v.Down = append(v.Down, DownView{Iface: n, State: d.state, Expires: d.expiry, Since: d.since})
+		for _, d := range e.down {
+			v.Down = append(v.Down, DownView{Iface: d.iface, State: d.state, Expires: d.expiry, Since: d.since})
 		}
-		for n, d := range e.rptDown {
-			v.RPTDown = append(v.RPTDown, DownView{Iface: n, State: d.state, Expires: d.expiry, Since: d.since})
+		for _, d := range e.rptDown {
+			v.RPTDown = append(v.RPTDown, DownView{Iface: d.iface, State: d.state, Expires: d.expiry, Since: d.since})
 		}
 		slices.SortFunc(v.Down, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
 		slices.SortFunc(v.RPTDown, func(a, b DownView) int { return cmpString(a.Iface, b.Iface) })
@@ -93,7 +96,7 @@ func (r *Router) FlowFlags(s, g netip.Addr) (rptPruned, thresholdCrossed bool) {
 	if e == nil {
 		return false, false
 	}
-	return e.rptPruned, e.sptWanted
+	return e.rptPruned, e.sptWanted()
 }
 
 func cmpString(a, b string) int {
@@ -126,8 +129,19 @@ func (r *Router) LookupRPF(a netip.Addr) (RPF, bool) {
 // forwarding entries before data arrives, so a burst of new flows does not
 // wait on the kernel's small queue of unresolved packets.
 func (r *Router) Flows() []SG {
-	var out []SG
+	out := make([]SG, 0, len(r.entries))
 	for k := range r.entries {
+		if k.S.IsValid() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// GroupFlows is Flows for one group.
+func (r *Router) GroupFlows(g netip.Addr) []SG {
+	var out []SG
+	for _, k := range r.byGroup[g] {
 		if k.S.IsValid() {
 			out = append(out, k)
 		}

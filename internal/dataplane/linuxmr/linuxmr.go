@@ -192,8 +192,8 @@ func (s *Socket) DelRoute(k dataplane.SG) error {
 
 // Counters calls fn with the kernel's counters of every (S,G), read from
 // /proc/net/ip_mr_cache (the file belongs to the reader's network
-// namespace). It reuses one buffer across calls, so it is not safe for
-// concurrent use; at 10,000 routes a poll allocates nothing.
+// namespace). It reuses one 64 KB buffer across calls, so it is not safe
+// for concurrent use; a poll of 10,000 routes allocates nothing.
 func (s *Socket) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
 	f, err := os.Open("/proc/net/ip_mr_cache")
 	if err != nil {
@@ -201,26 +201,40 @@ func (s *Socket) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
 	}
 	defer f.Close()
 	if s.mrBuf == nil {
-		s.mrBuf = make([]byte, 0, 256<<10)
+		// The kernel fills as much of a read as it is given: a large
+		// buffer reads 10,000 routes in ten calls, not one per 4 KB page.
+		s.mrBuf = make([]byte, 64<<10)
 	}
-	// The kernel fills as much of a read as it is given: a large buffer
-	// reads 10,000 routes in a few calls instead of one per 4 KB page.
-	b := s.mrBuf[:0]
+	return readMRCache(f, s.mrBuf, fn)
+}
+
+// readMRCache parses the file as it reads it through buf, which must hold
+// the longest line.
+func readMRCache(f io.Reader, b []byte, fn func(dataplane.SG, dataplane.Counters)) error {
+	kept := 0
 	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
+		n, err := f.Read(b[kept:])
+		end := kept + n
 		if err == io.EOF || (err == nil && n == 0) {
-			break
+			return ParseMRCache(b[:end], fn)
 		}
 		if err != nil {
 			return err
 		}
+		// Parse the whole lines; keep a partial last line for the next read.
+		nl := bytes.LastIndexByte(b[:end], '\n')
+		if nl < 0 {
+			if end == len(b) {
+				return fmt.Errorf("ip_mr_cache: line longer than %d bytes", len(b))
+			}
+			kept = end
+			continue
+		}
+		if err := ParseMRCache(b[:nl+1], fn); err != nil {
+			return err
+		}
+		kept = copy(b, b[nl+1:end])
 	}
-	s.mrBuf = b[:0]
-	return ParseMRCache(b, fn)
 }
 
 // ParseMRCache parses /proc/net/ip_mr_cache: "Group Origin Iif Pkts Bytes

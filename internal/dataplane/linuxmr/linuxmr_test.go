@@ -2,8 +2,12 @@ package linuxmr
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"net/netip"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"overcast/internal/dataplane"
 )
@@ -34,6 +38,33 @@ func TestParseMRCache(t *testing.T) {
 	}
 	if _, err := parse("ZZZ 0A01000A 0 1 2 3\n"); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+// TestReadMRCacheInPieces: lines split across reads, and reads of one
+// byte, give what one parse of the whole file gives.
+func TestReadMRCacheInPieces(t *testing.T) {
+	var big strings.Builder
+	big.WriteString("Group    Origin   Iif     Pkts    Bytes    Wrong Oifs\n")
+	for i := range 300 {
+		fmt.Fprintf(&big, "%08X 0A01000A 0 %d %d 0  1:1\n", 0x000014E8|i<<16, i, i*100)
+	}
+	want, err := parse(big.String())
+	if err != nil || len(want) != 300 {
+		t.Fatalf("%d routes, %v", len(want), err)
+	}
+	for _, r := range []io.Reader{strings.NewReader(big.String()), iotest.OneByteReader(strings.NewReader(big.String())), iotest.HalfReader(strings.NewReader(big.String()))} {
+		got := map[dataplane.SG]dataplane.Counters{}
+		if err := readMRCache(r, make([]byte, 100), func(k dataplane.SG, c dataplane.Counters) { got[k] = c }); err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("%d routes read in pieces, %d whole", len(got), len(want))
+		}
+	}
+	err = readMRCache(strings.NewReader(big.String()), make([]byte, 20), func(dataplane.SG, dataplane.Counters) {})
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("line longer than the buffer: %v", err)
 	}
 }
 
