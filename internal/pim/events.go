@@ -156,11 +156,31 @@ func (r *Router) downPrune(down *downs, iface string, multi bool, ppt time.Time)
 }
 
 // seeJoinPrune handles a join/prune for another router on a LAN we share
-// (4.5.6-4.5.8): a prune for state we are joined to makes us override it.
+// (4.5.6-4.5.8): a prune for state we are joined to makes us override it;
+// a join for it to the same upstream neighbour suppresses our own
+// periodic join (unless every router on the LAN tracks joins, T bit).
 func (r *Router) seeJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
 	i := r.ifaces[iface]
 	for _, gs := range m.Groups {
 		g := gs.Group.Prefix.Addr()
+		for _, s := range gs.Joins {
+			k := SG{S: s.Addr, G: g}
+			if s.WC {
+				k = SG{G: g}
+			}
+			e := r.entries[k]
+			if e == nil || !e.joined || e.upIface != iface || e.upNbr != m.Upstream || (s.RPT && !s.WC) || !i.SuppressionEnabled() {
+				continue
+			}
+			// Increase Join Timer to t_joinsuppress: the smaller of
+			// t_suppressed, rand(1.1, 1.4) x t_periodic, and the
+			// message's holdtime (4.5.7, 4.11).
+			p := r.cfg.JoinPruneInterval
+			d := min(p*11/10+r.jitter(p*3/10), time.Duration(m.Holdtime)*time.Second)
+			if t := now.Add(d); t.After(e.suppressed) {
+				e.suppressed = t
+			}
+		}
 		for _, s := range gs.Prunes {
 			k := SG{S: s.Addr, G: g}
 			if s.WC {
@@ -498,7 +518,11 @@ func (r *Router) refreshDue(now time.Time) {
 		any := false
 		for _, e := range r.entries {
 			if e.joined && e.upIface == up.iface && e.upNbr == up.nbr {
-				r.queue(up, e.key, true, false, now)
+				// Another router's join to the same neighbour stands
+				// for ours while it suppresses it.
+				if !now.Before(e.suppressed) {
+					r.queue(up, e.key, true, false, now)
+				}
 				any = true
 			}
 			if e.rptPruned {

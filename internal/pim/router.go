@@ -202,6 +202,7 @@ type entry struct {
 	upIface    string     // RPF interface used for the last join
 	upNbr      netip.Addr // RPF' used for the last join
 	override   time.Time  // a triggered join is due (someone pruned on our upstream LAN)
+	suppressed time.Time  // periodic joins suppressed until then (someone joined on our upstream LAN)
 	rptPruned  bool       // (S,G,rpt) upstream: Pruned
 	sptBit     bool
 	sptPending time.Time  // the SPT bit is set at this time (see SPTSwitchGuard)
@@ -882,11 +883,11 @@ func (r *Router) reconcileUpstream(e *entry, now time.Time) {
 		}
 	case !want && e.joined:
 		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
-		e.joined = false
+		e.joined, e.suppressed = false, time.Time{}
 	case want && e.joined && ok && (up.iface != e.upIface || up.nbr != e.upNbr):
 		// RPF'(k) changed: join the new path, prune the old (4.5.6, 4.5.7).
 		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
-		e.upIface, e.upNbr = up.iface, up.nbr
+		e.upIface, e.upNbr, e.suppressed = up.iface, up.nbr, time.Time{}
 		r.queue(up, e.key, true, false, now)
 	}
 }

@@ -620,3 +620,60 @@ func TestSPTThresholds(t *testing.T) {
 		})
 	}
 }
+
+// On a LAN with two downstream routers joined to the same upstream
+// neighbour, each one's periodic join suppresses the other's (RFC 7761
+// 4.5.7), so the LAN carries about one join per period instead of two;
+// state upstream never lapses. With every router tracking joins (T bit)
+// nobody suppresses.
+func TestLANJoinSuppression(t *testing.T) {
+	for _, tc := range []struct {
+		tracking bool
+		min, max int
+	}{{false, 9, 12}, {true, 19, 22}} {
+		n := New(t0, 5)
+		cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
+		u := n.AddRouter("U", "10.255.0.1", cfg)
+		d1 := n.AddRouter("D1", "10.255.0.11", cfg)
+		d2 := n.AddRouter("D2", "10.255.0.12", cfg)
+		srcLAN := n.AddLAN("src", "10.0.1.0/24", 1)
+		x := n.AddLAN("x", "10.0.9.0/24", 1)
+		l1 := n.AddLAN("l1", "10.0.11.0/24", 1)
+		l2 := n.AddLAN("l2", "10.0.12.0/24", 1)
+		ifc := pim.IfConfig{TrackingSupport: tc.tracking}
+		n.Connect(u, "src", srcLAN, ifc)
+		n.Connect(u, "x", x, ifc)
+		n.Connect(d1, "x", x, ifc)
+		n.Connect(d2, "x", x, ifc)
+		n.Connect(d1, "l1", l1, ifc)
+		n.Connect(d2, "l2", l2, ifc)
+		src, h1, h2 := n.AddHost(srcLAN), n.AddHost(l1), n.AddHost(l2)
+		n.Run(time.Second)
+		n.HostJoin(l1, h1, G)
+		n.HostJoin(l2, h2, G)
+		n.Run(5 * time.Second)
+		joins := map[string]int{}
+		n.Trace = func(from *Node, iface string, m wire.Message, size int) {
+			if jp, ok := m.(*wire.JoinPrune); ok && (from == d1 || from == d2) {
+				for _, gs := range jp.Groups {
+					if gs.Group.Prefix.Addr() == G && len(gs.Joins) > 0 {
+						joins[from.Name]++
+					}
+				}
+			}
+		}
+		n.Run(10 * time.Minute)
+		n.Trace = nil
+		total := joins["D1"] + joins["D2"]
+		t.Logf("tracking=%v: periodic joins in 10 minutes: %v", tc.tracking, joins)
+		if total < tc.min || total > tc.max {
+			t.Errorf("tracking=%v: %d periodic joins in 10 minutes (%v), want %d..%d", tc.tracking, total, joins, tc.min, tc.max)
+		}
+		if got := n.SendData(srcLAN, src, G); got[h1] != 1 || got[h2] != 1 {
+			t.Fatalf("tracking=%v: after 10 minutes of suppression: %v", tc.tracking, got)
+		}
+		if _, oifs, _ := u.R.Route(src, G); fmt.Sprint(oifs) != "[x]" {
+			t.Fatalf("tracking=%v: U's state lapsed: %v", tc.tracking, oifs)
+		}
+	}
+}
