@@ -138,15 +138,26 @@ func runDaemon(args []string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	if path := os.Getenv("OVERCAST_MEMPROFILE"); path != "" {
-		// For developers: the live heap when the daemon stops.
-		defer func() {
-			if f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil {
+		// For developers: the live heap when the daemon stops, and at
+		// each SIGUSR1 (PATH.PID.N).
+		n := 0
+		write := func(name string) {
+			if f, err := os.Create(name); err == nil {
 				runtime.GC()
 				pprof.WriteHeapProfile(f)
 				f.Close()
 			}
 			runtime.KeepAlive(d) // profile the daemon's state, not an emptied heap
+		}
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				n++
+				write(fmt.Sprintf("%s.%d.%d", path, os.Getpid(), n))
+			}
 		}()
+		defer write(fmt.Sprintf("%s.%d", path, os.Getpid()))
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -76,7 +76,6 @@ func (b backend) IGMPInterfaces() (out []api.IGMPInterface) {
 func (b backend) MRoutes() (out []api.MRoute) {
 	b.d.call(func() {
 		now := time.Now()
-		installed := b.d.rec.Installed()
 		fresh := map[dataplane.SG]dataplane.Counters{} // exact counts now; rates come from the counter poll
 		b.d.sock.Counters(func(k dataplane.SG, c dataplane.Counters) { fresh[k] = c })
 		for k, f := range b.d.flows {
@@ -89,10 +88,11 @@ func (b backend) MRoutes() (out []api.MRoute) {
 			if c, ok := fresh[k]; ok {
 				r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
 			}
-			_, r.Programs = installed[k]
+			rt, installed := b.d.rec.Lookup(k)
+			r.Programs = installed
 			if b.d.pim != nil {
 				r.Flags, r.OIFs = b.d.pimFlags(f)
-				if rt, ok := installed[k]; ok {
+				if installed {
 					r.IIF = b.d.vifName(rt.IIF)
 				}
 				out = append(out, r)

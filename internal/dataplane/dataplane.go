@@ -82,13 +82,44 @@ type Forwarder interface {
 // re-installs everything (after a forwarding-plane restart).
 type Reconciler struct {
 	fw        Forwarder
-	installed map[SG]Route
+	installed map[SG]programmed
 	Errors    uint64
+}
+
+// programmed is an installed route in 16 bytes: at 10,000 routes the
+// reconciler's copy was one of the daemon's largest tables.
+type programmed struct {
+	iif  int
+	oifs uint64 // bit i set: VIF i (Linux has 32 VIFs)
+}
+
+// MaxVIF is the largest VIF index a route may use.
+const MaxVIF = 63
+
+func pack(r Route) (programmed, error) {
+	p := programmed{iif: r.IIF}
+	for _, o := range r.OIFs {
+		if o < 0 || o > MaxVIF {
+			return p, fmt.Errorf("route %v: VIF %d out of range", r.SG, o)
+		}
+		p.oifs |= 1 << o
+	}
+	return p, nil
+}
+
+func (p programmed) route(k SG) Route {
+	r := Route{SG: k, IIF: p.iif}
+	for o := range MaxVIF + 1 {
+		if p.oifs&(1<<o) != 0 {
+			r.OIFs = append(r.OIFs, o)
+		}
+	}
+	return r
 }
 
 // NewReconciler returns a reconciler over fw.
 func NewReconciler(fw Forwarder) *Reconciler {
-	return &Reconciler{fw: fw, installed: map[SG]Route{}}
+	return &Reconciler{fw: fw, installed: map[SG]programmed{}}
 }
 
 // Apply converges the forwarding plane towards desired and returns the first error.
@@ -111,15 +142,8 @@ func (r *Reconciler) Apply(desired map[SG]Route) error {
 			}
 		}
 	}
-	for k, want := range desired {
-		if have, ok := r.installed[k]; ok && have.Equal(want) {
-			continue
-		}
-		err := r.fw.SetRoute(want)
-		note(err)
-		if err == nil {
-			r.installed[k] = want
-		}
+	for _, want := range desired {
+		note(r.set(want))
 	}
 	return first
 }
@@ -129,35 +153,49 @@ func (r *Reconciler) Apply(desired map[SG]Route) error {
 func (r *Reconciler) Update(routes []Route) error {
 	var first error
 	for _, want := range routes {
-		if r.Holds(want) {
-			continue
-		}
-		if err := r.fw.SetRoute(want); err != nil {
+		if err := r.set(want); err != nil {
 			r.Errors++
 			if first == nil {
 				first = err
 			}
-			continue
 		}
-		r.installed[want.SG] = want
 	}
 	return first
+}
+
+func (r *Reconciler) set(want Route) error {
+	p, err := pack(want)
+	if err != nil {
+		return err
+	}
+	if have, ok := r.installed[want.SG]; ok && have == p {
+		return nil
+	}
+	if err := r.fw.SetRoute(want); err != nil {
+		return err
+	}
+	r.installed[want.SG] = p
+	return nil
 }
 
 // Holds reports whether the plane holds exactly this route.
 func (r *Reconciler) Holds(want Route) bool {
 	have, ok := r.installed[want.SG]
-	return ok && have.Equal(want)
+	p, err := pack(want)
+	return ok && err == nil && have == p
 }
 
-// Installed returns a copy of what is programmed.
-func (r *Reconciler) Installed() map[SG]Route {
-	out := make(map[SG]Route, len(r.installed))
-	for k, v := range r.installed {
-		out[k] = v
+// Lookup returns the installed route for k.
+func (r *Reconciler) Lookup(k SG) (Route, bool) {
+	p, ok := r.installed[k]
+	if !ok {
+		return Route{}, false
 	}
-	return out
+	return p.route(k), true
 }
+
+// Len is the number of installed routes.
+func (r *Reconciler) Len() int { return len(r.installed) }
 
 // Resync forgets what was installed.
 func (r *Reconciler) Resync() { clear(r.installed) }
