@@ -59,7 +59,7 @@ type group struct {
 	addr     netip.Addr
 	mode     FilterMode
 	timer    time.Time // group timer; meaningful in EXCLUDE mode
-	sources  map[netip.Addr]time.Time
+	sources  sourceTimers
 	v1Until  time.Time // IGMPv1 host present
 	v2Until  time.Time // IGMPv2 host present
 	created  time.Time
@@ -256,8 +256,8 @@ func (i *Interface) onQuery(now time.Time, src netip.Addr, q *igmp.Query, out *O
 		return
 	}
 	for _, s := range q.Sources {
-		if t, ok := g.sources[s]; ok && t.After(lmqt) {
-			g.sources[s] = lmqt
+		if t, ok := g.sources.get(s); ok && t.After(lmqt) {
+			g.sources.set(s, lmqt)
 		}
 	}
 }
@@ -316,7 +316,7 @@ func (i *Interface) onRecord(now time.Time, src netip.Addr, r igmp.GroupRecord, 
 func (i *Interface) group(now time.Time, ga netip.Addr, out *Output) *group {
 	g := i.groups[ga]
 	if g == nil {
-		g = &group{addr: ga, mode: Include, sources: map[netip.Addr]time.Time{}, created: now}
+		g = &group{addr: ga, mode: Include, created: now}
 		i.groups[ga] = g
 		out.changed(ga)
 	}
@@ -336,42 +336,42 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 
 	switch g.mode {
 	case Include:
-		A := g.sources
+		A := &g.sources
 		switch t {
 		case igmp.ModeIsInclude, igmp.AllowNewSources:
 			// INCLUDE(A+B); (B)=GMI
 			for s := range B {
-				A[s] = gmi
+				A.set(s, gmi)
 			}
 		case igmp.ChangeToInclude:
 			// INCLUDE(A+B); (B)=GMI; Send Q(G,A-B)
-			for s := range A {
+			for s := range A.all() {
 				if !B[s] {
 					querySources = append(querySources, s)
 				}
 			}
 			for s := range B {
-				A[s] = gmi
+				A.set(s, gmi)
 			}
 		case igmp.BlockOldSources:
 			// INCLUDE(A); Send Q(G,A*B)
 			for s := range B {
-				if _, ok := A[s]; ok {
+				if _, ok := A.get(s); ok {
 					querySources = append(querySources, s)
 				}
 			}
 		case igmp.ModeIsExclude, igmp.ChangeToExclude:
 			// EXCLUDE(A*B, B-A); (B-A)=0; Delete(A-B); GT=GMI
 			// TO_EX also: Send Q(G,A*B)
-			next := map[netip.Addr]time.Time{}
+			var next sourceTimers
 			for s := range B {
-				if tm, ok := A[s]; ok {
-					next[s] = tm
+				if tm, ok := A.get(s); ok {
+					next.set(s, tm)
 					if t == igmp.ChangeToExclude {
 						querySources = append(querySources, s)
 					}
 				} else {
-					next[s] = time.Time{}
+					next.set(s, time.Time{})
 				}
 			}
 			g.sources = next
@@ -379,24 +379,24 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 			g.timer = gmi
 		}
 	case Exclude:
-		S := g.sources // X: timer set, Y: zero timer
-		inX := func(s netip.Addr) bool { tm, ok := S[s]; return ok && !tm.IsZero() }
-		inY := func(s netip.Addr) bool { tm, ok := S[s]; return ok && tm.IsZero() }
+		S := &g.sources // X: timer set, Y: zero timer
+		inX := func(s netip.Addr) bool { tm, ok := S.get(s); return ok && !tm.IsZero() }
+		inY := func(s netip.Addr) bool { tm, ok := S.get(s); return ok && tm.IsZero() }
 		switch t {
 		case igmp.ModeIsInclude, igmp.AllowNewSources:
 			// EXCLUDE(X+A, Y-A); (A)=GMI
 			for s := range B {
-				S[s] = gmi
+				S.set(s, gmi)
 			}
 		case igmp.ChangeToInclude:
 			// EXCLUDE(X+A, Y-A); (A)=GMI; Send Q(G,X-A); Send Q(G)
-			for s := range S {
+			for s := range S.all() {
 				if inX(s) && !B[s] {
 					querySources = append(querySources, s)
 				}
 			}
 			for s := range B {
-				S[s] = gmi
+				S.set(s, gmi)
 			}
 			queryGroup = true
 		case igmp.BlockOldSources:
@@ -406,28 +406,29 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 					continue
 				}
 				if !inX(s) {
-					S[s] = g.timer
+					S.set(s, g.timer)
 				}
 				querySources = append(querySources, s)
 			}
 		case igmp.ModeIsExclude, igmp.ChangeToExclude:
 			// IS_EX: EXCLUDE(A-Y, Y*A); (A-X-Y)=GMI; Delete(X-A); Delete(Y-A); GT=GMI
 			// TO_EX: same but (A-X-Y)=Group Timer and Send Q(G,A-Y)
-			next := map[netip.Addr]time.Time{}
+			var next sourceTimers
 			for s := range B {
 				switch {
 				case inY(s):
-					next[s] = time.Time{}
+					next.set(s, time.Time{})
 				case inX(s):
-					next[s] = S[s]
+					tm, _ := S.get(s)
+					next.set(s, tm)
 					if t == igmp.ChangeToExclude {
 						querySources = append(querySources, s)
 					}
 				default:
 					if t == igmp.ModeIsExclude {
-						next[s] = gmi
+						next.set(s, gmi)
 					} else {
-						next[s] = g.timer
+						next.set(s, g.timer)
 						querySources = append(querySources, s)
 					}
 				}
@@ -454,7 +455,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 		kept := querySources[:0]
 		for _, s := range querySources {
 			if !g.hostWants(s, now) {
-				delete(g.sources, s)
+				g.sources.del(s)
 				i.stats.FastLeaves++
 			} else {
 				kept = append(kept, s)
@@ -545,7 +546,7 @@ func (g *group) hostWants(s netip.Addr, now time.Time) bool {
 func (g *group) forwardingKey(now time.Time) string {
 	key := []byte(g.mode.String())
 	srcs := make([]netip.Addr, 0, len(g.sources))
-	for s, t := range g.sources {
+	for s, t := range g.sources.all() {
 		if (g.mode == Include) || t.IsZero() {
 			srcs = append(srcs, s)
 		}
@@ -586,8 +587,8 @@ func (i *Interface) querySources(now time.Time, g *group, srcs []netip.Addr, out
 	lmqt := now.Add(i.cfg.LastMemberQueryTime())
 	p := i.pendingFor(g.addr, now)
 	for _, s := range srcs {
-		if t, ok := g.sources[s]; ok && t.After(lmqt) {
-			g.sources[s] = lmqt
+		if t, ok := g.sources.get(s); ok && t.After(lmqt) {
+			g.sources.set(s, lmqt)
 		}
 		p.sources[s] = i.cfg.LastMemberQueryCount
 	}
@@ -688,20 +689,18 @@ func (i *Interface) Advance(now time.Time, out *Output) {
 			// Group timer expired in EXCLUDE: switch to INCLUDE with the
 			// sources that still have running timers.
 			g.mode = Include
-			for s, t := range g.sources {
-				if t.IsZero() || !now.Before(t) {
-					delete(g.sources, s)
-				}
-			}
+			g.sources.deleteIf(func(_ netip.Addr, t time.Time) bool { return t.IsZero() || !now.Before(t) })
 		}
-		for s, t := range g.sources {
-			if t.IsZero() || now.Before(t) {
-				continue
-			}
-			if g.mode == Include {
-				delete(g.sources, s)
-			} else {
-				g.sources[s] = time.Time{} // move to the exclude list
+		// Source timers that ran out: the source goes (INCLUDE) or moves
+		// to the exclude list (EXCLUDE).
+		expired := func(_ netip.Addr, t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+		if g.mode == Include {
+			g.sources.deleteIf(expired)
+		} else {
+			for j, st := range g.sources {
+				if expired(st.addr, st.t) {
+					g.sources[j].t = time.Time{}
+				}
 			}
 		}
 		if g.mode == Include && len(g.sources) == 0 {
@@ -765,8 +764,8 @@ func (g *group) timers() []time.Time {
 	if g.mode == Exclude {
 		out = append(out, g.timer)
 	}
-	for _, t := range g.sources {
-		out = append(out, t)
+	for _, st := range g.sources {
+		out = append(out, st.t)
 	}
 	for _, h := range g.hosts {
 		out = append(out, h.expires)
@@ -784,7 +783,7 @@ func (i *Interface) Forwards(ga, s netip.Addr) bool {
 	if g == nil {
 		return false
 	}
-	t, ok := g.sources[s]
+	t, ok := g.sources.get(s)
 	if g.mode == Include {
 		return ok
 	}
@@ -882,7 +881,7 @@ func (i *Interface) view(ga netip.Addr, g *group, now time.Time) GroupView {
 	} else if now.Before(g.v2Until) {
 		v.Version = 2
 	}
-	for s, t := range g.sources {
+	for s, t := range g.sources.all() {
 		v.Sources = append(v.Sources, SourceView{Source: s, Expires: t, Forward: g.mode == Include || !t.IsZero()})
 	}
 	slices.SortFunc(v.Sources, func(a, b SourceView) int { return a.Source.Compare(b.Source) })
