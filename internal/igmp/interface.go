@@ -104,6 +104,10 @@ type Interface struct {
 	touched    map[netip.Addr]bool
 	pending    map[netip.Addr]*pending
 	stats      Stats
+
+	// What a group forwarded before a change (snapshot), and after.
+	fwdMode             FilterMode
+	fwdBefore, fwdAfter []netip.Addr
 }
 
 // NewInterface starts IGMP on an interface whose primary address is addr.
@@ -329,8 +333,9 @@ func (i *Interface) group(now time.Time, ga netip.Addr, out *Output) *group {
 func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.RecordType, b []netip.Addr, out *Output) {
 	gmi := now.Add(i.cfg.GroupMembershipInterval())
 	g.reporter = src
-	before := g.forwardingKey(now)
-	B := setOf(b)
+	i.snapshot(g)
+	b = distinct(b)
+	inB := func(s netip.Addr) bool { return slices.Contains(b, s) }
 	var queryGroup bool
 	var querySources []netip.Addr
 
@@ -340,22 +345,22 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 		switch t {
 		case igmp.ModeIsInclude, igmp.AllowNewSources:
 			// INCLUDE(A+B); (B)=GMI
-			for s := range B {
+			for _, s := range b {
 				A.set(s, gmi)
 			}
 		case igmp.ChangeToInclude:
 			// INCLUDE(A+B); (B)=GMI; Send Q(G,A-B)
 			for s := range A.all() {
-				if !B[s] {
+				if !inB(s) {
 					querySources = append(querySources, s)
 				}
 			}
-			for s := range B {
+			for _, s := range b {
 				A.set(s, gmi)
 			}
 		case igmp.BlockOldSources:
 			// INCLUDE(A); Send Q(G,A*B)
-			for s := range B {
+			for _, s := range b {
 				if _, ok := A.get(s); ok {
 					querySources = append(querySources, s)
 				}
@@ -364,7 +369,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 			// EXCLUDE(A*B, B-A); (B-A)=0; Delete(A-B); GT=GMI
 			// TO_EX also: Send Q(G,A*B)
 			var next sourceTimers
-			for s := range B {
+			for _, s := range b {
 				if tm, ok := A.get(s); ok {
 					next.set(s, tm)
 					if t == igmp.ChangeToExclude {
@@ -385,23 +390,23 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 		switch t {
 		case igmp.ModeIsInclude, igmp.AllowNewSources:
 			// EXCLUDE(X+A, Y-A); (A)=GMI
-			for s := range B {
+			for _, s := range b {
 				S.set(s, gmi)
 			}
 		case igmp.ChangeToInclude:
 			// EXCLUDE(X+A, Y-A); (A)=GMI; Send Q(G,X-A); Send Q(G)
 			for s := range S.all() {
-				if inX(s) && !B[s] {
+				if inX(s) && !inB(s) {
 					querySources = append(querySources, s)
 				}
 			}
-			for s := range B {
+			for _, s := range b {
 				S.set(s, gmi)
 			}
 			queryGroup = true
 		case igmp.BlockOldSources:
 			// EXCLUDE(X+(A-Y), Y); (A-X-Y)=Group Timer; Send Q(G,A-Y)
-			for s := range B {
+			for _, s := range b {
 				if inY(s) {
 					continue
 				}
@@ -414,7 +419,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 			// IS_EX: EXCLUDE(A-Y, Y*A); (A-X-Y)=GMI; Delete(X-A); Delete(Y-A); GT=GMI
 			// TO_EX: same but (A-X-Y)=Group Timer and Send Q(G,A-Y)
 			var next sourceTimers
-			for s := range B {
+			for _, s := range b {
 				switch {
 				case inY(s):
 					next.set(s, time.Time{})
@@ -440,7 +445,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 
 	leaving := false
 	if i.cfg.ExplicitTracking {
-		leaving = i.track(now, src, g, t, B)
+		leaving = i.track(now, src, g, t, setOf(b))
 	}
 	if leaving {
 		// The last tracked host left: drop state now instead of querying.
@@ -473,7 +478,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 		delete(i.groups, g.addr)
 		delete(i.pending, g.addr)
 	}
-	if g.forwardingKey(now) != before {
+	if i.forwardingChanged(g) {
 		out.changed(g.addr)
 	}
 }
@@ -542,20 +547,48 @@ func (g *group) hostWants(s netip.Addr, now time.Time) bool {
 	return false
 }
 
-// forwardingKey summarises what the group forwards, to detect changes.
-func (g *group) forwardingKey(now time.Time) string {
-	key := []byte(g.mode.String())
-	srcs := make([]netip.Addr, 0, len(g.sources))
-	for s, t := range g.sources.all() {
-		if (g.mode == Include) || t.IsZero() {
-			srcs = append(srcs, s)
+// forwarding is what the group forwards: its mode and the sources it
+// forwards (INCLUDE) or blocks (EXCLUDE), sorted, appended to buf.
+func (g *group) forwarding(buf []netip.Addr) (FilterMode, []netip.Addr) {
+	for _, st := range g.sources {
+		if g.mode == Include || st.t.IsZero() {
+			buf = append(buf, st.addr)
 		}
 	}
-	slices.SortFunc(srcs, netip.Addr.Compare)
-	for _, s := range srcs {
-		key = append(key, s.AsSlice()...)
+	slices.SortFunc(buf, netip.Addr.Compare)
+	return g.mode, buf
+}
+
+// snapshot records what g forwards; forwardingChanged then tells whether
+// that changed. Both reuse the interface's buffers: a report storm of
+// 10,000 groups allocates nothing here.
+func (i *Interface) snapshot(g *group) {
+	i.fwdMode, i.fwdBefore = g.forwarding(i.fwdBefore[:0])
+}
+
+func (i *Interface) forwardingChanged(g *group) bool {
+	var mode FilterMode
+	mode, i.fwdAfter = g.forwarding(i.fwdAfter[:0])
+	return mode != i.fwdMode || !slices.Equal(i.fwdBefore, i.fwdAfter)
+}
+
+// due says whether any of the group's timers has run out (or it is an
+// empty INCLUDE group, to be removed).
+func (g *group) due(now time.Time) bool {
+	if g.mode == Exclude && !now.Before(g.timer) || g.mode == Include && len(g.sources) == 0 {
+		return true
 	}
-	return string(key)
+	for _, st := range g.sources {
+		if !st.t.IsZero() && !now.Before(st.t) {
+			return true
+		}
+	}
+	for _, h := range g.hosts {
+		if !now.Before(h.expires) {
+			return true
+		}
+	}
+	return false
 }
 
 // queryGroup is Q(G) (section 6.6.3.1): lower the group timer to LMQT and
@@ -679,7 +712,10 @@ func (i *Interface) Advance(now time.Time, out *Output) {
 	}
 	// Group and source timers.
 	for ga, g := range i.groups {
-		before := g.forwardingKey(now)
+		if !g.due(now) {
+			continue // nothing to do: the common case among thousands of groups
+		}
+		i.snapshot(g)
 		for h, st := range g.hosts {
 			if !now.Before(st.expires) {
 				delete(g.hosts, h)
@@ -709,7 +745,7 @@ func (i *Interface) Advance(now time.Time, out *Output) {
 			out.changed(ga)
 			continue
 		}
-		if g.forwardingKey(now) != before {
+		if i.forwardingChanged(g) {
 			out.changed(ga)
 		}
 	}
@@ -811,6 +847,18 @@ func (i *Interface) SetStaticGroups(gs []netip.Addr) Output {
 	}
 	i.cfg.StaticGroups = slices.Clone(gs)
 	return out
+}
+
+// distinct is b without repeated addresses (a copy only when it has some).
+func distinct(b []netip.Addr) []netip.Addr {
+	for j := 1; j < len(b); j++ {
+		if slices.Contains(b[:j], b[j]) {
+			c := slices.Clone(b)
+			slices.SortFunc(c, netip.Addr.Compare)
+			return slices.Compact(c)
+		}
+	}
+	return b
 }
 
 func setOf(b []netip.Addr) map[netip.Addr]bool {
