@@ -63,7 +63,9 @@ func entryNext(e *entry) time.Time {
 	}
 	min(e.kat)
 	min(e.sptPending)
-	min(e.override)
+	if e.lan != nil {
+		min(e.lan.override)
+	}
 	min(e.rst)
 	for _, a := range e.asserts {
 		min(a.timer)
@@ -73,8 +75,8 @@ func entryNext(e *entry) time.Time {
 
 func (r *Router) groupNext(g netip.Addr) time.Time {
 	var t time.Time
-	for _, k := range r.byGroup[g] {
-		if x := entryNext(r.entries[k]); !x.IsZero() && (t.IsZero() || x.Before(t)) {
+	for _, e := range r.byGroup[g] {
+		if x := entryNext(e); !x.IsZero() && (t.IsZero() || x.Before(t)) {
 			t = x
 		}
 	}

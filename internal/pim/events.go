@@ -177,8 +177,8 @@ func (r *Router) seeJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
 			// message's holdtime (4.5.7, 4.11).
 			p := r.cfg.JoinPruneInterval
 			d := min(p*11/10+r.jitter(p*3/10), time.Duration(m.Holdtime)*time.Second)
-			if t := now.Add(d); t.After(e.suppressed) {
-				e.suppressed = t
+			if l, t := e.lanTimers(), now.Add(d); t.After(l.suppressed) {
+				l.suppressed = t
 			}
 		}
 		for _, s := range gs.Prunes {
@@ -191,8 +191,8 @@ func (r *Router) seeJoinPrune(now time.Time, iface string, m *wire.JoinPrune) {
 				continue
 			}
 			t := now.Add(r.jitter(i.EffectiveOverrideInterval()))
-			if e.override.IsZero() || t.Before(e.override) {
-				e.override = t
+			if l := e.lanTimers(); l.override.IsZero() || t.Before(l.override) {
+				l.override = t
 			}
 		}
 	}
@@ -468,8 +468,8 @@ func (r *Router) Advance(now time.Time) Result {
 			e.kat, e.sptBit, e.sptPending = time.Time{}, false, time.Time{}
 			r.markChanged(e)
 		}
-		if !e.override.IsZero() && !now.Before(e.override) {
-			e.override = time.Time{}
+		if e.lan != nil && !e.lan.override.IsZero() && !now.Before(e.lan.override) {
+			e.lan.override = time.Time{}
 			if e.joined {
 				r.queue(upKey{e.upIface, e.upNbr}, e.key, true, false, now)
 			}
@@ -520,7 +520,7 @@ func (r *Router) refreshDue(now time.Time) {
 			if e.joined && e.upIface == up.iface && e.upNbr == up.nbr {
 				// Another router's join to the same neighbour stands
 				// for ours while it suppresses it.
-				if !now.Before(e.suppressed) {
+				if e.lan == nil || !now.Before(e.lan.suppressed) {
 					r.queue(up, e.key, true, false, now)
 				}
 				any = true

@@ -201,8 +201,7 @@ type entry struct {
 	joined     bool       // upstream state Joined
 	upIface    string     // RPF interface used for the last join
 	upNbr      netip.Addr // RPF' used for the last join
-	override   time.Time  // a triggered join is due (someone pruned on our upstream LAN)
-	suppressed time.Time  // periodic joins suppressed until then (someone joined on our upstream LAN)
+	lan        *lanTimers // nil until another router on our upstream LAN joins or prunes this state
 	rptPruned  bool       // (S,G,rpt) upstream: Pruned
 	sptBit     bool
 	sptPending time.Time  // the SPT bit is set at this time (see SPTSwitchGuard)
@@ -240,6 +239,21 @@ func (e *entry) lastRegisterAt() time.Time {
 		return time.Time{}
 	}
 	return e.regs.lastAt
+}
+
+// lanTimers are the upstream timers other routers on our upstream LAN
+// move (4.5.7): their prune makes us override at once, their join
+// suppresses our periodic one.
+type lanTimers struct {
+	override   time.Time // a triggered join is due (someone pruned)
+	suppressed time.Time // periodic joins suppressed until then (someone joined)
+}
+
+func (e *entry) lanTimers() *lanTimers {
+	if e.lan == nil {
+		e.lan = &lanTimers{}
+	}
+	return e.lan
 }
 
 // traffic is an (S,G)'s accounting against a packet or rate SPT threshold
@@ -293,10 +307,10 @@ type Router struct {
 	ifaces   map[string]*Interface
 	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
 	entries  map[SG]*entry
-	byGroup  map[netip.Addr][]SG    // the keys of entries, per group (usually one or two)
-	members  map[string]map[SG]bool // local receivers: (*,G) include or (S,G) include per interface
-	excludes map[string]map[SG]bool // local receivers excluding S from (*,G)
-	nbrTimer map[upKey]time.Time    // periodic join/prune per upstream neighbour
+	byGroup  map[netip.Addr][]*entry // the entries of each group (usually one or two)
+	members  map[string]map[SG]bool  // local receivers: (*,G) include or (S,G) include per interface
+	excludes map[string]map[SG]bool  // local receivers excluding S from (*,G)
+	nbrTimer map[upKey]time.Time     // periodic join/prune per upstream neighbour
 
 	res     Result
 	pending map[upKey]*jpBuild
@@ -319,7 +333,7 @@ type jpBuild struct {
 // NewRouter makes a router. jitter supplies random delays in [0, max).
 func NewRouter(cfg Config, rt Routing, jitter func(time.Duration) time.Duration) *Router {
 	return &Router{cfg: cfg.WithDefaults(), rt: rt, jitter: jitter, ifaces: map[string]*Interface{},
-		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, byGroup: map[netip.Addr][]SG{}, members: map[string]map[SG]bool{},
+		addrs: map[netip.Addr]bool{}, entries: map[SG]*entry{}, byGroup: map[netip.Addr][]*entry{}, members: map[string]map[SG]bool{},
 		excludes: map[string]map[SG]bool{}, nbrTimer: map[upKey]time.Time{}}
 }
 
@@ -404,8 +418,8 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 		r.members[iface] = map[SG]bool{}
 		r.excludes[iface] = map[SG]bool{}
 	}
-	for _, k := range r.byGroup[g] {
-		delete(r.members[iface], k) // members always have entries (ensure below)
+	for _, e := range r.byGroup[g] {
+		delete(r.members[iface], e.key) // members always have entries (ensure below)
 	}
 	for k := range r.excludes[iface] {
 		if k.G == g {
@@ -446,7 +460,7 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 		e = &entry{key: k, created: now} // maps made on first use
 		r.entries[k] = e
 		r.markDirty(k.G)
-		r.byGroup[k.G] = append(r.byGroup[k.G], k)
+		r.byGroup[k.G] = append(r.byGroup[k.G], e)
 	}
 	return e
 }
@@ -789,8 +803,8 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 	} else {
 		for g := range groups {
 			r.markDirty(g)
-			for _, k := range r.byGroup[g] {
-				keys = append(keys, k)
+			for _, e := range r.byGroup[g] {
+				keys = append(keys, e.key)
 			}
 		}
 	}
@@ -837,8 +851,9 @@ func (r *Router) forget(k SG) {
 	r.markDirty(k.G)
 	delete(r.entries, k)
 	ks := r.byGroup[k.G]
-	if i := slices.Index(ks, k); i >= 0 {
+	if i := slices.IndexFunc(ks, func(e *entry) bool { return e.key == k }); i >= 0 {
 		ks[i] = ks[len(ks)-1]
+		ks[len(ks)-1] = nil
 		ks = ks[:len(ks)-1]
 	}
 	if len(ks) == 0 {
@@ -850,11 +865,7 @@ func (r *Router) forget(k SG) {
 
 // groupEntries lists the entries of one group.
 func (r *Router) groupEntries(g netip.Addr) []*entry {
-	out := make([]*entry, 0, len(r.byGroup[g]))
-	for _, k := range r.byGroup[g] {
-		out = append(out, r.entries[k])
-	}
-	return out
+	return slices.Clone(r.byGroup[g]) // callers may forget entries as they go
 }
 
 func (r *Router) wanted(k SG) bool {
@@ -883,11 +894,11 @@ func (r *Router) reconcileUpstream(e *entry, now time.Time) {
 		}
 	case !want && e.joined:
 		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
-		e.joined, e.suppressed = false, time.Time{}
+		e.joined, e.lan = false, nil
 	case want && e.joined && ok && (up.iface != e.upIface || up.nbr != e.upNbr):
 		// RPF'(k) changed: join the new path, prune the old (4.5.6, 4.5.7).
 		r.queue(upKey{e.upIface, e.upNbr}, e.key, false, false, now)
-		e.upIface, e.upNbr, e.suppressed = up.iface, up.nbr, time.Time{}
+		e.upIface, e.upNbr, e.lan = up.iface, up.nbr, nil
 		r.queue(up, e.key, true, false, now)
 	}
 }

@@ -141,9 +141,9 @@ func (r *Router) Flows() []SG {
 // GroupFlows is Flows for one group.
 func (r *Router) GroupFlows(g netip.Addr) []SG {
 	var out []SG
-	for _, k := range r.byGroup[g] {
-		if k.S.IsValid() {
-			out = append(out, k)
+	for _, e := range r.byGroup[g] {
+		if e.key.S.IsValid() {
+			out = append(out, e.key)
 		}
 	}
 	return out
