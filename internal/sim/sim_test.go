@@ -358,30 +358,49 @@ func TestThousandsOfChannels(t *testing.T) {
 	t.Logf("2,000 (S,G) joins: %d triggered join/prune messages as they arrived one by one, %d periodic messages, largest %d bytes", triggered, msgs, maxSize)
 }
 
+// sharedUpstream has two last hops, D1 and D2, on one LAN x below one
+// upstream router U, with a receiver each (joined to G):
+//
+//	src --- U --- x --- D1 --- l1 (h1)
+//	              `---- D2 --- l2 (h2)
+type sharedUpstream struct {
+	n              *Net
+	u, d1, d2      *Node
+	srcLAN, l1, l2 *LAN
+	src, h1, h2    netip.Addr
+}
+
+func newSharedUpstream(t *testing.T, seed uint64, ifc pim.IfConfig) *sharedUpstream {
+	n := New(t0, seed)
+	cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
+	l := &sharedUpstream{n: n}
+	l.u = n.AddRouter("U", "10.255.0.1", cfg)
+	l.d1 = n.AddRouter("D1", "10.255.0.11", cfg)
+	l.d2 = n.AddRouter("D2", "10.255.0.12", cfg)
+	l.srcLAN = n.AddLAN("src", "10.0.1.0/24", 1)
+	x := n.AddLAN("x", "10.0.9.0/24", 1)
+	l.l1 = n.AddLAN("l1", "10.0.11.0/24", 1)
+	l.l2 = n.AddLAN("l2", "10.0.12.0/24", 1)
+	n.Connect(l.u, "src", l.srcLAN, ifc)
+	n.Connect(l.u, "x", x, ifc)
+	n.Connect(l.d1, "x", x, ifc)
+	n.Connect(l.d2, "x", x, ifc)
+	n.Connect(l.d1, "l1", l.l1, ifc)
+	n.Connect(l.d2, "l2", l.l2, ifc)
+	l.src, l.h1, l.h2 = n.AddHost(l.srcLAN), n.AddHost(l.l1), n.AddHost(l.l2)
+	n.Run(time.Second)
+	n.HostJoin(l.l1, l.h1, G)
+	n.HostJoin(l.l2, l.h2, G)
+	return l
+}
+
 // On a LAN with two downstream routers, one router's prune is overridden
 // by the other's join (RFC 7761 4.5.2, 4.5.6), so the LAN keeps the flow;
 // when the second leaves too, the upstream router prunes after the
 // override interval.
 func TestLANPruneOverride(t *testing.T) {
-	n := New(t0, 3)
-	cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
-	u := n.AddRouter("U", "10.255.0.1", cfg)
-	d1 := n.AddRouter("D1", "10.255.0.11", cfg)
-	d2 := n.AddRouter("D2", "10.255.0.12", cfg)
-	srcLAN := n.AddLAN("src", "10.0.1.0/24", 1)
-	x := n.AddLAN("x", "10.0.9.0/24", 1)
-	l1 := n.AddLAN("l1", "10.0.11.0/24", 1)
-	l2 := n.AddLAN("l2", "10.0.12.0/24", 1)
-	n.Connect(u, "src", srcLAN, pim.IfConfig{})
-	n.Connect(u, "x", x, pim.IfConfig{})
-	n.Connect(d1, "x", x, pim.IfConfig{})
-	n.Connect(d2, "x", x, pim.IfConfig{})
-	n.Connect(d1, "l1", l1, pim.IfConfig{})
-	n.Connect(d2, "l2", l2, pim.IfConfig{})
-	src, h1, h2 := n.AddHost(srcLAN), n.AddHost(l1), n.AddHost(l2)
-	n.Run(time.Second)
-	n.HostJoin(l1, h1, G)
-	n.HostJoin(l2, h2, G)
+	l := newSharedUpstream(t, 3, pim.IfConfig{})
+	n, u, d2, srcLAN, l1, l2, src, h1, h2 := l.n, l.u, l.d2, l.srcLAN, l.l1, l.l2, l.src, l.h1, l.h2
 	if got := n.SendData(srcLAN, src, G); got[h1] != 1 || got[h2] != 1 {
 		t.Fatalf("before: %v", got)
 	}
@@ -631,26 +650,8 @@ func TestLANJoinSuppression(t *testing.T) {
 		tracking bool
 		min, max int
 	}{{false, 9, 12}, {true, 19, 22}} {
-		n := New(t0, 5)
-		cfg := pim.Config{RPs: rpset(t, "10.255.0.1")}
-		u := n.AddRouter("U", "10.255.0.1", cfg)
-		d1 := n.AddRouter("D1", "10.255.0.11", cfg)
-		d2 := n.AddRouter("D2", "10.255.0.12", cfg)
-		srcLAN := n.AddLAN("src", "10.0.1.0/24", 1)
-		x := n.AddLAN("x", "10.0.9.0/24", 1)
-		l1 := n.AddLAN("l1", "10.0.11.0/24", 1)
-		l2 := n.AddLAN("l2", "10.0.12.0/24", 1)
-		ifc := pim.IfConfig{TrackingSupport: tc.tracking}
-		n.Connect(u, "src", srcLAN, ifc)
-		n.Connect(u, "x", x, ifc)
-		n.Connect(d1, "x", x, ifc)
-		n.Connect(d2, "x", x, ifc)
-		n.Connect(d1, "l1", l1, ifc)
-		n.Connect(d2, "l2", l2, ifc)
-		src, h1, h2 := n.AddHost(srcLAN), n.AddHost(l1), n.AddHost(l2)
-		n.Run(time.Second)
-		n.HostJoin(l1, h1, G)
-		n.HostJoin(l2, h2, G)
+		l := newSharedUpstream(t, 5, pim.IfConfig{TrackingSupport: tc.tracking})
+		n, u, d1, d2, srcLAN, src, h1, h2 := l.n, l.u, l.d1, l.d2, l.srcLAN, l.src, l.h1, l.h2
 		n.Run(5 * time.Second)
 		joins := map[string]int{}
 		n.Trace = func(from *Node, iface string, m wire.Message, size int) {
