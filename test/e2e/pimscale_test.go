@@ -111,7 +111,9 @@ type scaleFigures struct {
 // same run: the receiver behind R3 joins N SSM channels at once (IGMPv3),
 // and we time until R1, two hops up, holds all N joins; then read each
 // routing daemon's resident memory and its CPU time over a minute of
-// steady state (periodic joins, IGMP queries). Run:
+// steady state (periodic joins, IGMP queries). Trials alternate FRR and
+// Overcast; the table has medians. Run (SCALE_TRIALS, default 3, about
+// 5 minutes per trial; SCALE_STEADY, default 1m):
 //
 //	cd test/e2e && go test -run XXX -bench BenchmarkPIMScaleVsFRR -benchtime 1x -timeout 60m .
 func BenchmarkPIMScaleVsFRR(b *testing.B) {
@@ -119,69 +121,30 @@ func BenchmarkPIMScaleVsFRR(b *testing.B) {
 	if s := os.Getenv("SCALE_STEADY"); s != "" {
 		steady, _ = time.ParseDuration(s)
 	}
-	results := map[string]*scaleFigures{}
-	for _, n := range []int{1000, 10000} {
-		for _, impl := range []string{"frr", "overcast"} {
-			b.Run(fmt.Sprintf("%s/%d", impl, n), func(b *testing.B) {
-				for b.Loop() {
-				}
-				d := upDomain(b, impl)
-				names := []string{"overcast"}
-				if impl == "frr" {
-					names = []string{"pimd", "zebra"}
-				}
-				fig := &scaleFigures{rss: map[string]int{}, rssBase: map[string]int{}, cpuPerMin: map[string]float64{}}
-				results[fmt.Sprintf("%s/%d", impl, n)] = fig
-				for _, node := range []string{"r1", "r3"} {
-					for name, st := range daemonStats(b, d.l, node, names...) {
-						fig.rssBase[node+" "+name] = st.rssKB
+	trials := 3
+	if s := os.Getenv("SCALE_TRIALS"); s != "" {
+		trials, _ = strconv.Atoi(s)
+	}
+	results := map[string][]*scaleFigures{}
+	for trial := range trials {
+		for _, n := range []int{1000, 10000} {
+			for _, impl := range []string{"frr", "overcast"} {
+				b.Run(fmt.Sprintf("%s/%d/%d", impl, n, trial+1), func(b *testing.B) {
+					for b.Loop() {
 					}
-				}
-				start := time.Now()
-				rc := d.l.Command("rcv", bin, "recv", "-q", "-g", fmt.Sprintf("232.20.0.0+%d", n-1), "-s", "10.0.1.10", "-duration", "20m")
-				if err := rc.Start(); err != nil {
-					b.Fatal(err)
-				}
-				defer func() { rc.Process.Kill(); rc.Wait() }()
-				last := -1
-				for {
-					got, err := d.joinedAtR1()
-					if err == nil && got >= n {
-						break
-					}
-					if time.Since(start) > 5*time.Minute {
-						b.Fatalf("%s: %d of %d joins at R1 after 5 minutes (%v)", impl, got, n, err)
-					}
-					last = got
-					time.Sleep(250 * time.Millisecond)
-				}
-				_ = last
-				fig.converge = time.Since(start)
-				time.Sleep(5 * time.Second) // settle
-				before := map[string]procStat{}
-				for _, node := range []string{"r1", "r3"} {
-					for name, st := range daemonStats(b, d.l, node, names...) {
-						before[node+" "+name] = st
-					}
-				}
-				time.Sleep(steady)
-				for _, node := range []string{"r1", "r3"} {
-					for name, st := range daemonStats(b, d.l, node, names...) {
-						k := node + " " + name
-						fig.rss[k] = st.rssKB
-						fig.cpuPerMin[k] = float64(st.cpuTicks-before[k].cpuTicks) / 100 / steady.Minutes()
-					}
-				}
-				b.ReportMetric(fig.converge.Seconds(), "converge-s")
-			})
+					fig := scaleTrial(b, impl, n, steady)
+					results[fmt.Sprintf("%s/%d", impl, n)] = append(results[fmt.Sprintf("%s/%d", impl, n)], fig)
+					b.ReportMetric(fig.converge.Seconds(), "converge-s")
+				})
+			}
 		}
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "\n%-10s %-20s %11s %14s %14s %14s\n", "(S,G)", "daemon", "converge", "RSS idle", "RSS with N", "CPU s/min")
+	fmt.Fprintf(&t, "\nmedians of %d trials\n%-10s %-20s %11s %14s %14s %14s\n", trials, "(S,G)", "daemon", "converge", "RSS idle", "RSS with N", "CPU s/min")
 	for _, n := range []int{1000, 10000} {
 		for _, impl := range []string{"frr", "overcast"} {
-			fig := results[fmt.Sprintf("%s/%d", impl, n)]
-			if fig == nil {
+			figs := results[fmt.Sprintf("%s/%d", impl, n)]
+			if len(figs) == 0 {
 				continue
 			}
 			first := true
@@ -194,15 +157,75 @@ func BenchmarkPIMScaleVsFRR(b *testing.B) {
 					k := node + " " + name
 					conv := ""
 					if first {
-						conv = fmt.Sprintf("%.2f s", fig.converge.Seconds())
+						conv = fmt.Sprintf("%.2f s", medianOf(figs, func(f *scaleFigures) float64 { return f.converge.Seconds() }))
 						first = false
 					}
 					fmt.Fprintf(&t, "%-10d %-20s %11s %11.1f MB %11.1f MB %14.2f\n", n, k, conv,
-						float64(fig.rssBase[k])/1024, float64(fig.rss[k])/1024, fig.cpuPerMin[k])
+						medianOf(figs, func(f *scaleFigures) float64 { return float64(f.rssBase[k]) / 1024 }),
+						medianOf(figs, func(f *scaleFigures) float64 { return float64(f.rss[k]) / 1024 }),
+						medianOf(figs, func(f *scaleFigures) float64 { return f.cpuPerMin[k] }))
 				}
 			}
 		}
 	}
 	b.Log(t.String())
 	fmt.Println(t.String())
+}
+
+// medianOf is the median of one figure over trials.
+func medianOf(figs []*scaleFigures, f func(*scaleFigures) float64) float64 {
+	xs := make([]float64, len(figs))
+	for i, fig := range figs {
+		xs[i] = f(fig)
+	}
+	return median(xs)
+}
+
+// scaleTrial builds the lab with impl on every router, joins n SSM
+// channels behind R3 and measures convergence, memory and steady CPU.
+func scaleTrial(b *testing.B, impl string, n int, steady time.Duration) *scaleFigures {
+	d := upDomain(b, impl)
+	names := []string{"overcast"}
+	if impl == "frr" {
+		names = []string{"pimd", "zebra"}
+	}
+	fig := &scaleFigures{rss: map[string]int{}, rssBase: map[string]int{}, cpuPerMin: map[string]float64{}}
+	for _, node := range []string{"r1", "r3"} {
+		for name, st := range daemonStats(b, d.l, node, names...) {
+			fig.rssBase[node+" "+name] = st.rssKB
+		}
+	}
+	start := time.Now()
+	rc := d.l.Command("rcv", bin, "recv", "-q", "-g", fmt.Sprintf("232.20.0.0+%d", n-1), "-s", "10.0.1.10", "-duration", "20m")
+	if err := rc.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { rc.Process.Kill(); rc.Wait() }()
+	for {
+		got, err := d.joinedAtR1()
+		if err == nil && got >= n {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("%s: %d of %d joins at R1 after 5 minutes (%v)", impl, got, n, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	fig.converge = time.Since(start)
+	time.Sleep(5 * time.Second) // settle
+	before := map[string]procStat{}
+	for _, node := range []string{"r1", "r3"} {
+		for name, st := range daemonStats(b, d.l, node, names...) {
+			before[node+" "+name] = st
+		}
+	}
+	time.Sleep(steady)
+	for _, node := range []string{"r1", "r3"} {
+		for name, st := range daemonStats(b, d.l, node, names...) {
+			k := node + " " + name
+			fig.rss[k] = st.rssKB
+			fig.cpuPerMin[k] = float64(st.cpuTicks-before[k].cpuTicks) / 100 / steady.Minutes()
+		}
+	}
+	return fig
 }
