@@ -392,7 +392,7 @@ func (d *Daemon) rearm(now time.Time) {
 // thresholds are computed over the real interval; idle flows expire after
 // the keepalive period (210 s), far longer.
 func counterPollInterval(routes int) time.Duration {
-	return time.Duration(min(max(routes/2000+1, 1), 5)) * time.Second
+	return time.Duration(min(routes/2000+1, 5)) * time.Second
 }
 
 // onCounterTick reads kernel counters, computes rates and expires idle flows.
