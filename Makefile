@@ -7,6 +7,7 @@ demo:
 	go run ./cmd/overcast demo
 fuzz:
 	go test ./internal/packet/igmp -run XXX -fuzz FuzzParse -fuzztime 60s
+	go test ./internal/igmp -run XXX -fuzz FuzzInterface -fuzztime 60s
 	go test ./internal/packet/ip4 -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/packet/pim -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/pim -run XXX -fuzz FuzzRouter -fuzztime 60s
