@@ -242,8 +242,8 @@ func (e *entry) lastRegisterAt() time.Time {
 }
 
 // lanTimers are the upstream timers other routers on our upstream LAN
-// move (4.5.7): their prune makes us override at once, their join
-// suppresses our periodic one.
+// move (4.5.7): their prune makes us send an overriding join within the
+// override interval, their join suppresses our periodic one.
 type lanTimers struct {
 	override   time.Time // a triggered join is due (someone pruned)
 	suppressed time.Time // periodic joins suppressed until then (someone joined)
