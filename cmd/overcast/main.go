@@ -355,7 +355,11 @@ func printShow(w0 *os.File, what string, v any) {
 			if reg == "NoInfo" {
 				reg = ""
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, j.Upstream, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
+			up := j.Upstream
+			if j.JoinSuppressed > 0 {
+				up += ", suppressed " + j.JoinSuppressed.String() // another router's join stands for ours
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, up, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
 				dash(reg), j.Keepalive, dash(strings.Join(down, ", ")), dash(strings.Join(rpt, ", ")), dash(strings.Join(j.Local, ",")))
 		}
 	case []api.PIMAssert:

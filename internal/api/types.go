@@ -164,19 +164,22 @@ type PIMRP struct {
 
 // PIMJoin is one (*,G) or (S,G) entry of `show pim join`.
 type PIMJoin struct {
-	Source     string        `json:"source"` // "*" for (*,G)
-	Group      string        `json:"group"`
-	Upstream   string        `json:"upstream"` // Joined or NotJoined
-	RPFIf      string        `json:"rpf_interface"`
-	RPFNbr     string        `json:"rpf_neighbor"`
-	SPT        bool          `json:"spt"`
-	RPTPruned  bool          `json:"rpt_pruned"`
-	Register   string        `json:"register"`
-	Keepalive  Duration      `json:"keepalive"`
-	Uptime     Duration      `json:"uptime"`
-	Downstream []PIMDownItem `json:"downstream"`
-	RPTPrunes  []PIMDownItem `json:"rpt_prunes,omitempty"`
-	Local      []string      `json:"local,omitempty"`
+	Source    string   `json:"source"` // "*" for (*,G)
+	Group     string   `json:"group"`
+	Upstream  string   `json:"upstream"` // Joined or NotJoined
+	RPFIf     string   `json:"rpf_interface"`
+	RPFNbr    string   `json:"rpf_neighbor"`
+	SPT       bool     `json:"spt"`
+	RPTPruned bool     `json:"rpt_pruned"`
+	Register  string   `json:"register"`
+	Keepalive Duration `json:"keepalive"`
+	// JoinSuppressed is how long our periodic join stays suppressed
+	// because another router on the upstream LAN joined (RFC 7761 4.5.7).
+	JoinSuppressed Duration      `json:"join_suppressed,omitempty"`
+	Uptime         Duration      `json:"uptime"`
+	Downstream     []PIMDownItem `json:"downstream"`
+	RPTPrunes      []PIMDownItem `json:"rpt_prunes,omitempty"`
+	Local          []string      `json:"local,omitempty"`
 	// SPTThreshold is the group's switchover rule at a last hop
 	// ("immediate", "infinity", "N kbps", "N packets"); RateKbps the
 	// source's last measured rate; SPTWanted whether it crossed the rule.

@@ -74,7 +74,7 @@ func (b backend) PIMJoins() (out []api.PIMJoin) {
 		for _, e := range p.r.Entries(now) {
 			row := api.PIMJoin{Source: "*", Group: e.Key.G.String(), Upstream: "NotJoined", RPFIf: e.UpIface,
 				SPT: e.SPT, RPTPruned: e.RPTPruned, Register: e.Register.String(), Keepalive: until(e.Keepalive, now),
-				Uptime: api.Duration(now.Sub(e.Created)), Local: e.LocalIn,
+				JoinSuppressed: until(e.JoinSuppressed, now), Uptime: api.Duration(now.Sub(e.Created)), Local: e.LocalIn,
 				SPTThreshold: e.SPTThreshold.String(), RateKbps: e.RateKbps, SPTWanted: e.SPTWanted}
 			if e.Key.S.IsValid() {
 				row.Source = e.Key.S.String()

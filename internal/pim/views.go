@@ -25,10 +25,13 @@ type EntryView struct {
 	RPTPruned  bool
 	Register   RegState
 	Keepalive  time.Time // zero when not running
-	Down       []DownView
-	RPTDown    []DownView // (S,G,rpt) prunes received
-	LocalIn    []string   // interfaces with local receivers (pim_include)
-	Asserts    []AssertView
+	// JoinSuppressed is when our periodic join is next sent again: another
+	// router on the upstream LAN joined for us (zero when not suppressed).
+	JoinSuppressed time.Time
+	Down           []DownView
+	RPTDown        []DownView // (S,G,rpt) prunes received
+	LocalIn        []string   // interfaces with local receivers (pim_include)
+	Asserts        []AssertView
 	// SPT threshold of the group, the source's last measured rate on the
 	// shared tree (kbps), and whether the threshold was crossed.
 	SPTThreshold SPTThreshold
@@ -56,6 +59,9 @@ func (r *Router) Entries(now time.Time) []EntryView {
 		}
 		if r.katRunning(e, now) {
 			v.Keepalive = e.kat
+		}
+		if e.lan != nil && e.joined && now.Before(e.lan.suppressed) {
+			v.JoinSuppressed = e.lan.suppressed
 		}
 		for _, d := range e.down {
 			v.Down = append(v.Down, DownView{Iface: d.iface, State: d.state, Expires: d.expiry, Since: d.since})

@@ -112,6 +112,27 @@ links:
 	if total < 3 || total > 7 {
 		t.Errorf("%d periodic join/prunes from C and D in 15 s (%v): want about 5, one router's joins standing for both", total, joins)
 	}
+	// show pim join says so on the router whose joins are suppressed.
+	routers := []string{"c", "d"}
+	if frrD {
+		routers = []string{"c"}
+	}
+	eventually(t, 5*time.Second, "a last hop showing its join suppressed", func() string {
+		var seen []string
+		for _, n := range routers {
+			js, err := api.NewClient(l.Socket(n)).PIMJoins()
+			if err != nil {
+				return err.Error()
+			}
+			for _, j := range js {
+				if j.Group == g && j.Upstream == "Joined" && j.JoinSuppressed > 0 {
+					return ""
+				}
+				seen = append(seen, fmt.Sprintf("%s: %s %s suppressed %v", n, j.Group, j.Upstream, j.JoinSuppressed))
+			}
+		}
+		return strings.Join(seen, "; ")
+	})
 	send(t, l, "src", "-g", g, "-count", "500", "-rate", "500")
 	time.Sleep(300 * time.Millisecond)
 	for name, r := range map[string]*receiver{"rcvc": rc, "rcvd": rd} {
