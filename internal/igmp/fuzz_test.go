@@ -7,6 +7,7 @@ import (
 
 	"overcast/internal/packet/igmp"
 	"overcast/internal/packet/ip4"
+	"overcast/internal/testkit"
 )
 
 // FuzzInterface drives router-side IGMP with a script of events: the
@@ -20,15 +21,9 @@ func FuzzInterface(f *testing.F) {
 	f.Add([]byte{0x13, 1, 0, 1, 3, 0, 1, 4, 20, 2, 1, 1, 2, 3, 2, 0, 0, 0, 1, 4, 200, 1, 1, 1, 5, 2, 0, 2, 4, 255})
 	f.Add([]byte{0x02, 2, 1, 2, 0, 3, 1, 1, 1, 4, 100, 2, 0, 2, 4, 30, 5, 1})
 	f.Add(append([]byte{0x11, 0, 0, 16}, (&igmp.V3Report{Records: []igmp.GroupRecord{{Type: igmp.ChangeToExclude, Group: grp, Sources: []netip.Addr{s1}}}}).Marshal()...))
-	f.Fuzz(func(t *testing.T, script []byte) {
-		next := func() byte {
-			if len(script) == 0 {
-				return 0
-			}
-			b := script[0]
-			script = script[1:]
-			return b
-		}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		script := testkit.Script(raw)
+		next := script.Next
 		hosts := []netip.Addr{h1, h2, netip.MustParseAddr("10.0.1.12")}
 		groups := []netip.Addr{grp, ssmGrp, netip.MustParseAddr("239.1.1.2"), netip.MustParseAddr("224.0.0.1")}
 		sources := []netip.Addr{s1, s2, netip.MustParseAddr("10.0.0.12")}
@@ -59,9 +54,7 @@ func FuzzInterface(f *testing.F) {
 			g := groups[int(next())%len(groups)]
 			switch next() % 6 {
 			case 0: // the fuzzer's own bytes, through the parser
-				n := int(next())
-				b := script[:min(n, len(script))]
-				script = script[len(b):]
+				b := script.Take(int(next()))
 				check(r.ifc.Receive(r.now, ip4.Header{Src: h, TTL: 1, Protocol: ip4.ProtoIGMP, RouterAlert: next()&1 == 1}, b))
 			case 1:
 				var srcs []netip.Addr

@@ -1,16 +1,13 @@
 package pim
 
 import (
-	"bufio"
-	"encoding/hex"
 	"net/netip"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
+	"overcast/internal/testkit"
 )
 
 // flipRoutes routes sources and RPs out of "up" via 10.0.0.1, or, once
@@ -60,16 +57,9 @@ func FuzzRouter(f *testing.F) {
 	})
 }
 
-func fuzzRouter(t *testing.T, script []byte) {
-	next := func() byte {
-		if len(script) == 0 {
-			return 0
-		}
-		b := script[0]
-		script = script[1:]
-		return b
-	}
-	pick := func(n int) int { return int(next()) % n }
+func fuzzRouter(t *testing.T, raw []byte) {
+	script := testkit.Script(raw)
+	next, pick := script.Next, script.Pick
 	rt := &flipRoutes{}
 	rps, err := NewRPSet([]RPMapping{
 		{Range: netip.MustParsePrefix("239.0.0.0/8"), RP: fzRP},
@@ -104,10 +94,7 @@ func fuzzRouter(t *testing.T, script []byte) {
 		s := fzSrcs[pick(len(fzSrcs))]
 		switch next() % 9 {
 		case 0: // the fuzzer's own bytes, through the parser
-			n := int(next())
-			b := script[:min(n, len(script))]
-			script = script[len(b):]
-			if m, err := wire.Parse(b); err == nil {
+			if m, err := wire.Parse(script.Take(int(next()))); err == nil {
 				check(r.Receive(now, iface, from, wire.AllPIMRouters, m))
 			}
 		case 1:
@@ -179,25 +166,10 @@ func fuzzRouter(t *testing.T, script []byte) {
 
 // frrCaptures are the PIM messages FRR 8.4 sent in the seed lab.
 func frrCaptures(t testing.TB) [][]byte {
-	f, err := os.Open("../packet/pim/testdata/frr-8.4.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out [][]byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		hx, _, _ := strings.Cut(line, " # ")
-		b, err := hex.DecodeString(strings.TrimSpace(hx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, p, err := ip4.Parse(b); err == nil && len(p) < 256 {
-			out = append(out, p)
+	for _, c := range testkit.Captures(t, "../packet/pim/testdata/frr-8.4.txt") {
+		if len(c.Payload) < 256 {
+			out = append(out, c.Payload)
 		}
 	}
 	return out

@@ -10,6 +10,18 @@ import (
 	"overcast/internal/tools/mcast"
 )
 
+// lanHosts are the hosts of the labs with a switch LAN x between routers:
+// the source on 10.0.1.0/24 and a receiver behind each of C and D.
+const lanHosts = `  - name: src
+    routes: ["default via 10.0.1.1"]
+  - name: rcvc
+    routes: ["default via 10.3.1.1"]
+  - name: rcvd
+    routes: ["default via 10.3.2.1"]
+  - name: sw
+    kind: switch
+`
+
 // assertLab: two routers, A and B, both forward onto the transit LAN x,
 // because C routes to the source through A and D through B:
 //
@@ -30,15 +42,7 @@ func assertLab(t *testing.T, frrB bool, rp string) (*lab.Lab, *frr) {
 	}
 	l := startLab(t, `name: assert
 nodes:
-  - name: src
-    routes: ["default via 10.0.1.1"]
-  - name: rcvc
-    routes: ["default via 10.3.1.1"]
-  - name: rcvd
-    routes: ["default via 10.3.2.1"]
-  - name: sw
-    kind: switch
-  - name: r1
+`+lanHosts+`  - name: r1
     kind: router
     loopback: [10.255.0.1/32]
     routes: ["10.2.0.0/24 via 10.1.1.2", "10.3.1.0/24 via 10.1.1.2", "10.3.2.0/24 via 10.1.2.2"]

@@ -38,15 +38,7 @@ func testJoinSuppression(t *testing.T, frrD bool) {
 	}
 	l := startLab(t, `name: suppress
 nodes:
-  - name: src
-    routes: ["default via 10.0.1.1"]
-  - name: rcvc
-    routes: ["default via 10.3.1.1"]
-  - name: rcvd
-    routes: ["default via 10.3.2.1"]
-  - name: sw
-    kind: switch
-  - name: u
+`+lanHosts+`  - name: u
     kind: router
     routes: ["10.3.1.0/24 via 10.2.0.3", "10.3.2.0/24 via 10.2.0.4"]
 `+router("src", "x")+`

@@ -1,18 +1,17 @@
 package igmp
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"overcast/internal/packet/ip4"
+	"overcast/internal/testkit"
 )
 
 var (
@@ -23,30 +22,12 @@ var (
 
 // capture returns the IGMP payloads of testdata/linux-host.txt (the host stack's own packets).
 func capture(t testing.TB) [][]byte {
-	f, err := os.Open("testdata/linux-host.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out [][]byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
+	for _, c := range testkit.Captures(t, "testdata/linux-host.txt") {
+		if c.IP.Protocol != ip4.ProtoIGMP || !c.IP.RouterAlert || c.IP.TTL != 1 {
+			t.Fatalf("captured packet header %+v: want IGMP, TTL 1, Router Alert", c.IP)
 		}
-		pkt, err := hex.DecodeString(strings.TrimSpace(strings.SplitN(line, "#", 2)[0]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, payload, err := ip4.Parse(pkt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Protocol != ip4.ProtoIGMP || !h.RouterAlert || h.TTL != 1 {
-			t.Fatalf("captured packet header %+v: want IGMP, TTL 1, Router Alert", h)
-		}
-		out = append(out, payload)
+		out = append(out, c.Payload)
 	}
 	return out
 }

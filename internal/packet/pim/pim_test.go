@@ -1,50 +1,20 @@
 package pim
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
-	"overcast/internal/packet/ip4"
+	"overcast/internal/testkit"
 )
 
-type captured struct {
-	ip      ip4.Header
-	payload []byte
-	summary string
-}
-
-// capture returns the PIM payloads FRR 8.4.4 sent (testdata/frr-8.4.txt).
-func capture(t testing.TB) []captured {
-	f, err := os.Open("testdata/frr-8.4.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []captured
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		hx, sum, _ := strings.Cut(line, " # ")
-		b, err := hex.DecodeString(strings.TrimSpace(hx))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, p, err := ip4.Parse(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, captured{h, p, sum})
-	}
+// capture returns the PIM packets FRR 8.4.4 sent (testdata/frr-8.4.txt).
+func capture(t testing.TB) []testkit.Captured {
+	out := testkit.Captures(t, "testdata/frr-8.4.txt")
 	if len(out) < 9 {
 		t.Fatalf("only %d captured packets", len(out))
 	}
@@ -70,12 +40,12 @@ func mustHex(s string) []byte {
 func TestFRRCaptures(t *testing.T) {
 	kinds := map[string]int{}
 	for i, c := range capture(t) {
-		m, err := Parse(c.payload)
+		m, err := Parse(c.Payload)
 		if err != nil {
-			t.Fatalf("packet %d (%s): %v", i, c.summary, err)
+			t.Fatalf("packet %d (%s): %v", i, c.Summary, err)
 		}
-		if !bytes.Equal(m.Marshal(), c.payload) {
-			t.Errorf("packet %d (%s) re-encodes differently:\n got %x\nwant %x", i, c.summary, m.Marshal(), c.payload)
+		if !bytes.Equal(m.Marshal(), c.Payload) {
+			t.Errorf("packet %d (%s) re-encodes differently:\n got %x\nwant %x", i, c.Summary, m.Marshal(), c.Payload)
 		}
 		switch m := m.(type) {
 		case *Hello:
@@ -84,8 +54,8 @@ func TestFRRCaptures(t *testing.T) {
 				!m.HasDRPriority || m.DRPriority != 1 || !m.HasGenerationID || m.GenerationID == 0 {
 				t.Errorf("hello %d: %+v", i, m)
 			}
-			if c.ip.TTL != 1 || c.ip.Dst != AllPIMRouters {
-				t.Errorf("hello %d sent with TTL %d to %s", i, c.ip.TTL, c.ip.Dst)
+			if c.IP.TTL != 1 || c.IP.Dst != AllPIMRouters {
+				t.Errorf("hello %d sent with TTL %d to %s", i, c.IP.TTL, c.IP.Dst)
 			}
 		case *JoinPrune:
 			kinds["Join/Prune"]++
@@ -110,8 +80,8 @@ func TestFRRCaptures(t *testing.T) {
 				t.Errorf("register-stop %d: %+v", i, m)
 			}
 		}
-		if !strings.HasPrefix(c.summary, map[uint8]string{0: "Hello", 1: "Register", 2: "Register-stop", 3: "Join/Prune"}[m.Type()]) {
-			t.Errorf("packet %d: decoded as type %d, tshark says %q", i, m.Type(), c.summary)
+		if !strings.HasPrefix(c.Summary, map[uint8]string{0: "Hello", 1: "Register", 2: "Register-stop", 3: "Join/Prune"}[m.Type()]) {
+			t.Errorf("packet %d: decoded as type %d, tshark says %q", i, m.Type(), c.Summary)
 		}
 	}
 	if kinds["Hello"] < 2 || kinds["Join/Prune"] < 2 || kinds["Register"] < 2 || kinds["Register-stop"] < 1 {
@@ -362,7 +332,7 @@ func TestSplit(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, c := range capture(f) {
-		f.Add(c.payload)
+		f.Add(c.Payload)
 	}
 	f.Add((&Assert{Group: GroupPrefix(netip.MustParseAddr("239.1.1.1")), Source: netip.MustParseAddr("10.1.1.1")}).Marshal())
 	f.Add((&Bootstrap{BSR: netip.MustParseAddr("10.0.0.1"), Groups: []BSRGroup{{Group: Group{Prefix: netip.MustParsePrefix("224.0.0.0/4")}, RPs: []BSRRP{{Addr: netip.MustParseAddr("10.0.0.2")}}}}}).Marshal())
