@@ -92,7 +92,16 @@ type Status struct {
 	ReloadError string   `json:"reload_error,omitempty"`
 	Upcalls     uint64   `json:"upcalls"`
 	KernelErrs  uint64   `json:"kernel_errors"`
-	PIM         PIMStats `json:"pim"`
+	// Flows the daemon tracks, routes it has in the kernel, and how often
+	// it reads their counters (slower as routes grow).
+	Flows       int      `json:"flows"`
+	Routes      int      `json:"routes"`
+	CounterPoll Duration `json:"counter_poll"`
+	// HeapBytes is the Go heap in live objects; GoMemoryBytes what the Go
+	// runtime holds from the OS (heap, stacks, metadata, not yet released).
+	HeapBytes     uint64   `json:"heap_bytes"`
+	GoMemoryBytes uint64   `json:"go_memory_bytes"`
+	PIM           PIMStats `json:"pim"`
 }
 
 // Duration marshals as seconds (float) in JSON and prints like 1m05s.

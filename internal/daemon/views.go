@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"os"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"time"
@@ -131,13 +132,28 @@ func (b backend) MRoutes() (out []api.MRoute) {
 func (b backend) Status() (s api.Status) {
 	b.d.call(func() {
 		s = api.Status{Version: Version, PID: os.Getpid(), Uptime: api.Duration(time.Since(b.d.start)), Config: b.d.path,
-			Reloads: b.d.reloads, ReloadError: b.d.reloadError, Upcalls: b.d.upcalls, KernelErrs: b.d.rec.Errors}
+			Reloads: b.d.reloads, ReloadError: b.d.reloadError, Upcalls: b.d.upcalls, KernelErrs: b.d.rec.Errors,
+			Flows: len(b.d.flows), Routes: b.d.rec.Len(), CounterPoll: api.Duration(counterPollInterval(len(b.d.flows)))}
+		s.HeapBytes, s.GoMemoryBytes = goMemory()
 		if p := b.d.pim; p != nil {
 			s.PIM = api.PIMStats{Enabled: true, RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed,
 				SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM}
 		}
 	})
 	return s
+}
+
+// goMemory reads the Go heap in live objects and the memory the runtime
+// holds from the OS (runtime/metrics: no stop-the-world).
+func goMemory() (heap, held uint64) {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(ms)
+	for _, m := range ms {
+		if m.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return ms[0].Value.Uint64(), ms[1].Value.Uint64() - ms[2].Value.Uint64()
 }
 
 func (d *Daemon) sortedIfs() []*iface {
