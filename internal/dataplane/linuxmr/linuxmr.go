@@ -193,7 +193,7 @@ func (s *Socket) DelRoute(k dataplane.SG) error {
 // Counters calls fn with the kernel's counters of every (S,G), read from
 // /proc/net/ip_mr_cache (the file belongs to the reader's network
 // namespace). It reuses one 64 KB buffer across calls, so it is not safe
-// for concurrent use; a poll of 10,000 routes allocates nothing.
+// for concurrent use; a poll of 10,000 routes allocates only the open file.
 func (s *Socket) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
 	f, err := os.Open("/proc/net/ip_mr_cache")
 	if err != nil {
