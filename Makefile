@@ -15,4 +15,5 @@ fuzz:
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
 bench:
+	go test -count=1 -run XXX -bench . -benchtime 3x ./internal/pim/
 	go test -count=1 -run XXX -bench . -benchtime 5x -timeout 90m ./test/e2e/
