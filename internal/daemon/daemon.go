@@ -399,6 +399,7 @@ func counterPollInterval(routes int) time.Duration {
 func (d *Daemon) onCounterTick(now time.Time) {
 	// A tick a little early still counts as a full interval.
 	if now.Sub(d.countersAt) < counterPollInterval(len(d.flows))-100*time.Millisecond {
+		d.readMeasured(now)
 		return
 	}
 	dt := now.Sub(d.countersAt).Seconds()
@@ -437,6 +438,28 @@ func (d *Daemon) onCounterTick(now time.Time) {
 	}
 	if changed {
 		d.reconcile()
+	}
+}
+
+// readMeasured reads, between full polls, the counters of the flows PIM
+// measures against an SPT threshold (one ioctl each; there are few), so
+// a source that crosses its threshold moves to the SPT within a second
+// even when thousands of routes slow the full poll down.
+func (d *Daemon) readMeasured(now time.Time) {
+	if d.pim == nil {
+		return
+	}
+	for _, k := range d.pim.r.Measuring(now) {
+		c, err := d.sock.SGCount(dataplane.SG{Source: k.S, Group: k.G})
+		if err != nil {
+			continue
+		}
+		d.pim.r.Traffic(now, k.S, k.G, c.Packets, c.Bytes)
+		if _, crossed := d.pim.r.FlowFlags(k.S, k.G); crossed {
+			if iif, _, ok := d.pim.r.Route(k.S, k.G); ok {
+				d.applyPIM(d.pim.r.DataArrived(now, k.S, k.G, iif, pim.DataActive))
+			}
+		}
 	}
 }
 

@@ -105,6 +105,20 @@ func (r *Router) FlowFlags(s, g netip.Addr) (rptPruned, thresholdCrossed bool) {
 	return e.rptPruned, e.sptWanted()
 }
 
+// Measuring lists the (S,G)s whose traffic is being measured against a
+// packet or rate SPT threshold and has not crossed it: the daemon reads
+// their counters every second, whatever the pace of its full poll, so
+// a crossing is acted on within a second.
+func (r *Router) Measuring(now time.Time) []SG {
+	var out []SG
+	for _, e := range r.entries {
+		if e.traffic != nil && !e.traffic.sptWanted && r.counting(e, now) {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
+
 func cmpString(a, b string) int {
 	switch {
 	case a < b:

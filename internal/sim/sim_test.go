@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -627,6 +628,12 @@ func TestSPTThresholds(t *testing.T) {
 				}
 				if iif, _, _ := l.r3.R.Route(l.src, G); iif == "r1r3" && switched < 0 {
 					switched = i + 1
+				}
+				// R3 measures the source (the daemon reads its counters
+				// each second) exactly until it crosses the threshold.
+				measuring := slices.Contains(l.r3.R.Measuring(n.Now), pim.SG{S: l.src, G: G})
+				if _, crossed := l.r3.R.FlowFlags(l.src, G); measuring == crossed || measuring && switched >= 0 {
+					t.Fatalf("packet %d: R3 measuring=%v, threshold crossed=%v, switched after %d", i, measuring, crossed, switched)
 				}
 				n.Run(time.Millisecond)
 			}
