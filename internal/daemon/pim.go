@@ -343,7 +343,7 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 	d.touch(up.Group)
 	d.flushRoutes() // now: the kernel holds the flow's packets until then
 	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) && !p.r.IAmRP(up.Group) {
-		go d.watchSPTSwitch(up.SG)
+		go d.watchSPTSwitch(up.SG, p.r.Config().SPTSwitchGuard)
 	}
 }
 
@@ -444,12 +444,14 @@ func (d *Daemon) pimFlags(f *flow) (string, []api.OIF) {
 // shared tree's copy of it is forwarded the route's packet count moves,
 // and that is the moment to switch: the next packet is a whole interval
 // away. If nothing moves within the guard, PIM's own timer switches.
-func (d *Daemon) watchSPTSwitch(k dataplane.SG) {
+// It runs on its own goroutine: it touches only the socket (safe to share)
+// and posts its result to the loop.
+func (d *Daemon) watchSPTSwitch(k dataplane.SG, guard time.Duration) {
 	base, err := d.sock.SGCount(k)
 	if err != nil {
 		return
 	}
-	deadline := time.Now().Add(d.pim.r.Config().SPTSwitchGuard)
+	deadline := time.Now().Add(guard)
 	for time.Now().Before(deadline) {
 		c, err := d.sock.SGCount(k)
 		if err != nil {
