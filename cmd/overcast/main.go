@@ -308,7 +308,7 @@ func printShow(w0 *os.File, what string, v any) {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%08x\t%s\n", n.Interface, n.Address, n.Uptime, n.Expires, n.DRPriority, n.GenerationID, dr)
 		}
 	case []api.PIMInterface:
-		fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride")
+		fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride\tJoin suppression")
 		for _, i := range rows {
 			st := "passive"
 			if i.Active {
@@ -318,8 +318,12 @@ func printShow(w0 *os.File, what string, v any) {
 			if i.IAmDR {
 				dr += " (this router)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
-				i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval)
+			supp := "off (T bit on all)"
+			if i.JoinSuppression {
+				supp = "on"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
+				i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval, supp)
 		}
 	case []api.PIMRP:
 		fmt.Fprintln(w, "Group range\tRP\tRPF interface\tNote")

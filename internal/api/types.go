@@ -160,6 +160,10 @@ type PIMInterface struct {
 	GenerationID     uint32   `json:"generation_id"`
 	PropagationDelay Duration `json:"propagation_delay"`
 	OverrideInterval Duration `json:"override_interval"`
+	// JoinSuppression is whether routers on this LAN suppress their
+	// periodic joins when they hear another's (off only when every
+	// router, this one included, sets the T bit: RFC 7761 4.3.3).
+	JoinSuppression bool `json:"join_suppression"`
 }
 
 // PIMRP is one row of `show pim rp`.

@@ -45,7 +45,8 @@ func (b backend) PIMInterfaces() (out []api.PIMInterface) {
 			out = append(out, api.PIMInterface{Name: name, Address: i.Addr().String(), Active: p.active[name], DR: i.DR().String(),
 				IAmDR: i.IsDR(), DRPriority: c.DRPriority, HelloPeriod: api.Duration(c.HelloPeriod), NextHello: until(i.NextHello(), now),
 				Holdtime: api.Duration(c.Holdtime), Neighbors: len(i.Neighbors()), GenerationID: i.GenerationID(),
-				PropagationDelay: api.Duration(i.EffectivePropagationDelay()), OverrideInterval: api.Duration(i.EffectiveOverrideInterval())})
+				PropagationDelay: api.Duration(i.EffectivePropagationDelay()), OverrideInterval: api.Duration(i.EffectiveOverrideInterval()),
+				JoinSuppression: i.SuppressionEnabled()})
 		}
 	})
 	return out

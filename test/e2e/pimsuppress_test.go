@@ -62,6 +62,16 @@ links:
 		startFRR(t, l, "d", "ip pim join-prune-interval 3\ninterface x\n ip pim\ninterface lan\n ip pim\n ip igmp\n")
 	}
 	pimNeighbors(t, l, "u", "x", "10.2.0.3", "10.2.0.4")
+	pimNeighbors(t, l, "c", "x", "10.2.0.1", "10.2.0.4")
+	ifs, err := api.NewClient(l.Socket("c")).PIMInterfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Name == "x" && !i.JoinSuppression {
+			t.Errorf("C's show pim interface: join suppression off on x, though no router sets the T bit")
+		}
+	}
 	g := "232.1.1.1"
 	rc := startRecv(t, l, "rcvc", "-g", g, "-s", "10.0.1.10")
 	rd := startRecv(t, l, "rcvd", "-g", g, "-s", "10.0.1.10")
