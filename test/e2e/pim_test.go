@@ -113,6 +113,30 @@ func pimNeighbors(t *testing.T, l *lab.Lab, node, iface string, want ...string) 
 	})
 }
 
+// frrNeighborSettled waits until node holds the FRR router at addr as a
+// neighbour on iface with a full holdtime. Seen here: FRR 8.4's first
+// hello after it starts can carry a 10 s holdtime, and when its next
+// hello comes later than that the adjacency drops once before it
+// settles; tests that need the adjacency wait for the settled one.
+func frrNeighborSettled(t *testing.T, l *lab.Lab, node, iface, addr string) {
+	t.Helper()
+	eventually(t, 45*time.Second, node+" holds FRR's "+addr+" on "+iface+" with a full holdtime", func() string {
+		ns, err := api.NewClient(l.Socket(node)).PIMNeighbors()
+		if err != nil {
+			return err.Error()
+		}
+		for _, n := range ns {
+			if n.Interface == iface && n.Address == addr {
+				if time.Duration(n.Expires) > 30*time.Second {
+					return ""
+				}
+				return fmt.Sprintf("expires in %s", n.Expires)
+			}
+		}
+		return fmt.Sprintf("not a neighbour: %+v", ns)
+	})
+}
+
 // pimLabReady waits for every adjacency of the seed lab.
 func pimLabReady(t *testing.T, l *lab.Lab) {
 	pimNeighbors(t, l, "r1", "to-r2", "10.1.12.2")

@@ -81,6 +81,9 @@ links:
 			conf += "ip pim rp " + rp + " 224.0.0.0/4\n"
 		}
 		f = startFRR(t, l, "b", conf)
+		for _, n := range [][3]string{{"r1", "to-b", "10.1.2.2"}, {"a", "x", "10.2.0.2"}, {"c", "x", "10.2.0.2"}, {"d", "x", "10.2.0.2"}} {
+			frrNeighborSettled(t, l, n[0], n[1], n[2])
+		}
 	}
 	pimNeighbors(t, l, "a", "x", "10.2.0.2", "10.2.0.3", "10.2.0.4")
 	pimNeighbors(t, l, "c", "x", "10.2.0.1", "10.2.0.2")
