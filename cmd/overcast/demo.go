@@ -140,15 +140,13 @@ func runDemo(args []string) error {
 	fmt.Printf("    %-6s %-28s %8d %8d %6d %5d\n", "rcv1", "lan1, joined "+group, *count, p1, uint64(*count)-min(p1, uint64(*count)), d1)
 	fmt.Printf("    %-6s %-28s %8d %8d %6s %5s\n", "rcv2", "lan2, not joined", *count, p2, "-", "-")
 
-	step("r1: overcast show igmp groups")
-	if v, err := c.IGMPGroups(); err == nil {
-		printShow(os.Stdout, "igmp groups", v)
-	}
-	step("r1: overcast show mroute")
-	if v, err := c.MRoutes(); err == nil {
-		printShow(os.Stdout, "mroute", v)
-		step("r1: overcast show mroute count")
-		printShow(os.Stdout, "mroute count", v)
+	for _, what := range []string{"igmp groups", "mroute", "mroute count"} {
+		step("r1: overcast show " + what)
+		if v, _, ok := api.FindView(strings.Fields(what)); ok {
+			if rows, err := c.Fetch(v, ""); err == nil {
+				v.Text(os.Stdout, v.Words, rows)
+			}
+		}
 	}
 	if p1 != uint64(*count) || p2 != 0 {
 		return fmt.Errorf("demo FAILED: rcv1 got %d of %d, rcv2 got %d (want 0); r1's log: %s", p1, *count, p2, l.LogFile("r1"))

@@ -23,6 +23,7 @@ import (
 	"overcast/internal/api"
 	"overcast/internal/config"
 	"overcast/internal/daemon"
+	"overcast/internal/kernel"
 	"overcast/internal/lab"
 	"overcast/internal/tools/mcast"
 )
@@ -121,7 +122,15 @@ func runDaemon(args []string) error {
 	}
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	d, err := daemon.New(*cfg, log, level)
+	host, err := kernel.Open(log)
+	if err != nil {
+		return err
+	}
+	defer host.Close() // the kernel flushes our VIFs and routes
+	d, err := daemon.New(*cfg, daemon.Env{
+		Forwarder: host, IO: host, Links: host, Routing: host.Routing(),
+		Start: host.Start, VIF: host.VIF, PID: os.Getpid(),
+	}, log, level)
 	if err != nil {
 		return err
 	}
@@ -201,34 +210,11 @@ func runShow(args []string) error {
 	fs.Parse(flags)
 	c := api.NewClient(*sock)
 	what := strings.Join(words, " ")
-	var v any
-	var err error
-	switch what {
-	case "igmp groups", "igmp group", "igmp membership":
-		v, err = c.IGMPGroups()
-	case "igmp interface", "igmp interfaces":
-		v, err = c.IGMPInterfaces()
-	case "mroute", "mroute count", "ip mroute", "ip mroute count":
-		v, err = c.MRoutes()
-	case "status":
-		v, err = c.Status()
-	case "pim neighbor", "pim neighbors", "ip pim neighbor":
-		v, err = c.PIMNeighbors()
-	case "pim interface", "pim interfaces", "ip pim interface":
-		v, err = c.PIMInterfaces()
-	case "pim rp", "ip pim rp", "pim rp mapping":
-		v, err = c.PIMRPs()
-	case "pim join", "ip pim join", "pim state":
-		v, err = c.PIMJoins()
-	case "pim assert", "ip pim assert":
-		v, err = c.PIMAsserts()
-	default:
-		if len(words) == 2 && (words[0] == "rpf") || len(words) == 3 && words[0] == "ip" && words[1] == "rpf" {
-			v, err = c.RPF(words[len(words)-1])
-			break
-		}
-		return fmt.Errorf("show %q: want igmp groups, igmp interface, mroute, mroute count, pim neighbor, pim interface, pim rp, pim join, pim assert, rpf ADDR or status", what)
+	view, arg, ok := api.FindView(words)
+	if !ok {
+		return fmt.Errorf("show %q: want one of %s", what, api.ViewList())
 	}
+	v, err := c.Fetch(view, arg)
 	if err != nil {
 		return err
 	}
@@ -237,167 +223,8 @@ func runShow(args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	printShow(os.Stdout, what, v)
+	view.Text(os.Stdout, view.Words, v)
 	return nil
-}
-
-func printShow(w0 *os.File, what string, v any) {
-	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
-	defer w.Flush()
-	switch rows := v.(type) {
-	case []api.IGMPGroup:
-		fmt.Fprintln(w, "Interface\tGroup\tMode\tVer\tUptime\tExpires\tLast reporter\tSources")
-		for _, g := range rows {
-			mode := g.Mode
-			if g.Static {
-				mode = "STATIC"
-			}
-			var srcs []string
-			for _, s := range g.Sources {
-				flag := ""
-				if !s.Forward {
-					flag = " (blocked)"
-				}
-				srcs = append(srcs, fmt.Sprintf("%s %s%s", s.Source, s.Expires, flag))
-			}
-			if len(srcs) == 0 {
-				srcs = []string{"*"}
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Interface, g.Group, mode, g.Version, g.Uptime, g.Expires, dash(g.Reporter), strings.Join(srcs, ", "))
-		}
-	case []api.IGMPInterface:
-		fmt.Fprintln(w, "Interface\tAddress\tVIF\tVer\tQuerier\tQuery\tNext query\tOther querier\tGroups\tRx rep/leave\tTx queries\tMalformed\tTracking")
-		for _, i := range rows {
-			q := i.QuerierAddress
-			if i.Querier {
-				q += " (this router)"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", i.Name, i.Address, i.VIF, i.Version, q,
-				i.QueryInterval, i.NextQuery, i.OtherQuerierExpires, i.Groups,
-				i.Stats.RxV1Reports+i.Stats.RxV2Reports+i.Stats.RxV3Reports, i.Stats.RxLeaves, i.Stats.TxQueries, i.Stats.Malformed, i.ExplicitTracking)
-		}
-	case []api.MRoute:
-		if strings.HasSuffix(what, "count") {
-			fmt.Fprintln(w, "Source\tGroup\tPackets\tBytes\tPkt/s\tkbit/s\tRPF failed (wrong if)")
-			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%d\n", r.Source, r.Group, r.Packets, r.Bytes, r.PPS, r.KBPS, r.WrongIf)
-			}
-			return
-		}
-		w.Flush()
-		fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set,\n       R - RP-bit set ((S,G,rpt) pruned upstream), J - SPT threshold crossed")
-		for _, r := range rows {
-			fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
-			fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)
-			if len(r.OIFs) == 0 {
-				fmt.Fprintln(w0, " Null")
-			} else {
-				fmt.Fprintln(w0)
-				for _, o := range r.OIFs {
-					fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
-				}
-			}
-		}
-	case []api.PIMNeighbor:
-		fmt.Fprintln(w, "Interface\tNeighbor\tUptime\tExpires\tDR prio\tGen ID\tDR")
-		for _, n := range rows {
-			dr := ""
-			if n.DR {
-				dr = "DR"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%08x\t%s\n", n.Interface, n.Address, n.Uptime, n.Expires, n.DRPriority, n.GenerationID, dr)
-		}
-	case []api.PIMInterface:
-		fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride\tJoin suppression")
-		for _, i := range rows {
-			st := "passive"
-			if i.Active {
-				st = "up"
-			}
-			dr := i.DR
-			if i.IAmDR {
-				dr += " (this router)"
-			}
-			supp := "off (T bit on all)"
-			if i.JoinSuppression {
-				supp = "on"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
-				i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval, supp)
-		}
-	case []api.PIMRP:
-		fmt.Fprintln(w, "Group range\tRP\tRPF interface\tNote")
-		for _, r := range rows {
-			note := ""
-			switch {
-			case r.SSM:
-				note = "SSM: (S,G) only, no RP"
-			case r.Local:
-				note = "this router is the RP"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Groups, dash(r.RP), dash(r.RPFIf), note)
-		}
-	case []api.PIMJoin:
-		fmt.Fprintln(w, "Source\tGroup\tUpstream\tRPF if\tRPF neighbor\tSPT\tRegister\tKeepalive\tDownstream\t(S,G,rpt) pruned on\tLocal")
-		for _, j := range rows {
-			var down, rpt []string
-			for _, d := range j.Downstream {
-				down = append(down, fmt.Sprintf("%s %s %s", d.Interface, d.State, d.Expires))
-			}
-			for _, d := range j.RPTPrunes {
-				rpt = append(rpt, fmt.Sprintf("%s %s", d.Interface, d.State))
-			}
-			spt := ""
-			switch {
-			case j.SPT:
-				spt = "yes"
-			case j.Source != "*" && j.SPTThreshold != "immediate":
-				// Waiting on a threshold: show the rule and the rate seen.
-				spt = fmt.Sprintf("no (%s, now %d kbps)", j.SPTThreshold, j.RateKbps)
-			}
-			reg := j.Register
-			if reg == "NoInfo" {
-				reg = ""
-			}
-			up := j.Upstream
-			if j.JoinSuppressed > 0 {
-				up += ", suppressed " + j.JoinSuppressed.String() // another router's join stands for ours
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, up, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
-				dash(reg), j.Keepalive, dash(strings.Join(down, ", ")), dash(strings.Join(rpt, ", ")), dash(strings.Join(j.Local, ",")))
-		}
-	case []api.PIMAssert:
-		fmt.Fprintln(w, "Source\tGroup\tInterface\tState\tWinner\tTree\tPreference\tMetric\tExpires")
-		for _, a := range rows {
-			tree := "SPT"
-			if a.RPT {
-				tree = "RPT"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.Source, a.Group, a.Interface, a.State, a.Winner, tree, a.Preference, a.Metric, a.Expires)
-		}
-	case api.RPF:
-		switch {
-		case !rows.Found:
-			fmt.Fprintf(w, "%s\tno route: RPF fails, joins toward it cannot be sent\n", rows.Address)
-		case rows.Local:
-			fmt.Fprintf(w, "%s\tlocal address of this router\n", rows.Address)
-		default:
-			fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  Metric:\t%d\n", rows.Address, rows.Iface,
-				dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], rows.Metric)
-		}
-	case api.Status:
-		fmt.Fprintf(w, "version\t%s\npid\t%d\nuptime\t%s\nconfig\t%s\nreloads\t%d\nreload error\t%s\nupcalls\t%d\nkernel errors\t%d\n",
-			rows.Version, rows.PID, rows.Uptime, rows.Config, rows.Reloads, dash(rows.ReloadError), rows.Upcalls, rows.KernelErrs)
-		fmt.Fprintf(w, "flows\t%d\nkernel routes\t%d\ncounter poll\tevery %s\nheap in use\t%.1f MB\nGo memory\t%.1f MB\n",
-			rows.Flows, rows.Routes, rows.CounterPoll, float64(rows.HeapBytes)/(1<<20), float64(rows.GoMemoryBytes)/(1<<20))
-	}
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func runLab(args []string) error {

@@ -41,52 +41,37 @@ func (c *Client) Get(path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func (c *Client) IGMPGroups() ([]IGMPGroup, error) {
-	var v []IGMPGroup
-	return v, c.Get("/v1/igmp/groups", &v)
+// Fetch gets a view's answer into a new value of its type.
+func (c *Client) Fetch(v View, arg string) (any, error) {
+	out := v.New()
+	p := v.Path
+	if v.Arg != "" {
+		p += "/" + arg
+	}
+	if err := c.Get(p, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
+func get[T any](c *Client, path string) (T, error) {
+	var v T
+	return v, c.Get(path, &v)
+}
+
+func (c *Client) IGMPGroups() ([]IGMPGroup, error) { return get[[]IGMPGroup](c, PathIGMPGroups) }
 func (c *Client) IGMPInterfaces() ([]IGMPInterface, error) {
-	var v []IGMPInterface
-	return v, c.Get("/v1/igmp/interfaces", &v)
+	return get[[]IGMPInterface](c, PathIGMPInterfaces)
 }
-
-func (c *Client) MRoutes() ([]MRoute, error) {
-	var v []MRoute
-	return v, c.Get("/v1/mroute", &v)
-}
-
-func (c *Client) Status() (Status, error) {
-	var v Status
-	return v, c.Get("/v1/status", &v)
-}
-
+func (c *Client) MRoutes() ([]MRoute, error) { return get[[]MRoute](c, PathMRoute) }
+func (c *Client) Status() (Status, error)    { return get[Status](c, PathStatus) }
 func (c *Client) PIMNeighbors() ([]PIMNeighbor, error) {
-	var v []PIMNeighbor
-	return v, c.Get("/v1/pim/neighbors", &v)
+	return get[[]PIMNeighbor](c, PathPIMNeighbors)
 }
-
 func (c *Client) PIMInterfaces() ([]PIMInterface, error) {
-	var v []PIMInterface
-	return v, c.Get("/v1/pim/interfaces", &v)
+	return get[[]PIMInterface](c, PathPIMInterfaces)
 }
-
-func (c *Client) PIMRPs() ([]PIMRP, error) {
-	var v []PIMRP
-	return v, c.Get("/v1/pim/rp", &v)
-}
-
-func (c *Client) PIMAsserts() ([]PIMAssert, error) {
-	var v []PIMAssert
-	return v, c.Get("/v1/pim/assert", &v)
-}
-
-func (c *Client) PIMJoins() ([]PIMJoin, error) {
-	var v []PIMJoin
-	return v, c.Get("/v1/pim/join", &v)
-}
-
-func (c *Client) RPF(addr string) (RPF, error) {
-	var v RPF
-	return v, c.Get("/v1/rpf/"+addr, &v)
-}
+func (c *Client) PIMRPs() ([]PIMRP, error)         { return get[[]PIMRP](c, PathPIMRP) }
+func (c *Client) PIMAsserts() ([]PIMAssert, error) { return get[[]PIMAssert](c, PathPIMAssert) }
+func (c *Client) PIMJoins() ([]PIMJoin, error)     { return get[[]PIMJoin](c, PathPIMJoin) }
+func (c *Client) RPF(addr string) (RPF, error)     { return get[RPF](c, PathRPF+"/"+addr) }

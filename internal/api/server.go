@@ -11,23 +11,18 @@ import (
 	"time"
 )
 
-// Backend answers API requests; the daemon implements it by running each
-// call on its event loop.
-type Backend interface {
-	IGMPGroups() []IGMPGroup
-	IGMPInterfaces() []IGMPInterface
-	MRoutes() []MRoute
-	Status() Status
-	PIMNeighbors() []PIMNeighbor
-	PIMInterfaces() []PIMInterface
-	PIMRPs() []PIMRP
-	PIMJoins() []PIMJoin
-	PIMAsserts() []PIMAssert
-	RPF(addr string) (RPF, error)
-}
+// ErrUnavailable is what a handler returns when the daemon cannot answer
+// (it is stopping); the client sees 503.
+var ErrUnavailable = errors.New("the daemon is shutting down: try again once it has restarted")
 
-// Serve listens on a unix socket at path and serves until ctx ends.
-func Serve(ctx context.Context, path string, b Backend) error {
+// BadRequest marks a handler error as the caller's (400).
+type BadRequest struct{ Err error }
+
+func (e BadRequest) Error() string { return e.Err.Error() }
+
+// Serve listens on a unix socket at path and serves the handlers (by
+// view path) until ctx ends.
+func Serve(ctx context.Context, path string, handlers map[string]Handler) error {
 	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		// A stale socket from a crashed daemon; a live one would answer.
 		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
@@ -42,30 +37,30 @@ func Serve(ctx context.Context, path string, b Backend) error {
 	}
 	os.Chmod(path, 0o660)
 	mux := http.NewServeMux()
-	handle := func(p string, f func() any) {
+	for _, v := range Views {
+		h := handlers[v.Path]
+		if h == nil {
+			continue
+		}
+		p := v.Path
+		if v.Arg != "" {
+			p += "/{arg}"
+		}
 		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
+			out, err := h(r.PathValue("arg"))
+			var bad BadRequest
+			switch {
+			case errors.As(err, &bad):
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(f())
+			json.NewEncoder(w).Encode(out)
 		})
 	}
-	handle("/v1/igmp/groups", func() any { return b.IGMPGroups() })
-	handle("/v1/igmp/interfaces", func() any { return b.IGMPInterfaces() })
-	handle("/v1/mroute", func() any { return b.MRoutes() })
-	handle("/v1/status", func() any { return b.Status() })
-	handle("/v1/pim/neighbors", func() any { return b.PIMNeighbors() })
-	handle("/v1/pim/interfaces", func() any { return b.PIMInterfaces() })
-	handle("/v1/pim/rp", func() any { return b.PIMRPs() })
-	handle("/v1/pim/join", func() any { return b.PIMJoins() })
-	handle("/v1/pim/assert", func() any { return b.PIMAsserts() })
-	mux.HandleFunc("GET /v1/rpf/{addr}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := b.RPF(r.PathValue("addr"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
-	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

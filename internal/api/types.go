@@ -64,6 +64,7 @@ type MRoute struct {
 	Source   string   `json:"source"`
 	Group    string   `json:"group"`
 	IIF      string   `json:"iif"`
+	RPF      string   `json:"iif_origin,omitempty"` // who chose the input: pim (RPF) or flow (where it arrived)
 	OIFs     []OIF    `json:"oifs"`
 	Flags    string   `json:"flags"`
 	Uptime   Duration `json:"uptime"`
@@ -78,8 +79,9 @@ type MRoute struct {
 
 // OIF is one outgoing interface and why it is there.
 type OIF struct {
-	Name   string `json:"name"`
-	Origin string `json:"origin"` // igmp or static
+	Name   string   `json:"name"`
+	Origin string   `json:"origin"` // who wants it: igmp, static, pim, register (later msdp, overlay, mirror)
+	Uptime Duration `json:"uptime"` // how long it has been there
 }
 
 // Status is the daemon's own state.
@@ -101,6 +103,7 @@ type Status struct {
 	// runtime holds from the OS (heap, stacks, metadata, not yet released).
 	HeapBytes     uint64   `json:"heap_bytes"`
 	GoMemoryBytes uint64   `json:"go_memory_bytes"`
+	Components    []string `json:"components"` // igmp, pim, ...
 	PIM           PIMStats `json:"pim"`
 }
 
@@ -229,7 +232,11 @@ type RPF struct {
 	Iface    string `json:"interface"`
 	Neighbor string `json:"neighbor"` // empty when directly connected
 	Metric   uint32 `json:"metric"`
-	Local    bool   `json:"local"`
+	// Protocol installed the route (connected, kernel, static, ospf, bgp,
+	// ...); Preference is its administrative distance, as asserts use it.
+	Protocol   string `json:"protocol,omitempty"`
+	Preference uint32 `json:"preference"`
+	Local      bool   `json:"local"`
 }
 
 // PIMStats are the daemon's PIM counters, in Status.

@@ -24,6 +24,28 @@ type Config struct {
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
 	Interfaces []Interface   `yaml:"interfaces"`
+
+	file string    // the file it was read from
+	root yaml.Node // for the lines of fields after validation
+}
+
+// Line is the line of the field at a path of map keys and list indices
+// ("pim", "rp", 0, "address"), or of its nearest parent present.
+func (c *Config) Line(path ...any) int { return lineOf(&c.root, path...) }
+
+// Errorf is an error at a line of this config's file.
+func (c *Config) Errorf(line int, format string, a ...any) error {
+	return &Error{File: c.file, Line: line, Reason: fmt.Sprintf(format, a...)}
+}
+
+// InterfaceIndex is the position of an interface in the file (-1: absent).
+func (c *Config) InterfaceIndex(name string) int {
+	for i, ic := range c.Interfaces {
+		if ic.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // PIM is the router-wide PIM-SM configuration.
@@ -185,9 +207,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(name, err)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(b, &root)
-	at := func(path ...any) int { return lineOf(&root, path...) }
+	c.file = name
+	_ = yaml.Unmarshal(b, &c.root)
+	at := func(path ...any) int { return lineOf(&c.root, path...) }
 	bad := func(line int, format string, a ...any) error {
 		return &Error{File: name, Line: line, Reason: fmt.Sprintf(format, a...)}
 	}

@@ -1,166 +1,222 @@
-// Package daemon is Overcast's event loop: the one goroutine that owns all
-// protocol state. Packets, kernel upcalls, timers, API requests and reloads
-// arrive as events; IGMP decides membership, the flow table decides the
-// desired (S,G) routes, and the reconciler alone programs the kernel.
+// Package daemon is Overcast's router: components (IGMP, PIM; later MSDP,
+// overlay, mirror) over one multicast RIB, driven by typed events.
+//
+// The Daemon is synchronous and owns all protocol state: every event is a
+// method call with the current time (Packet, Upcall, RoutingChanged,
+// Advance, Tick, Reload), and EndBurst closes a burst of events (packed
+// join/prunes go out, the MRIB's changes are programmed). It touches the
+// outside world only through the seams in Env (dataplane.Forwarder,
+// dataplane.PacketIO, dataplane.Links, Routing), so the same code runs on
+// the kernel (internal/kernel) and in-process on fakes with a manual clock
+// (the daemon tests, internal/sim). Run (loop.go) is the real-time driver:
+// the one goroutine that calls those methods, serving the API in between.
 package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"maps"
-	"net"
+	"math/rand/v2"
 	"net/netip"
-	"os"
 	"slices"
 	"time"
 
-	"overcast/internal/api"
 	"overcast/internal/config"
 	"overcast/internal/dataplane"
-	"overcast/internal/dataplane/linuxmr"
-	"overcast/internal/igmp"
-	"overcast/internal/packet/ip4"
+	"overcast/internal/mrib"
 	"overcast/internal/pim"
 )
 
 // Version is printed by `overcast version` and the status API.
 var Version = "0.1.0-dev"
 
+// Routing answers unicast route lookups for RPF (the kernel's table over
+// netlink, a table in tests); Invalidate drops cached answers after a
+// routing change.
+type Routing interface {
+	pim.Routing
+	Invalidate()
+}
+
+// Env is the daemon's outside world.
+type Env struct {
+	Forwarder dataplane.Forwarder
+	IO        dataplane.PacketIO
+	Links     dataplane.Links
+	Routing   Routing
+	// Start begins delivering packets, upcalls and routing changes to
+	// sink; Run calls it once the daemon has started. Nil in synchronous
+	// tests, which call the event methods themselves.
+	Start func(ctx context.Context, sink dataplane.Sink) error
+	// Jitter returns a random delay in [0, max); Rand32 a random 32-bit
+	// number (PIM generation IDs). Nil: math/rand/v2.
+	Jitter func(max time.Duration) time.Duration
+	Rand32 func() uint32
+	// VIF names an interface's kernel VIF for `show igmp interface` (nil:
+	// the forwarder has none).
+	VIF func(name string) (int, bool)
+	// PID is reported by `show status`.
+	PID int
+}
+
+// component is one protocol of the daemon. Each wraps a pure core and is
+// driven by the daemon's events; adding one means adding it to
+// Daemon.components (and, for new event types, one dispatch line).
+type component interface {
+	name() string
+	ifaceUp(x *iface, now time.Time) error
+	ifaceDown(x *iface, now time.Time)
+	nextDeadline() time.Time
+	advance(now time.Time)
+	endBurst(now time.Time)
+	// checkReload rejects a new config it cannot apply without a
+	// restart; reload applies it (only after every component checked).
+	checkReload(next *config.Config) error
+	reload(next *config.Config, now time.Time)
+	views(add func(path string, h viewFunc))
+}
+
+// viewFunc answers a show command on the loop.
+type viewFunc func(now time.Time, arg string) (any, error)
+
 // iface is one interface Overcast runs on.
 type iface struct {
 	name    string
 	ifindex int
-	vif     int
 	addr    netip.Addr
+	order   int // when it was added: views list interfaces in this order
 	cfg     config.Interface
-	igmp    *igmp.Interface
 }
 
-// flow is an (S,G) the kernel has seen: created on the first packet's upcall,
-// removed after keepalive without traffic.
+// flow is an (S,G) the data plane has seen (or PIM has state for):
+// created on the first packet's upcall, removed after keepalive without
+// traffic. Its desired route lives in the MRIB.
 type flow struct {
 	key        dataplane.SG
-	iif        *iface
+	iif        string // where the first packet arrived ("" unknown)
 	created    time.Time
 	lastActive time.Time
 	counters   dataplane.Counters
 	pps, bps   float64
 }
 
-// Daemon owns the state. Create with New, run with Run.
+// Daemon owns the state. Create with New; drive with Start and the event
+// methods, or with Run.
 type Daemon struct {
-	path   string
-	cfg    *config.Config
-	log    *slog.Logger
-	level  *slog.LevelVar
-	sock   *linuxmr.Socket
-	rec    *dataplane.Reconciler
-	ifs    map[string]*iface
-	byIdx  map[int]*iface
-	flows  map[dataplane.SG]*flow
-	events chan func()
-	start  time.Time
-	timer  *time.Timer
+	path  string
+	cfg   *config.Config
+	env   Env
+	log   *slog.Logger
+	level *slog.LevelVar
 
-	pim *pimState // nil when PIM is off
+	rec   *dataplane.Reconciler
+	rib   *mrib.RIB
+	ifs   map[string]*iface
+	flows map[dataplane.SG]*flow
+	added int
 
-	// Groups whose kernel routes are re-derived when the event queue runs dry.
+	igmp *igmpComp
+	pim  *pimComp // nil when PIM is off
+
+	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
 
+	start       time.Time
+	countersAt  time.Time
 	reloads     uint64
 	reloadError string
 	upcalls     uint64
-	countersAt  time.Time
+
+	loop loop
 }
 
-// New loads the config and prepares a daemon; Run starts it.
-func New(path string, log *slog.Logger, level *slog.LevelVar) (*Daemon, error) {
-	cfg, err := config.Load(path, interfaceExists)
+// New loads the config at path and prepares a daemon; nothing is touched
+// until Start.
+func New(path string, env Env, log *slog.Logger, level *slog.LevelVar) (*Daemon, error) {
+	if env.Jitter == nil {
+		env.Jitter = func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return time.Duration(rand.Int64N(int64(max)))
+		}
+	}
+	if env.Rand32 == nil {
+		env.Rand32 = rand.Uint32
+	}
+	d := &Daemon{path: path, env: env, log: log, level: level,
+		ifs: map[string]*iface{}, flows: map[dataplane.SG]*flow{}, rib: mrib.New()}
+	cfg, err := config.Load(path, d.linkExists)
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{
-		path: path, cfg: cfg, log: log, level: level,
-		ifs: map[string]*iface{}, byIdx: map[int]*iface{}, flows: map[dataplane.SG]*flow{},
-		events: make(chan func(), 1024),
-	}, nil
+	d.cfg = cfg
+	d.loop.init()
+	return d, nil
 }
 
-func interfaceExists(name string) bool {
-	_, err := net.InterfaceByName(name)
+func (d *Daemon) linkExists(name string) bool {
+	_, err := d.env.Links.Link(name)
 	return err == nil
 }
 
-// Run opens the kernel's multicast routing socket, starts IGMP on every
-// configured interface, serves the API and loops until ctx ends or reload
-// channel closes.
-func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
-	d.setLevel(d.cfg.LogLevel)
-	sock, err := linuxmr.Open()
-	if err != nil {
-		return err
-	}
-	d.sock = sock
-	defer sock.Close() // the kernel flushes our VIFs and routes
-	d.rec = dataplane.NewReconciler(sock)
-	d.start = time.Now()
-	for _, ic := range d.cfg.Interfaces {
-		if err := d.addInterface(ic, d.start); err != nil {
-			return err
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if d.cfg.PIMEnabled() {
-		if err := d.startPIM(ctx, d.start); err != nil {
-			return err
-		}
-		defer d.pim.sock.Close()
-	}
-	apiErr := make(chan error, 1)
-	go func() { apiErr <- api.Serve(ctx, d.cfg.APISocket, backend{d}) }()
-	go d.readLoop(ctx)
-	d.log.Info("overcast started", "config", d.path, "interfaces", len(d.ifs), "api", d.cfg.APISocket, "mc_forwarding", readSysctl("net/ipv4/conf/all/mc_forwarding"))
+// Config is the running configuration.
+func (d *Daemon) Config() *config.Config { return d.cfg }
 
-	d.timer = time.NewTimer(time.Hour)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	d.rearm(time.Now())
-	burst := 0
-	for {
-		select {
-		case <-ctx.Done():
-			d.log.Info("overcast stopping")
-			return nil
-		case err := <-apiErr:
-			if err != nil {
-				return err
-			}
-		case f := <-d.events:
-			f()
-		case <-d.timer.C:
-			d.onTimers(time.Now())
-		case now := <-tick.C:
-			d.onCounterTick(now)
-		case <-hup:
-			d.reload(time.Now())
-		}
-		// Join/prunes from a burst of events go out together, packed, when
-		// the queue runs dry (or every 256 events under load).
-		// So do kernel route changes: one pass over the routes per burst,
-		// not one per IGMP record or join.
-		if burst++; len(d.events) == 0 || burst >= 256 {
-			burst = 0
-			if d.pim != nil {
-				d.applyPIM(d.pim.r.FlushJoinPrunes())
-			}
-			d.flushRoutes()
-		}
-		d.rearm(time.Now())
+// components lists the running components, in the order they see events.
+func (d *Daemon) components() []component {
+	cs := []component{d.igmp}
+	if d.pim != nil {
+		cs = append(cs, d.pim)
 	}
+	return cs
+}
+
+// Start brings the configured interfaces and components up at now.
+func (d *Daemon) Start(now time.Time) error {
+	d.setLevel(d.cfg.LogLevel)
+	d.start, d.countersAt = now, now
+	d.rec = dataplane.NewReconciler(d.env.Forwarder)
+	d.igmp = &igmpComp{d: d, ifs: map[string]*igmpIface{}}
+	if d.cfg.PIMEnabled() {
+		p, err := newPIM(d, now)
+		if err != nil {
+			return err
+		}
+		d.pim = p
+	}
+	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
+		// Routes a predecessor left are adopted: kept if still wanted,
+		// removed at the first full pass if not.
+		if rs, err := l.ListRoutes(); err == nil {
+			for _, r := range rs {
+				d.rec.Adopt(r)
+			}
+		}
+	}
+	for _, ic := range d.cfg.Interfaces {
+		if err := d.addInterface(ic, now); err != nil {
+			return err
+		}
+	}
+	d.reconcile(now)
+	d.EndBurst(now)
+	names := []string{}
+	for _, c := range d.components() {
+		names = append(names, c.name())
+	}
+	d.log.Info("overcast started", "config", d.path, "interfaces", len(d.ifs), "api", d.cfg.APISocket, "components", names)
+	return nil
+}
+
+// Stop ends every component: PIM says goodbye on its interfaces.
+func (d *Daemon) Stop(now time.Time) {
+	for _, x := range d.sortedIfs() {
+		for _, c := range slices.Backward(d.components()) {
+			c.ifaceDown(x, now)
+		}
+	}
+	d.EndBurst(now)
 }
 
 func (d *Daemon) setLevel(s string) {
@@ -180,212 +236,135 @@ func (d *Daemon) setLevel(s string) {
 }
 
 func (d *Daemon) addInterface(ic config.Interface, now time.Time) error {
-	ni, err := net.InterfaceByName(ic.Name)
+	l, err := d.env.Links.Link(ic.Name)
 	if err != nil {
-		return fmt.Errorf("interface %s: %w", ic.Name, err)
+		return err
 	}
-	if ni.Flags&net.FlagMulticast == 0 {
+	if !l.Multicast {
 		d.log.Warn("interface has no MULTICAST flag; hosts on it cannot join groups (ip link set dev X multicast on)", "interface", ic.Name)
 	}
-	addr, err := ifaceAddr(ni)
-	if err != nil {
+	if err := d.env.Forwarder.AddInterface(ic.Name, l.Index); err != nil {
 		return err
 	}
-	vif := 0
-	for slices.ContainsFunc(mapValues(d.ifs), func(x *iface) bool { return x.vif == vif }) {
-		vif++
-	}
-	if err := d.sock.AddVIF(dataplane.VIF{Index: vif, IfIndex: ni.Index, Name: ic.Name}); err != nil {
-		return err
-	}
-	for _, g := range []netip.Addr{igmp.AllRoutersGroup, igmp.V3ReportsGroup} {
-		if err := d.sock.JoinGroup(ni.Index, g); err != nil {
-			return err
+	d.added++
+	x := &iface{name: ic.Name, ifindex: l.Index, addr: l.Addr, cfg: ic, order: d.added}
+	d.ifs[ic.Name] = x
+	for _, c := range d.components() {
+		if err := c.ifaceUp(x, now); err != nil {
+			return fmt.Errorf("interface %s: %s: %w", ic.Name, c.name(), err)
 		}
 	}
-	x := &iface{name: ic.Name, ifindex: ni.Index, vif: vif, addr: addr, cfg: ic}
-	var out igmp.Output
-	x.igmp, out = igmp.NewInterface(igmpConfig(ic), addr, now)
-	d.ifs[ic.Name] = x
-	d.byIdx[ni.Index] = x
-	d.log.Info("interface up", "interface", ic.Name, "vif", vif, "address", addr, "igmp_version", x.igmp.Config().Version)
-	d.handle(x, out)
+	vif := -1
+	if d.env.VIF != nil {
+		vif, _ = d.env.VIF(ic.Name)
+	}
+	d.log.Info("interface up", "interface", ic.Name, "vif", vif, "address", l.Addr)
 	return nil
 }
 
-func (d *Daemon) removeInterface(x *iface) {
+func (d *Daemon) removeInterface(x *iface, now time.Time) {
+	for _, c := range slices.Backward(d.components()) {
+		c.ifaceDown(x, now)
+	}
 	delete(d.ifs, x.name)
-	delete(d.byIdx, x.ifindex)
 	for k, f := range d.flows {
-		if f.iif == x {
+		if f.iif == x.name {
 			delete(d.flows, k)
 		}
 	}
-	d.reconcile()
-	if err := d.sock.DelVIF(x.vif); err != nil {
-		d.log.Warn("remove vif", "interface", x.name, "err", err)
+	d.EndBurst(now)
+	d.reconcile(now) // no route may use the interface when it goes
+	if err := d.env.Forwarder.DelInterface(x.name); err != nil {
+		d.log.Warn("remove interface from the forwarder", "interface", x.name, "err", err)
 	}
 	d.log.Info("interface removed", "interface", x.name)
 }
 
-func ifaceAddr(ni *net.Interface) (netip.Addr, error) {
-	addrs, err := ni.Addrs()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, a := range addrs {
-		if pn, ok := a.(*net.IPNet); ok {
-			if v4 := pn.IP.To4(); v4 != nil {
-				ip, _ := netip.AddrFromSlice(v4)
-				return ip, nil
-			}
+// --- Events ----------------------------------------------------------------
+
+// Packet handles a control packet received on an interface (a whole IPv4
+// packet). iface is "" for unicast PIM arriving where no daemon interface is.
+func (d *Daemon) Packet(now time.Time, ifname string, proto dataplane.Proto, pkt []byte) {
+	switch proto {
+	case dataplane.IGMP:
+		d.igmp.packet(now, ifname, pkt)
+	case dataplane.PIM:
+		if d.pim != nil {
+			d.pim.packet(now, ifname, pkt)
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address: IGMP queries need one as their source", ni.Name)
 }
 
-func igmpConfig(ic config.Interface) igmp.Config {
-	g := ic.IGMP
-	c := igmp.Config{
-		Version: g.Version, Robustness: g.Robustness, QueryInterval: g.QueryInterval,
-		QueryResponseInterval: g.QueryResponseInterval, LastMemberQueryInterval: g.LastMemberQueryInterval,
-		LastMemberQueryCount: g.LastMemberQueryCount, ExplicitTracking: g.ExplicitTracking,
-		NoQuerier: g.Querier != nil && !*g.Querier,
-	}
-	for _, s := range g.StaticGroups {
-		c.StaticGroups = append(c.StaticGroups, netip.MustParseAddr(s))
-	}
-	return c
-}
-
-// readLoop turns socket reads into events for the loop.
-func (d *Daemon) readLoop(ctx context.Context) {
-	buf := make([]byte, 65536)
-	oob := make([]byte, 256)
-	for ctx.Err() == nil {
-		m, err := d.sock.Read(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			d.log.Warn("mroute socket read", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if m.Upcall != nil {
-			up := *m.Upcall
-			d.post(func() { d.onUpcall(up, time.Now()) })
-			continue
-		}
-		pkt := slices.Clone(m.Packet)
-		idx := m.IfIndex
-		d.post(func() { d.onPacket(idx, pkt, time.Now()) })
-	}
-}
-
-func (d *Daemon) post(f func()) { d.events <- f }
-
-// call runs f on the loop and waits: how API reads see consistent state.
-func (d *Daemon) call(f func()) {
-	done := make(chan struct{})
-	d.post(func() { f(); close(done) })
-	<-done
-}
-
-func (d *Daemon) onPacket(ifindex int, pkt []byte, now time.Time) {
-	x := d.byIdx[ifindex]
-	if x == nil {
-		return // IGMP on an interface we do not run on
-	}
-	h, payload, err := ip4.Parse(pkt)
-	if err != nil || h.Protocol != ip4.ProtoIGMP {
-		x.igmp.CountMalformed()
-		return
-	}
-	d.handle(x, x.igmp.Receive(now, h, payload))
-}
-
-func (d *Daemon) onUpcall(up dataplane.Upcall, now time.Time) {
+// Upcall handles a forwarding-plane upcall.
+func (d *Daemon) Upcall(now time.Time, up dataplane.Upcall) {
 	d.upcalls++
 	if d.pim != nil {
-		d.pimUpcall(up, now)
+		d.pim.upcall(now, up)
 		return
 	}
 	if up.Kind != dataplane.NoCache {
-		d.log.Debug("upcall ignored", "kind", up.Kind, "sg", up.SG, "vif", up.VIF)
+		d.log.Debug("upcall ignored", "kind", up.Kind, "sg", up.SG, "iif", up.Iface)
 		return
 	}
-	var in *iface
-	for _, x := range d.ifs {
-		if x.vif == up.VIF {
-			in = x
-		}
-	}
-	if in == nil || !up.Group.IsMulticast() || up.Group.IsLinkLocalMulticast() {
+	if d.ifs[up.Iface] == nil || !up.Group.IsMulticast() || up.Group.IsLinkLocalMulticast() {
 		return
 	}
-	if f, ok := d.flows[up.SG]; ok {
-		f.lastActive = now
-	} else {
-		d.flows[up.SG] = &flow{key: up.SG, iif: in, created: now, lastActive: now}
-		d.log.Debug("new flow", "sg", up.SG, "iif", in.name)
-	}
+	d.seeFlow(up.SG, up.Iface, now)
 	d.touch(up.Group)
-	d.flushRoutes() // now: the kernel holds the flow's packets until then
+	d.flushRoutes(now) // now: the kernel holds the flow's packets until then
 }
 
-// handle sends an IGMP output's packets and re-derives routes if membership changed.
-func (d *Daemon) handle(x *iface, out igmp.Output) {
-	for _, p := range out.Send {
-		h := ip4.Header{TOS: 0xc0, TTL: 1, Protocol: ip4.ProtoIGMP, Src: x.addr, Dst: p.Dst, Options: ip4.OptRouterAlert}
-		if err := d.sock.Send(x.ifindex, h.Marshal(p.Msg.Marshal()), p.Dst); err != nil {
-			d.log.Warn("send igmp", "interface", x.name, "err", err)
-		}
+// seeFlow records traffic of k arriving on iif.
+func (d *Daemon) seeFlow(k dataplane.SG, iif string, now time.Time) *flow {
+	if f, ok := d.flows[k]; ok {
+		f.lastActive = now
+		return f
 	}
-	for _, g := range out.Changed {
-		d.log.Debug("membership changed", "interface", x.name, "group", g, "wanted", x.igmp.Wants(g))
-		if d.pim != nil {
-			d.pushMembership(x, g, time.Now())
-		}
-	}
-	for _, g := range out.Changed {
-		d.touch(g)
-	}
+	f := &flow{key: k, iif: iif, created: now, lastActive: now}
+	d.flows[k] = f
+	d.log.Debug("new flow", "sg", k, "iif", iif)
+	return f
 }
 
-func (d *Daemon) onTimers(now time.Time) {
-	for _, x := range d.ifs {
-		var out igmp.Output
-		x.igmp.Advance(now, &out)
-		d.handle(x, out)
-	}
+// RoutingChanged re-checks RPF after a unicast route or link change.
+func (d *Daemon) RoutingChanged(now time.Time) {
+	d.env.Routing.Invalidate()
 	if d.pim != nil {
-		if t := d.pim.r.NextDeadline(); !t.IsZero() && !t.After(now) {
-			d.applyPIM(d.pim.r.Advance(now))
+		d.pim.apply(d.pim.r.RPFChanged(now))
+	}
+	d.reconcile(now)
+}
+
+// Advance runs every component's timers due at now.
+func (d *Daemon) Advance(now time.Time) {
+	for _, c := range d.components() {
+		if t := c.nextDeadline(); !t.IsZero() && !t.After(now) {
+			c.advance(now)
 		}
 	}
 }
 
-func (d *Daemon) rearm(now time.Time) {
+// NextDeadline is the earliest time Advance has work (zero: none).
+func (d *Daemon) NextDeadline() time.Time {
 	var next time.Time
-	for _, x := range d.ifs {
-		if t := x.igmp.NextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+	for _, c := range d.components() {
+		if t := c.nextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	if d.pim != nil {
-		if t := d.pim.r.NextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
-	wait := time.Hour
-	if !next.IsZero() {
-		wait = max(next.Sub(now), 0)
-	}
-	d.timer.Reset(wait)
+	return next
 }
 
-// counterPollInterval is how often the kernel's counters are read. The
+// EndBurst closes a burst of events: join/prunes go out together, packed,
+// and the routes the burst touched are re-derived and programmed.
+func (d *Daemon) EndBurst(now time.Time) {
+	for _, c := range d.components() {
+		c.endBurst(now)
+	}
+	d.flushRoutes(now)
+}
+
+// counterPollInterval is how often the forwarding counters are read. The
 // kernel prints every route for each read (10,000 routes cost it about
 // 10 ms), so polls slow down as routes grow: every second up to 2,000
 // routes, a second more per 2,000 beyond, at most 5 s. Rates and SPT
@@ -395,16 +374,19 @@ func counterPollInterval(routes int) time.Duration {
 	return time.Duration(min(routes/2000+1, 5)) * time.Second
 }
 
-// onCounterTick reads kernel counters, computes rates and expires idle flows.
-func (d *Daemon) onCounterTick(now time.Time) {
+// Tick runs once a second: reads counters, computes rates and expires
+// idle flows.
+func (d *Daemon) Tick(now time.Time) {
 	// A tick a little early still counts as a full interval.
 	if now.Sub(d.countersAt) < counterPollInterval(len(d.flows))-100*time.Millisecond {
-		d.readMeasured(now)
+		if d.pim != nil {
+			d.pim.readMeasured(now)
+		}
 		return
 	}
 	dt := now.Sub(d.countersAt).Seconds()
 	d.countersAt = now
-	err := d.sock.Counters(func(k dataplane.SG, c dataplane.Counters) {
+	err := d.env.Forwarder.Counters(func(k dataplane.SG, c dataplane.Counters) {
 		f := d.flows[k]
 		if f == nil {
 			return
@@ -412,10 +394,7 @@ func (d *Daemon) onCounterTick(now time.Time) {
 		if c.Packets != f.counters.Packets || c.WrongIf != f.counters.WrongIf {
 			f.lastActive = now
 			if d.pim != nil && c.Packets != f.counters.Packets {
-				d.pim.r.Traffic(now, k.Source, k.Group, c.Packets, c.Bytes)
-				if iif, _, okR := d.pim.r.Route(k.Source, k.Group); okR {
-					d.applyPIM(d.pim.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
-				}
+				d.pim.traffic(now, k, c)
 			}
 		}
 		if dt > 0 && c.Packets >= f.counters.Packets {
@@ -425,7 +404,7 @@ func (d *Daemon) onCounterTick(now time.Time) {
 		f.counters = c
 	})
 	if err != nil {
-		d.log.Warn("read kernel counters", "err", err)
+		d.log.Warn("read forwarding counters", "err", err)
 		return
 	}
 	changed := false
@@ -437,51 +416,26 @@ func (d *Daemon) onCounterTick(now time.Time) {
 		}
 	}
 	if changed {
-		d.reconcile()
+		d.reconcile(now)
 	}
 }
 
-// readMeasured reads, between full polls, the counters of the flows PIM
-// measures against an SPT threshold (one ioctl each; there are few), so
-// a source that crosses its threshold moves to the SPT within a second
-// even when thousands of routes slow the full poll down.
-func (d *Daemon) readMeasured(now time.Time) {
-	if d.pim == nil {
-		return
-	}
-	for _, k := range d.pim.r.Measuring(now) {
-		c, err := d.sock.SGCount(dataplane.SG{Source: k.S, Group: k.G})
-		if err != nil {
-			continue
-		}
-		d.pim.r.Traffic(now, k.S, k.G, c.Packets, c.Bytes)
-		if _, crossed := d.pim.r.FlowFlags(k.S, k.G); crossed {
-			if iif, _, ok := d.pim.r.Route(k.S, k.G); ok {
-				d.applyPIM(d.pim.r.DataArrived(now, k.S, k.G, iif, pim.DataActive))
-			}
-		}
-	}
-}
+// --- Routes ----------------------------------------------------------------
 
-// route derives a flow's kernel route: with PIM, PIM's route; without,
-// the flow goes out of every other interface whose members want (S,G)
-// (RFC 3376 section 6.3).
-func (d *Daemon) route(f *flow) dataplane.Route {
+// derive writes a flow's desired route into the MRIB: PIM's route when
+// PIM runs, else IGMP's (the flow goes out of every other interface whose
+// members want it, RFC 3376 section 6.3).
+func (d *Daemon) derive(f *flow, now time.Time) {
+	e := mrib.Entry{SG: f.key}
 	if d.pim != nil {
-		return d.pimRoute(f)
+		d.pim.route(f, &e)
+	} else {
+		d.igmp.route(f, &e)
 	}
-	k := f.key
-	r := dataplane.Route{SG: k, IIF: f.iif.vif}
-	for _, x := range d.ifs {
-		if x != f.iif && x.igmp.Forwards(k.Group, k.Source) {
-			r.OIFs = append(r.OIFs, x.vif)
-		}
-	}
-	slices.Sort(r.OIFs)
-	return r
+	d.rib.Set(now, e)
 }
 
-// touch marks a group's routes for re-derivation at the next flush.
+// touch marks a group's routes for re-derivation at the end of the burst.
 func (d *Daemon) touch(g netip.Addr) {
 	if d.dirtyGroups == nil {
 		d.dirtyGroups = map[netip.Addr]bool{}
@@ -493,7 +447,7 @@ func (d *Daemon) touch(g netip.Addr) {
 // thousands of flows an IGMP report or a Join/Prune touches a few groups,
 // and only their flows are recomputed; the full pass (reconcile) is kept
 // for changes that can move any route (RPF, interfaces, reload, expiry).
-func (d *Daemon) flushRoutes() {
+func (d *Daemon) flushRoutes(now time.Time) {
 	if len(d.dirtyGroups) == 0 {
 		return
 	}
@@ -501,116 +455,87 @@ func (d *Daemon) flushRoutes() {
 	d.dirtyGroups = nil
 	if d.pim != nil {
 		for g := range groups {
-			d.adoptPIMFlows(time.Now(), d.pim.r.GroupFlows(g))
+			d.pim.adoptFlows(now, d.pim.r.GroupFlows(g))
 		}
 	}
-	var routes []dataplane.Route
 	for _, f := range d.flows {
 		if groups[f.key.Group] {
-			routes = append(routes, d.route(f))
+			d.derive(f, now)
 		}
 	}
-	d.logRoutes(slices.Values(routes))
-	if err := d.rec.Update(routes); err != nil {
-		d.log.Warn("kernel programming", "err", err)
-	}
+	d.program()
 }
 
-// reconcile re-derives every route and makes the kernel hold exactly those.
-func (d *Daemon) reconcile() {
+// reconcile re-derives every route and makes the forwarder hold exactly those.
+func (d *Daemon) reconcile(now time.Time) {
 	d.dirtyGroups = nil
 	if d.pim != nil {
-		d.adoptPIMFlows(time.Now(), d.pim.r.Flows())
+		d.pim.adoptFlows(now, d.pim.r.Flows())
 	}
-	want := make(map[dataplane.SG]dataplane.Route, len(d.flows))
-	for k, f := range d.flows {
-		want[k] = d.route(f)
+	for _, f := range d.flows {
+		d.derive(f, now)
 	}
-	d.logRoutes(maps.Values(want))
+	var gone []dataplane.SG
+	for e := range d.rib.All() {
+		if d.flows[e.SG] == nil {
+			gone = append(gone, e.SG)
+		}
+	}
+	for _, k := range gone {
+		d.rib.Delete(k)
+	}
+	// Routes installed that the MRIB never held (adopted from a
+	// predecessor, or left by a failed delete) go too.
+	want := make(map[dataplane.SG]dataplane.Route, d.rib.Len())
+	for e := range d.rib.All() {
+		want[e.SG] = e.Route()
+	}
+	d.logChanges()
 	if err := d.rec.Apply(want); err != nil {
-		d.log.Warn("kernel programming", "err", err)
+		d.log.Warn("programming the forwarder", "err", err)
+	}
+	d.rib.Program(d.rec) // clears the change marks: Apply holds every entry already
+}
+
+// program hands the MRIB's changes to the reconciler.
+func (d *Daemon) program() {
+	d.logChanges()
+	if err := d.rib.Program(d.rec); err != nil {
+		d.log.Warn("programming the forwarder", "err", err)
 	}
 }
 
-// logRoutes logs the routes about to change (debug level).
-func (d *Daemon) logRoutes(routes iter.Seq[dataplane.Route]) {
+// logChanges logs the routes about to change (debug level).
+func (d *Daemon) logChanges() {
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	for r := range routes {
-		if !d.rec.Holds(r) {
-			d.log.Debug("kernel route", "sg", r.SG, "iif", d.vifName(r.IIF), "oifs", r.OIFs)
-		}
-	}
-}
-
-// reload re-reads the config. A bad file is rejected whole and the running
-// state is kept.
-func (d *Daemon) reload(now time.Time) {
-	cfg, err := config.Load(d.path, interfaceExists)
-	if err != nil {
-		d.reloadError = err.Error()
-		d.log.Error("reload rejected; keeping the running configuration", "err", err)
-		return
-	}
-	d.reloads++
-	d.reloadError = ""
-	if cfg.APISocket != d.cfg.APISocket {
-		d.log.Warn("api-socket changes apply after a restart", "running", d.cfg.APISocket)
-		cfg.APISocket = d.cfg.APISocket
-	}
-	d.cfg = cfg
-	d.setLevel(cfg.LogLevel)
-	want := map[string]config.Interface{}
-	for _, ic := range cfg.Interfaces {
-		want[ic.Name] = ic
-	}
-	for name, x := range d.ifs {
-		if _, ok := want[name]; !ok {
-			d.removeInterface(x)
-		}
-	}
-	for _, ic := range cfg.Interfaces {
-		x, ok := d.ifs[ic.Name]
+	for k, ok := range d.rib.Changes() {
 		if !ok {
-			if err := d.addInterface(ic, now); err != nil {
-				d.log.Error("reload: interface", "interface", ic.Name, "err", err)
-			}
+			d.log.Debug("route removed", "sg", k)
 			continue
 		}
-		old := igmpConfig(x.cfg)
-		neu := igmpConfig(ic)
-		x.cfg = ic
-		statics := neu.StaticGroups
-		old.StaticGroups, neu.StaticGroups = nil, nil
-		if fmt.Sprint(old) != fmt.Sprint(neu) {
-			// Timer or version changes restart IGMP on the interface; its
-			// startup queries relearn membership within one response interval.
-			neu.StaticGroups = statics
-			var out igmp.Output
-			x.igmp, out = igmp.NewInterface(neu, x.addr, now)
-			d.log.Info("igmp restarted with new settings", "interface", x.name)
-			d.handle(x, out)
-			d.reconcile()
-			continue
+		e, _ := d.rib.Get(k)
+		if r := e.Route(); !d.rec.Holds(r) {
+			d.log.Debug("route", "sg", k, "iif", r.IIF, "oifs", r.OIFs, "flags", e.Flags.String())
 		}
-		d.handle(x, x.igmp.SetStaticGroups(statics))
 	}
-	d.log.Info("configuration reloaded", "config", d.path)
 }
 
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
+func (d *Daemon) sortedIfs() []*iface {
+	out := make([]*iface, 0, len(d.ifs))
+	for _, x := range d.ifs {
+		out = append(out, x)
 	}
+	slices.SortFunc(out, func(a, b *iface) int { return a.order - b.order })
 	return out
 }
 
-func readSysctl(p string) string {
-	b, err := os.ReadFile("/proc/sys/" + p)
-	if err != nil {
-		return "?"
+func (d *Daemon) isLocal(a netip.Addr) bool {
+	for _, x := range d.ifs {
+		if x.addr == a {
+			return true
+		}
 	}
-	return string(slices.DeleteFunc(b, func(c byte) bool { return c == '\n' }))
+	return false
 }

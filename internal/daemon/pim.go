@@ -1,39 +1,32 @@
 package daemon
 
 import (
-	"context"
-	"errors"
-	"math/rand/v2"
-	"net"
+	"fmt"
 	"net/netip"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
-	"overcast/internal/api"
 	"overcast/internal/config"
 	"overcast/internal/dataplane"
-	"overcast/internal/dataplane/linuxmr"
 	"overcast/internal/igmp"
+	"overcast/internal/mrib"
 	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
-	"overcast/internal/rpf"
 )
 
-// pimState is the daemon's PIM side: the pure router, its socket, the
-// kernel route source and the register VIF.
-type pimState struct {
+// pimComp is the PIM-SM component: the pure router, fed by PIM packets,
+// upcalls, IGMP membership and routing changes; its routes go to the MRIB.
+type pimComp struct {
+	d       *Daemon
 	r       *pim.Router
-	sock    *linuxmr.PIMSocket
-	rt      *rpf.Kernel
-	regVIF  int
 	active  map[string]bool // interfaces that speak PIM; the others are passive (receivers only)
 	started time.Time
 
 	rxPackets, txPackets, malformed, sendErrors, asmInSSM uint64
 }
+
+func (p *pimComp) name() string { return "pim" }
 
 // pimRouterConfig builds the router configuration from the file.
 func pimRouterConfig(c *config.Config) (pim.Config, error) {
@@ -85,97 +78,95 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 	return pc, nil
 }
 
-// startPIM turns on the kernel's PIM support, opens the PIM socket and
-// starts PIM on the configured interfaces.
-func (d *Daemon) startPIM(ctx context.Context, now time.Time) error {
+// newPIM turns on register support in the forwarder and makes the router.
+func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
 	pc, err := pimRouterConfig(d.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := d.sock.EnablePIM(); err != nil {
-		return err
-	}
-	reg := 0
-	for slices.ContainsFunc(mapValues(d.ifs), func(x *iface) bool { return x.vif == reg }) {
-		reg++
-	}
-	if err := d.sock.AddRegisterVIF(reg); err != nil {
-		return err
-	}
-	ps, err := linuxmr.OpenPIM()
-	if err != nil {
-		return err
-	}
-	p := &pimState{sock: ps, rt: rpf.New(), regVIF: reg, active: map[string]bool{}, started: now}
-	p.r = pim.NewRouter(pc, p.rt, func(max time.Duration) time.Duration {
-		if max <= 0 {
-			return 0
+	if reg, ok := d.env.Forwarder.(dataplane.Registerer); ok {
+		if err := reg.EnableRegister(); err != nil {
+			return nil, err
 		}
-		return time.Duration(rand.Int64N(int64(max)))
-	})
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if pn, ok := a.(*net.IPNet); ok && pn.IP.To4() != nil {
-				ip, _ := netip.AddrFromSlice(pn.IP.To4())
-				p.r.AddLocalAddress(ip)
-			}
-		}
+	} else {
+		d.log.Warn("the forwarder cannot carry PIM registers: first-hop registers and RP decapsulation are off")
+	}
+	p := &pimComp{d: d, active: map[string]bool{}, started: now}
+	p.r = pim.NewRouter(pc, d.env.Routing, d.env.Jitter)
+	for _, a := range d.env.Links.LocalAddrs() {
+		p.r.AddLocalAddress(a)
 	}
 	p.r.DeferJoinPrunes(true)
-	d.pim = p
-	for _, x := range d.sortedIfs() {
-		if err := d.pimAddInterface(x, now); err != nil {
-			return err
-		}
-	}
-	if err := rpf.Subscribe(ctx, func() { d.post(func() { d.onRouteChange(time.Now()) }) }); err != nil {
-		d.log.Warn("route notifications unavailable; RPF changes are seen on the periodic refresh only", "err", err)
-	}
-	go d.pimReadLoop(ctx)
-	d.log.Info("pim started", "register_vif", reg, "rps", len(pc.RPs.Mappings()), "ssm", pc.RPs.SSMRanges())
-	return nil
+	d.log.Info("pim started", "rps", len(pc.RPs.Mappings()), "ssm", pc.RPs.SSMRanges())
+	return p, nil
 }
 
-func (d *Daemon) pimAddInterface(x *iface, now time.Time) error {
-	p := d.pim
+func ifConfig(ic config.Interface) pim.IfConfig {
+	return pim.IfConfig{HelloPeriod: ic.PIM.HelloInterval, DRPriority: ic.PIM.DRPriority}
+}
+
+func (p *pimComp) ifaceUp(x *iface, now time.Time) error {
 	active := x.cfg.PIM.Enabled
 	p.active[x.name] = active
 	if active {
-		if err := p.sock.JoinAllPIMRouters(x.ifindex); err != nil {
+		if err := p.d.env.IO.Listen(x.name, x.ifindex, dataplane.PIM); err != nil {
 			return err
 		}
 	}
-	ic := pim.IfConfig{HelloPeriod: x.cfg.PIM.HelloInterval, DRPriority: x.cfg.PIM.DRPriority}
-	d.applyPIM(p.r.AddInterface(now, x.name, ic, x.addr, nil, rand.Uint32()))
-	// Tell PIM about the membership IGMP already has.
-	for _, g := range x.igmp.Groups(now) {
-		d.pushMembership(x, g.Group, now)
-	}
+	p.apply(p.r.AddInterface(now, x.name, ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
+	p.pushAllMembership(x, now)
 	return nil
 }
 
-// pimReadLoop turns PIM socket reads into loop events.
-func (d *Daemon) pimReadLoop(ctx context.Context) {
-	buf := make([]byte, 65536)
-	oob := make([]byte, 256)
-	for ctx.Err() == nil {
-		m, err := d.pim.sock.Read(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			d.log.Warn("pim socket read", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
+func (p *pimComp) ifaceDown(x *iface, now time.Time) {
+	if _, ok := p.active[x.name]; !ok {
+		return
+	}
+	p.apply(p.r.RemoveInterface(now, x.name)) // the goodbye goes out while the interface is still active
+	if p.active[x.name] {
+		if err := p.d.env.IO.Unlisten(x.name, x.ifindex, dataplane.PIM); err != nil {
+			p.d.log.Debug("pim unlisten", "interface", x.name, "err", err)
 		}
-		m.Packet = slices.Clone(m.Packet)
-		d.post(func() { d.onPIMPacket(m, time.Now()) })
+	}
+	delete(p.active, x.name)
+}
+
+// pushAllMembership tells PIM about every group IGMP has on x.
+func (p *pimComp) pushAllMembership(x *iface, now time.Time) {
+	m := p.d.igmp.iface(x.name)
+	if m == nil {
+		return
+	}
+	for _, g := range m.Groups(now) {
+		p.pushMembership(x, g.Group, now)
 	}
 }
 
-func (d *Daemon) onPIMPacket(m linuxmr.PIMPacket, now time.Time) {
-	p := d.pim
-	h, payload, err := ip4.Parse(m.Packet)
+// pushMembership tells PIM what IGMP says receivers on x want for g.
+func (p *pimComp) pushMembership(x *iface, g netip.Addr, now time.Time) {
+	var asm bool
+	var include, exclude []netip.Addr
+	if m := p.d.igmp.iface(x.name); m != nil {
+		if v, ok := m.Group(g, now); ok {
+			if v.Mode == igmp.Exclude {
+				asm = true
+				for _, s := range v.Sources {
+					if !s.Forward {
+						exclude = append(exclude, s.Source)
+					}
+				}
+			} else {
+				for _, s := range v.Sources {
+					include = append(include, s.Source)
+				}
+			}
+		}
+	}
+	p.apply(p.r.SetMembership(now, x.name, g, asm, include, exclude))
+}
+
+func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
+	h, payload, err := ip4.Parse(pkt)
 	if err != nil || h.Protocol != ip4.ProtoPIM {
 		p.malformed++
 		return
@@ -183,56 +174,40 @@ func (d *Daemon) onPIMPacket(m linuxmr.PIMPacket, now time.Time) {
 	msg, err := wire.Parse(payload)
 	if err != nil {
 		p.malformed++
-		d.log.Debug("malformed pim", "from", h.Src, "err", err)
+		p.d.log.Debug("malformed pim", "from", h.Src, "err", err)
 		return
 	}
 	p.rxPackets++
-	name := ""
-	if x := d.byIdx[m.IfIndex]; x != nil {
-		name = x.name
+	if p.d.ifs[ifname] == nil {
+		ifname = ""
 	}
 	switch msg.(type) {
 	case *wire.Register, *wire.RegisterStop:
 		// Unicast: any interface.
 	default:
-		if name == "" || !p.active[name] {
+		if ifname == "" || !p.active[ifname] {
 			return
 		}
 	}
-	if d.isLocal(h.Src) {
+	if p.d.isLocal(h.Src) {
 		return // our own packet looped back
 	}
 	if reg, ok := msg.(*wire.Register); ok && len(reg.Packet) >= 6 {
-		d.log.Debug("register", "from", h.Src, "null", reg.Null, "ipid", int(reg.Packet[4])<<8|int(reg.Packet[5]))
+		p.d.log.Debug("register", "from", h.Src, "null", reg.Null, "ipid", int(reg.Packet[4])<<8|int(reg.Packet[5]))
 	}
-	d.applyPIM(p.r.Receive(now, name, h.Src, h.Dst, msg))
+	p.apply(p.r.Receive(now, ifname, h.Src, h.Dst, msg))
 }
 
-func (d *Daemon) isLocal(a netip.Addr) bool {
-	for _, x := range d.ifs {
-		if x.addr == a {
-			return true
-		}
-	}
-	return false
-}
-
-// applyPIM sends what PIM wants sent, logs its events and reprograms the
-// kernel when forwarding may have changed.
-func (d *Daemon) applyPIM(res pim.Result) {
-	p := d.pim
+// apply sends what PIM wants sent, logs its events and marks the groups
+// whose forwarding may have changed.
+func (p *pimComp) apply(res pim.Result) {
 	for _, s := range res.Sends {
-		ifindex := 0
-		if s.Iface != "" {
-			x := d.ifs[s.Iface]
-			if x == nil || !p.active[s.Iface] {
-				continue
-			}
-			ifindex = x.ifindex
+		if s.Iface != "" && (p.d.ifs[s.Iface] == nil || !p.active[s.Iface]) {
+			continue
 		}
-		if err := p.sock.Send(ifindex, s.Dst, s.Msg.Marshal()); err != nil {
+		if err := p.d.env.IO.Send(s.Iface, dataplane.PIM, s.Dst, s.Msg.Marshal()); err != nil {
 			p.sendErrors++
-			d.log.Debug("pim send", "interface", s.Iface, "dst", s.Dst, "err", err)
+			p.d.log.Debug("pim send", "interface", s.Iface, "dst", s.Dst, "err", err)
 			continue
 		}
 		p.txPackets++
@@ -241,75 +216,25 @@ func (d *Daemon) applyPIM(res pim.Result) {
 		switch e.Kind {
 		case pim.ASMJoinInSSMRange:
 			p.asmInSSM++
-			d.log.Warn("ASM (*,G) join for a group in the SSM range ignored: receivers must join (S,G) with IGMPv3", "interface", e.Iface, "group", e.Addr)
+			p.d.log.Warn("ASM (*,G) join for a group in the SSM range ignored: receivers must join (S,G) with IGMPv3", "interface", e.Iface, "group", e.Addr)
 		default:
-			d.log.Info("pim "+e.Kind.String(), "interface", e.Iface, "address", e.Addr)
+			p.d.log.Info("pim "+e.Kind.String(), "interface", e.Iface, "address", e.Addr)
 		}
 	}
 	for _, k := range res.Changed {
-		d.touch(k.G) // re-derived when the event queue runs dry
+		p.d.touch(k.G) // re-derived at the end of the burst
 	}
 }
 
-// pushMembership tells PIM what IGMP says receivers on x want for g.
-func (d *Daemon) pushMembership(x *iface, g netip.Addr, now time.Time) {
-	if d.pim == nil {
-		return
-	}
-	var asm bool
-	var include, exclude []netip.Addr
-	if v, ok := x.igmp.Group(g, now); ok {
-		if v.Mode == igmp.Exclude {
-			asm = true
-			for _, s := range v.Sources {
-				if !s.Forward {
-					exclude = append(exclude, s.Source)
-				}
-			}
-		} else {
-			for _, s := range v.Sources {
-				include = append(include, s.Source)
-			}
-		}
-	}
-	d.applyPIM(d.pim.r.SetMembership(now, x.name, g, asm, include, exclude))
-}
+func (p *pimComp) nextDeadline() time.Time { return p.r.NextDeadline() }
 
-func (d *Daemon) onRouteChange(now time.Time) {
-	if d.pim == nil {
-		return
-	}
-	d.pim.rt.Invalidate()
-	d.applyPIM(d.pim.r.RPFChanged(now))
-	d.reconcile()
-}
+func (p *pimComp) advance(now time.Time) { p.apply(p.r.Advance(now)) }
 
-// vifName is the interface name PIM uses for a VIF.
-func (d *Daemon) vifName(vif int) string {
-	if d.pim != nil && vif == d.pim.regVIF {
-		return pim.RegisterVIF
-	}
-	for _, x := range d.ifs {
-		if x.vif == vif {
-			return x.name
-		}
-	}
-	return ""
-}
+func (p *pimComp) endBurst(time.Time) { p.apply(p.r.FlushJoinPrunes()) }
 
-func (d *Daemon) nameVIF(name string) (int, bool) {
-	if d.pim != nil && name == pim.RegisterVIF {
-		return d.pim.regVIF, true
-	}
-	if x := d.ifs[name]; x != nil {
-		return x.vif, true
-	}
-	return 0, false
-}
-
-// pimUpcall handles kernel upcalls when PIM runs.
-func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
-	p := d.pim
+// upcall handles forwarding-plane upcalls when PIM runs.
+func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
+	d := p.d
 	switch up.Kind {
 	case dataplane.WholePkt:
 		// A source on this host or behind a veth may have left its UDP
@@ -317,15 +242,15 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 		// but a Register carries the bytes as they are.
 		ip4.FixPartialUDPChecksum(up.Packet)
 		if s, ok := p.r.RegisterPacket(up.Packet); ok {
-			d.applyPIM(pim.Result{Sends: []pim.Send{s}})
+			p.apply(pim.Result{Sends: []pim.Send{s}})
 		}
 		return
 	case dataplane.NoCache, dataplane.WrongVIF:
 	default:
 		return
 	}
-	name := d.vifName(up.VIF)
-	if name == "" || !up.Group.IsMulticast() || up.Group.IsLinkLocalMulticast() {
+	name := up.Iface
+	if (name != dataplane.RegisterName && d.ifs[name] == nil) || !up.Group.IsMulticast() || up.Group.IsLinkLocalMulticast() {
 		return
 	}
 	kind := pim.DataNoCache
@@ -333,140 +258,171 @@ func (d *Daemon) pimUpcall(up dataplane.Upcall, now time.Time) {
 		kind = pim.DataWrongIf
 	}
 	d.log.Debug("upcall", "kind", up.Kind, "sg", up.SG, "iif", name, "ipid", up.IPID)
-	if f, ok := d.flows[up.SG]; ok {
-		f.lastActive = now
-	} else {
-		d.flows[up.SG] = &flow{key: up.SG, iif: d.ifs[name], created: now, lastActive: now}
-		d.log.Debug("new flow", "sg", up.SG, "iif", name)
+	iif := name
+	if name == dataplane.RegisterName {
+		iif = ""
 	}
-	d.applyPIM(p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
+	d.seeFlow(up.SG, iif, now)
+	p.apply(p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
 	d.touch(up.Group)
-	d.flushRoutes() // now: the kernel holds the flow's packets until then
+	d.flushRoutes(now) // now: the kernel holds the flow's packets until then
 	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) && !p.r.IAmRP(up.Group) {
-		go d.watchSPTSwitch(up.SG, p.r.Config().SPTSwitchGuard)
+		d.loop.watchSPTSwitch(d, up.SG, p.r.Config().SPTSwitchGuard)
 	}
 }
 
-// adoptPIMFlows makes a flow of each (S,G) in ks that PIM has state for
+// completeSPTSwitch runs when the shared tree's copy of a flow's first
+// SPT packet has been forwarded (loop.watchSPTSwitch saw the count move).
+func (p *pimComp) completeSPTSwitch(now time.Time, k dataplane.SG) {
+	p.apply(p.r.CompleteSPTSwitch(now, k.Source, k.Group))
+	p.d.flushRoutes(now)
+}
+
+// traffic feeds PIM a flow's counters when they moved (keepalive,
+// thresholds).
+func (p *pimComp) traffic(now time.Time, k dataplane.SG, c dataplane.Counters) {
+	p.r.Traffic(now, k.Source, k.Group, c.Packets, c.Bytes)
+	if iif, _, ok := p.r.Route(k.Source, k.Group); ok {
+		p.apply(p.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
+	}
+}
+
+// readMeasured reads, between full polls, the counters of the flows PIM
+// measures against an SPT threshold (one read each; there are few), so
+// a source that crosses its threshold moves to the SPT within a second
+// even when thousands of routes slow the full poll down.
+func (p *pimComp) readMeasured(now time.Time) {
+	for _, k := range p.r.Measuring(now) {
+		c, err := p.d.env.Forwarder.SGCount(dataplane.SG{Source: k.S, Group: k.G})
+		if err != nil {
+			continue
+		}
+		p.r.Traffic(now, k.S, k.G, c.Packets, c.Bytes)
+		if _, crossed := p.r.FlowFlags(k.S, k.G); crossed {
+			if iif, _, ok := p.r.Route(k.S, k.G); ok {
+				p.apply(p.r.DataArrived(now, k.S, k.G, iif, pim.DataActive))
+			}
+		}
+	}
+}
+
+// known says whether a name from PIM's routes is an output the forwarder has.
+func (p *pimComp) known(name string) bool {
+	return name == pim.RegisterVIF || p.d.ifs[name] != nil
+}
+
+// adoptFlows makes a flow of each (S,G) in ks that PIM has state for
 // and somewhere to forward, before any packet: joins from downstream or
-// local (S,G) receivers. Its kernel route is then installed at once, so
-// the first packet is forwarded in the kernel, and a burst of new flows
-// does not wait on the kernel's ten-entry queue of unresolved packets.
-func (d *Daemon) adoptPIMFlows(now time.Time, ks []pim.SG) {
+// local (S,G) receivers. Its route is then installed at once, so the
+// first packet is forwarded in the kernel, and a burst of new flows does
+// not wait on the kernel's ten-entry queue of unresolved packets.
+func (p *pimComp) adoptFlows(now time.Time, ks []pim.SG) {
+	d := p.d
 	for _, k := range ks {
 		dk := dataplane.SG{Source: k.S, Group: k.G}
 		if _, ok := d.flows[dk]; ok {
 			continue
 		}
-		iif, oifs, ok := d.pim.r.Route(k.S, k.G)
-		if !ok || len(oifs) == 0 {
+		iif, oifs, ok := p.r.Route(k.S, k.G)
+		if !ok || len(oifs) == 0 || !p.known(iif) {
 			continue
 		}
-		if _, ok := d.nameVIF(iif); !ok {
-			continue
+		if iif == pim.RegisterVIF {
+			iif = ""
 		}
-		d.flows[dk] = &flow{key: dk, iif: d.ifs[iif], created: now, lastActive: now}
+		d.flows[dk] = &flow{key: dk, iif: iif, created: now, lastActive: now}
 	}
 }
 
-// pimRoute is a flow's kernel route when PIM runs: PIM's Route. A flow
-// PIM does not forward is installed with no outgoing interfaces, so the
-// kernel stops asking about it.
-func (d *Daemon) pimRoute(f *flow) dataplane.Route {
+// route is a flow's route when PIM runs: PIM's Route, each output tagged
+// with why it is there, and the Cisco flags (S sparse, C connected member,
+// F register, T on the SPT, R (S,G,rpt) pruned, J threshold crossed, P
+// pruned). A flow PIM does not forward is installed with no outputs, so
+// the kernel stops asking about it.
+func (p *pimComp) route(f *flow, e *mrib.Entry) {
 	k := f.key
-	iif, oifs, ok := d.pim.r.Route(k.Source, k.Group)
-	r := dataplane.Route{SG: k}
-	v, okV := d.nameVIF(iif)
+	iif, oifs, ok := p.r.Route(k.Source, k.Group)
+	e.Flags = mrib.Sparse
 	switch {
-	case ok && okV:
-		r.IIF = v
+	case ok && p.known(iif):
+		e.IIF, e.IIFOrigin = iif, mrib.PIM
 		for _, o := range oifs {
-			if ov, ok := d.nameVIF(o); ok {
-				r.OIFs = append(r.OIFs, ov)
+			if !p.known(o) {
+				continue
 			}
+			origin := mrib.PIM
+			if o == pim.RegisterVIF {
+				origin = mrib.Register
+				e.Flags |= mrib.RegisterOut
+			} else if io, ok := p.d.igmp.origin(o, k); ok {
+				origin = io
+				e.Flags |= mrib.Connected
+			}
+			e.Add(o, origin)
 		}
-	case f.iif != nil:
-		r.IIF = f.iif.vif
+	case f.iif != "":
+		e.IIF, e.IIFOrigin = f.iif, mrib.Flow
 	default:
-		r.IIF = d.pim.regVIF
+		e.IIF, e.IIFOrigin = pim.RegisterVIF, mrib.Flow
 	}
-	slices.Sort(r.OIFs)
-	return r
-}
-
-func (d *Daemon) flowIIF(f *flow) string {
-	if f.iif == nil {
-		return pim.RegisterVIF
+	if x, okR := p.r.LookupRPF(k.Source); okR && x.Iface == e.IIF && e.IIF != "" {
+		e.Flags |= mrib.SPT
 	}
-	return f.iif.name
-}
-
-// pimFlags describes a flow in the Cisco style (S sparse, C connected
-// member, P pruned, F register, T on the SPT) with its outgoing interfaces
-// and why each is there.
-func (d *Daemon) pimFlags(f *flow) (string, []api.OIF) {
-	k := f.key
-	iif, oifs, _ := d.pim.r.Route(k.Source, k.Group)
-	flags := "S"
-	var out []api.OIF
-	for _, o := range oifs {
-		origin := "pim"
-		if x := d.ifs[o]; x != nil && x.igmp.Forwards(k.Group, k.Source) {
-			origin = "igmp"
-			if !strings.Contains(flags, "C") {
-				flags += "C"
-			}
-		}
-		if o == pim.RegisterVIF {
-			origin = "register"
-			flags += "F"
-		}
-		out = append(out, api.OIF{Name: o, Origin: origin})
-	}
-	if x, ok := d.pim.rt.Lookup(k.Source); ok && x.Iface == iif && iif != "" {
-		flags += "T"
-	}
-	rpt, crossed := d.pim.r.FlowFlags(k.Source, k.Group)
+	rpt, crossed := p.r.FlowFlags(k.Source, k.Group)
 	if rpt {
-		flags += "R"
+		e.Flags |= mrib.RPTPruned
 	}
 	if crossed {
-		flags += "J"
+		e.Flags |= mrib.Threshold
 	}
-	if len(oifs) == 0 {
-		flags += "P"
-	}
-	return flags, out
-}
-
-// watchSPTSwitch watches a flow waiting to move to the SPT: the first
-// packet came by the SPT and was dropped (wrong interface). When the
-// shared tree's copy of it is forwarded the route's packet count moves,
-// and that is the moment to switch: the next packet is a whole interval
-// away. If nothing moves within the guard, PIM's own timer switches.
-// It runs on its own goroutine: it touches only the socket (safe to share)
-// and posts its result to the loop.
-func (d *Daemon) watchSPTSwitch(k dataplane.SG, guard time.Duration) {
-	base, err := d.sock.SGCount(k)
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(guard)
-	for time.Now().Before(deadline) {
-		c, err := d.sock.SGCount(k)
-		if err != nil {
-			return
-		}
-		if c.Packets != base.Packets {
-			d.post(func() {
-				d.applyPIM(d.pim.r.CompleteSPTSwitch(time.Now(), k.Source, k.Group))
-				d.flushRoutes()
-			})
-			return
-		}
-		time.Sleep(5 * time.Microsecond)
+	if len(e.Outputs) == 0 {
+		e.Flags |= mrib.Pruned
 	}
 }
 
-// rpfKernel is a route source for `show rpf` when PIM is off.
-func rpfKernel() pim.Routing { return rpf.New() }
+// checkReload: PIM as a whole cannot be turned on or off by a reload
+// (the register VIF and the kernel's PIM mode belong to a start).
+func (p *pimComp) checkReload(next *config.Config) error {
+	if !next.PIMEnabled() {
+		line := next.Line("interfaces")
+		return next.Errorf(line, "PIM is on in the running configuration and off in this one: turning PIM off needs a restart (systemctl restart overcast), or keep a pim: section")
+	}
+	if _, err := pimRouterConfig(next); err != nil {
+		return next.Errorf(next.Line("pim"), "%v", err)
+	}
+	return nil
+}
+
+// reload applies the router-wide settings (RP set, SSM ranges, SPT
+// thresholds, timers) and per-interface PIM changes (on/off, DR priority,
+// hello interval). Joins move at once, in the same burst.
+func (p *pimComp) reload(next *config.Config, now time.Time) {
+	pc, _ := pimRouterConfig(next)
+	old := p.r.Config()
+	p.apply(p.r.Reconfigure(now, pc))
+	if fmt.Sprint(old.RPs.Mappings()) != fmt.Sprint(pc.RPs.Mappings()) || fmt.Sprint(old.RPs.SSMRanges()) != fmt.Sprint(pc.RPs.SSMRanges()) {
+		p.d.log.Info("pim rp set changed", "rps", pc.RPs.Mappings(), "ssm", pc.RPs.SSMRanges())
+	}
+	for _, ic := range next.Interfaces {
+		x := p.d.ifs[ic.Name]
+		if x == nil {
+			continue // added by the daemon after the reload, with the new config
+		}
+		was, is := p.active[ic.Name], ic.PIM.Enabled
+		switch {
+		case was != is:
+			// Passive <-> active: start PIM afresh on the interface (a
+			// goodbye first when it was active).
+			p.ifaceDown(x, now)
+			y := *x
+			y.cfg = ic
+			if err := p.ifaceUp(&y, now); err != nil {
+				p.d.log.Error("reload: pim on interface", "interface", ic.Name, "err", err)
+			}
+			p.d.log.Info("pim interface mode changed", "interface", ic.Name, "active", is)
+		case ifConfig(x.cfg) != ifConfig(ic):
+			p.apply(p.r.ReconfigureInterface(now, ic.Name, ifConfig(ic)))
+			p.d.log.Info("pim interface settings changed", "interface", ic.Name, "dr_priority", ic.PIM.DRPriority, "hello_interval", ic.PIM.HelloInterval)
+		}
+	}
+}

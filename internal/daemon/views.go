@@ -1,7 +1,9 @@
 package daemon
 
 import (
-	"os"
+	"errors"
+	"fmt"
+	"net/netip"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -9,138 +11,111 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/dataplane"
+	"overcast/internal/pim"
 )
 
-// backend answers API calls by running them on the daemon's loop.
-type backend struct{ d *Daemon }
-
-func until(t, now time.Time) api.Duration {
-	if t.IsZero() {
-		return 0
+// viewFuncs collects the views of the daemon and its components, by API
+// path. A view a component would serve while that component is off
+// answers with an error saying so.
+func (d *Daemon) viewFuncs() map[string]viewFunc {
+	m := map[string]viewFunc{}
+	add := func(path string, h viewFunc) { m[path] = h }
+	add(api.PathMRoute, d.mrouteView)
+	add(api.PathStatus, d.statusView)
+	add(api.PathRPF, d.rpfView)
+	for _, c := range d.components() {
+		c.views(add)
 	}
-	return api.Duration(t.Sub(now))
-}
-
-func (b backend) IGMPGroups() (out []api.IGMPGroup) {
-	b.d.call(func() {
-		now := time.Now()
-		for _, x := range b.d.sortedIfs() {
-			for _, g := range x.igmp.Groups(now) {
-				row := api.IGMPGroup{
-					Interface: x.name, Group: g.Group.String(), Mode: g.Mode.String(), Version: g.Version,
-					Static: g.Static, Expires: until(g.Expires, now),
-				}
-				if !g.Created.IsZero() {
-					row.Uptime = api.Duration(now.Sub(g.Created))
-				}
-				if g.Reporter.IsValid() {
-					row.Reporter = g.Reporter.String()
-				}
-				for _, s := range g.Sources {
-					row.Sources = append(row.Sources, api.IGMPSource{Source: s.Source.String(), Expires: until(s.Expires, now), Forward: s.Forward})
-				}
-				for _, h := range g.Hosts {
-					row.Hosts = append(row.Hosts, h.String())
-				}
-				out = append(out, row)
+	for _, v := range api.Views {
+		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/pim/") {
+			m[v.Path] = func(time.Time, string) (any, error) {
+				return nil, api.BadRequest{Err: errors.New("PIM is not running on this daemon: add a pim: section (or pim: true on an interface) to the config and restart")}
 			}
 		}
-	})
-	return out
+	}
+	return m
 }
 
-func (b backend) IGMPInterfaces() (out []api.IGMPInterface) {
-	b.d.call(func() {
-		now := time.Now()
-		for _, x := range b.d.sortedIfs() {
-			c := x.igmp.Config()
-			q, qa := x.igmp.IsQuerier()
-			st := x.igmp.Stats()
-			out = append(out, api.IGMPInterface{
-				Name: x.name, Address: x.addr.String(), VIF: x.vif, Version: c.Version,
-				Querier: q, QuerierAddress: qa.String(),
-				NextQuery: until(x.igmp.NextGeneralQuery(), now), OtherQuerierExpires: until(x.igmp.OtherQuerierExpiry(), now),
-				QueryInterval: api.Duration(c.QueryInterval), QueryResponseInterval: api.Duration(c.QueryResponseInterval),
-				LastMemberQueryTime: api.Duration(c.LastMemberQueryTime()), Robustness: c.Robustness,
-				ExplicitTracking: c.ExplicitTracking, Groups: len(x.igmp.Groups(now)),
-				Stats: api.IGMPStats{
-					RxQueries: st.RxQueries, RxV1Reports: st.RxV1Reports, RxV2Reports: st.RxV2Reports, RxV3Reports: st.RxV3Reports,
-					RxLeaves: st.RxLeaves, TxQueries: st.TxQueries, Malformed: st.Malformed, BadChecksum: st.BadChecksum,
-					Truncated: st.Truncated, Ignored: st.Ignored, FastLeaves: st.FastLeaves,
-				},
-			})
-		}
-	})
-	return out
+// View answers one API path on the caller's goroutine: for synchronous
+// tests (Run serves the same functions through the loop).
+func (d *Daemon) View(now time.Time, path, arg string) (any, error) {
+	h := d.viewFuncs()[path]
+	if h == nil {
+		return nil, fmt.Errorf("no view at %s", path)
+	}
+	return h(now, arg)
 }
 
-func (b backend) MRoutes() (out []api.MRoute) {
-	b.d.call(func() {
-		now := time.Now()
-		fresh := map[dataplane.SG]dataplane.Counters{} // exact counts now; rates come from the counter poll
-		b.d.sock.Counters(func(k dataplane.SG, c dataplane.Counters) { fresh[k] = c })
-		for k, f := range b.d.flows {
-			r := api.MRoute{
-				Source: k.Source.String(), Group: k.Group.String(), IIF: b.d.flowIIF(f),
-				Uptime: api.Duration(now.Sub(f.created)), Expires: api.Duration(f.lastActive.Add(b.d.cfg.Keepalive).Sub(now)),
-				Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
-				PPS: f.pps, KBPS: f.bps / 1000,
-			}
-			if c, ok := fresh[k]; ok {
-				r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
-			}
-			rt, installed := b.d.rec.Lookup(k)
-			r.Programs = installed
-			if b.d.pim != nil {
-				r.Flags, r.OIFs = b.d.pimFlags(f)
-				if installed {
-					r.IIF = b.d.vifName(rt.IIF)
-				}
-				out = append(out, r)
-				continue
-			}
-			flags := "T" // forwarding on the source's own tree
-			for _, x := range b.d.sortedIfs() {
-				if x == f.iif || !x.igmp.Forwards(k.Group, k.Source) {
-					continue
-				}
-				origin := "igmp"
-				if slices.Contains(x.igmp.Config().StaticGroups, k.Group) {
-					origin = "static"
-				}
-				r.OIFs = append(r.OIFs, api.OIF{Name: x.name, Origin: origin})
-				if !strings.Contains(flags, "C") {
-					flags += "C" // a directly connected member
-				}
-			}
-			if len(r.OIFs) == 0 {
-				flags += "P" // pruned: nobody wants it
-			}
-			r.Flags = flags
-			out = append(out, r)
+// mrouteView lists the MRIB with the flows' counters: input, outputs,
+// who wants each output and for how long, and the flags.
+func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
+	out := []api.MRoute{}
+	fresh := map[dataplane.SG]dataplane.Counters{} // exact counts now; rates come from the counter poll
+	d.env.Forwarder.Counters(func(k dataplane.SG, c dataplane.Counters) { fresh[k] = c })
+	for k, f := range d.flows {
+		r := api.MRoute{
+			Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif,
+			Uptime: api.Duration(now.Sub(f.created)), Expires: api.Duration(f.lastActive.Add(d.cfg.Keepalive).Sub(now)),
+			Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
+			PPS: f.pps, KBPS: f.bps / 1000,
 		}
-		slices.SortFunc(out, func(a, b api.MRoute) int {
-			if c := strings.Compare(a.Group, b.Group); c != 0 {
-				return c
+		if c, ok := fresh[k]; ok {
+			r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
+		}
+		if e, ok := d.rib.Get(k); ok {
+			r.IIF, r.RPF, r.Flags = e.IIF, e.IIFOrigin.String(), e.Flags.String()
+			for _, o := range e.Outputs {
+				r.OIFs = append(r.OIFs, api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since))})
 			}
-			return strings.Compare(a.Source, b.Source)
-		})
+			r.Programs = d.rec.Holds(e.Route())
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b api.MRoute) int {
+		if c := strings.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Source, b.Source)
 	})
-	return out
+	return out, nil
 }
 
-func (b backend) Status() (s api.Status) {
-	b.d.call(func() {
-		s = api.Status{Version: Version, PID: os.Getpid(), Uptime: api.Duration(time.Since(b.d.start)), Config: b.d.path,
-			Reloads: b.d.reloads, ReloadError: b.d.reloadError, Upcalls: b.d.upcalls, KernelErrs: b.d.rec.Errors,
-			Flows: len(b.d.flows), Routes: b.d.rec.Len(), CounterPoll: api.Duration(counterPollInterval(len(b.d.flows)))}
-		s.HeapBytes, s.GoMemoryBytes = goMemory()
-		if p := b.d.pim; p != nil {
-			s.PIM = api.PIMStats{Enabled: true, RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed,
-				SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM}
-		}
-	})
-	return s
+func (d *Daemon) statusView(now time.Time, _ string) (any, error) {
+	s := api.Status{Version: Version, PID: d.env.PID, Uptime: api.Duration(now.Sub(d.start)), Config: d.path,
+		Reloads: d.reloads, ReloadError: d.reloadError, Upcalls: d.upcalls, KernelErrs: d.rec.Errors,
+		Flows: len(d.flows), Routes: d.rec.Len(), CounterPoll: api.Duration(counterPollInterval(len(d.flows)))}
+	s.HeapBytes, s.GoMemoryBytes = goMemory()
+	for _, c := range d.components() {
+		s.Components = append(s.Components, c.name())
+	}
+	if p := d.pim; p != nil {
+		s.PIM = api.PIMStats{Enabled: true, RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed,
+			SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM}
+	}
+	return s, nil
+}
+
+// rpfView answers `show rpf ADDR` as PIM sees it (the unicast routes, with
+// the protocol, preference and metric of the route used).
+func (d *Daemon) rpfView(_ time.Time, arg string) (any, error) {
+	a, err := netip.ParseAddr(arg)
+	if err != nil || !a.Is4() {
+		return nil, api.BadRequest{Err: fmt.Errorf("%q is not an IPv4 address: show rpf takes a source or RP address such as 10.0.1.10", arg)}
+	}
+	out := api.RPF{Address: a.String()}
+	var x pim.RPF
+	var ok bool
+	if d.pim != nil {
+		x, ok = d.pim.r.LookupRPF(a)
+	} else {
+		x, ok = d.env.Routing.Lookup(a)
+	}
+	out.Found, out.Iface, out.Metric, out.Preference, out.Protocol = ok, x.Iface, x.Metric, x.Preference, x.Protocol
+	out.Local = ok && x.Iface == ""
+	if x.Neighbor.IsValid() {
+		out.Neighbor = x.Neighbor.String()
+	}
+	return out, nil
 }
 
 // goMemory reads the Go heap in live objects and the memory the runtime
@@ -154,10 +129,4 @@ func goMemory() (heap, held uint64) {
 		}
 	}
 	return ms[0].Value.Uint64(), ms[1].Value.Uint64() - ms[2].Value.Uint64()
-}
-
-func (d *Daemon) sortedIfs() []*iface {
-	out := mapValues(d.ifs)
-	slices.SortFunc(out, func(a, b *iface) int { return a.vif - b.vif })
-	return out
 }

@@ -1,6 +1,19 @@
-// Package dataplane is the seam between desired multicast forwarding state
-// and a forwarding plane: the Forwarder interface, the typed upcalls a
-// forwarding plane raises, and the Reconciler, the only code that programs it.
+// Package dataplane is the seam between the daemon and the machinery that
+// moves packets. It has two halves:
+//
+//   - Forwarder: a forwarding plane whose routes have abstract outputs
+//     (interfaces by name, or a replication list of unicast peers). The
+//     kernel's multicast forwarding cache is one (internal/kernel over
+//     linuxmr); an overlay replicator or a tc/eBPF mirror plugs in beside
+//     it. Optional capabilities (RouteLister, Registerer) are separate
+//     interfaces a forwarder may also implement.
+//   - PacketIO: sending and receiving control packets (IGMP, PIM) per
+//     interface. Received packets, kernel upcalls and routing changes are
+//     delivered to a Sink.
+//
+// The Reconciler is the only code that programs a Forwarder: it makes the
+// plane hold the routes the daemon's MRIB asks for, with as few calls as
+// possible.
 package dataplane
 
 import (
@@ -9,31 +22,29 @@ import (
 	"slices"
 )
 
-// VIF is one virtual interface of the forwarding plane.
-type VIF struct {
-	Index   int // 0..31 on Linux
-	IfIndex int
-	Name    string
-}
-
 // SG names a forwarding entry.
 type SG struct{ Source, Group netip.Addr }
 
 func (k SG) String() string { return fmt.Sprintf("(%s, %s)", k.Source, k.Group) }
 
-// Route is one (S,G) forwarding entry: packets arriving on IIF go out of OIFs.
+// Route is one (S,G) forwarding entry: packets arriving on IIF go out of
+// every interface in OIFs and, unicast, to every peer in Peers.
 type Route struct {
 	SG
-	IIF  int
-	OIFs []int // sorted VIF indices
+	IIF   string
+	OIFs  []string         // sorted interface names (RegisterName for the register VIF)
+	Peers []netip.AddrPort // sorted replication list (an overlay forwarder's outputs)
 }
+
+// RegisterName is the register pseudo-interface in routes (PIM's pimreg).
+const RegisterName = "pimreg"
 
 // Equal reports whether two routes program the same forwarding.
 func (r Route) Equal(o Route) bool {
-	return r.SG == o.SG && r.IIF == o.IIF && slices.Equal(r.OIFs, o.OIFs)
+	return r.SG == o.SG && r.IIF == o.IIF && slices.Equal(r.OIFs, o.OIFs) && slices.Equal(r.Peers, o.Peers)
 }
 
-// Counters are a route's kernel counters.
+// Counters are a route's forwarding counters.
 type Counters struct {
 	Packets, Bytes, WrongIf uint64
 }
@@ -61,141 +72,85 @@ func (k UpcallKind) String() string {
 
 // Upcall is one notification from the forwarding plane.
 type Upcall struct {
-	Kind UpcallKind
-	VIF  int
+	Kind  UpcallKind
+	Iface string // the interface the packet arrived on ("" unknown)
 	SG
 	Packet []byte // WholePkt: the packet to encapsulate, IP header included
 	IPID   int    // NoCache/WrongVIF: the packet's IP identification (-1 unknown)
 }
 
-// Forwarder programs a forwarding plane.
+// Forwarder programs a forwarding plane. Interfaces are named; how they
+// map to the plane's own numbering (kernel VIFs) is the forwarder's
+// business.
 type Forwarder interface {
-	AddVIF(v VIF) error
-	DelVIF(index int) error
+	AddInterface(name string, ifindex int) error
+	DelInterface(name string) error
 	SetRoute(r Route) error // add or replace
 	DelRoute(k SG) error
 	Counters(fn func(SG, Counters)) error // calls fn for every route
+	SGCount(k SG) (Counters, error)       // one route's counters
 }
 
-// Reconciler makes the forwarding plane hold exactly the desired routes. It
-// remembers what it installed; Resync forgets that so the next Apply
-// re-installs everything (after a forwarding-plane restart).
-type Reconciler struct {
-	fw        Forwarder
-	installed map[SG]programmed
-	Errors    uint64
+// Registerer is a forwarder that can carry PIM registers: it adds the
+// register interface (RegisterName) and hands whole packets routed to it
+// up as WholePkt upcalls.
+type Registerer interface {
+	EnableRegister() error
 }
 
-// programmed is an installed route in 16 bytes: at 10,000 routes the
-// reconciler's copy was one of the daemon's largest tables.
-type programmed struct {
-	iif  int
-	oifs uint64 // bit i set: VIF i (Linux has 32 VIFs)
+// RouteLister is a forwarder that can list the routes it holds, so a
+// restarted daemon can adopt them instead of flushing forwarding.
+type RouteLister interface {
+	ListRoutes() ([]Route, error)
 }
 
-// MaxVIF is the largest VIF index a route may use.
-const MaxVIF = 63
+// Proto is a control protocol carried by PacketIO.
+type Proto int
 
-func pack(r Route) (programmed, error) {
-	p := programmed{iif: r.IIF}
-	for _, o := range r.OIFs {
-		if o < 0 || o > MaxVIF {
-			return p, fmt.Errorf("route %v: VIF %d out of range", r.SG, o)
-		}
-		p.oifs |= 1 << o
+const (
+	IGMP Proto = 2
+	PIM  Proto = 103
+)
+
+func (p Proto) String() string {
+	switch p {
+	case IGMP:
+		return "igmp"
+	case PIM:
+		return "pim"
 	}
-	return p, nil
+	return fmt.Sprintf("proto%d", int(p))
 }
 
-func (p programmed) route(k SG) Route {
-	r := Route{SG: k, IIF: p.iif}
-	for o := range MaxVIF + 1 {
-		if p.oifs&(1<<o) != 0 {
-			r.OIFs = append(r.OIFs, o)
-		}
-	}
-	return r
+// PacketIO sends control packets and subscribes interfaces to them.
+type PacketIO interface {
+	// Listen makes proto's packets on an interface reach the Sink
+	// (joins the link-local groups they are sent to); Unlisten undoes it.
+	Listen(iface string, ifindex int, proto Proto) error
+	Unlisten(iface string, ifindex int, proto Proto) error
+	// Send transmits on an interface ("" for unicast routed by the
+	// plane). IGMP packets are whole IPv4 packets (header included, with
+	// Router Alert); PIM packets are the PIM message only.
+	Send(iface string, proto Proto, dst netip.Addr, pkt []byte) error
 }
 
-// NewReconciler returns a reconciler over fw.
-func NewReconciler(fw Forwarder) *Reconciler {
-	return &Reconciler{fw: fw, installed: map[SG]programmed{}}
+// Sink receives what the planes report. The daemon's event loop
+// implements it by queueing each report as an event.
+type Sink interface {
+	Packet(iface string, proto Proto, pkt []byte) // whole IPv4 packet
+	Upcall(up Upcall)
+	RoutingChanged() // unicast routes or links changed: re-check RPF
 }
 
-// Apply converges the forwarding plane towards desired and returns the first error.
-func (r *Reconciler) Apply(desired map[SG]Route) error {
-	var first error
-	note := func(err error) {
-		if err != nil {
-			r.Errors++
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	for k := range r.installed {
-		if _, ok := desired[k]; !ok {
-			err := r.fw.DelRoute(k)
-			note(err)
-			if err == nil {
-				delete(r.installed, k)
-			}
-		}
-	}
-	for _, want := range desired {
-		note(r.set(want))
-	}
-	return first
+// Link is what the daemon needs to know about a network interface.
+type Link struct {
+	Index     int
+	Addr      netip.Addr // primary IPv4 address (the source of queries and hellos)
+	Multicast bool       // the MULTICAST flag
 }
 
-// Update installs the given routes where the plane does not hold them
-// already, leaving every other route alone, and returns the first error.
-func (r *Reconciler) Update(routes []Route) error {
-	var first error
-	for _, want := range routes {
-		if err := r.set(want); err != nil {
-			r.Errors++
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	return first
+// Links looks interfaces up on the host.
+type Links interface {
+	Link(name string) (Link, error)
+	LocalAddrs() []netip.Addr // every IPv4 address of the host (RP and register checks)
 }
-
-func (r *Reconciler) set(want Route) error {
-	p, err := pack(want)
-	if err != nil {
-		return err
-	}
-	if have, ok := r.installed[want.SG]; ok && have == p {
-		return nil
-	}
-	if err := r.fw.SetRoute(want); err != nil {
-		return err
-	}
-	r.installed[want.SG] = p
-	return nil
-}
-
-// Holds reports whether the plane holds exactly this route.
-func (r *Reconciler) Holds(want Route) bool {
-	have, ok := r.installed[want.SG]
-	p, err := pack(want)
-	return ok && err == nil && have == p
-}
-
-// Lookup returns the installed route for k.
-func (r *Reconciler) Lookup(k SG) (Route, bool) {
-	p, ok := r.installed[k]
-	if !ok {
-		return Route{}, false
-	}
-	return p.route(k), true
-}
-
-// Len is the number of installed routes.
-func (r *Reconciler) Len() int { return len(r.installed) }
-
-// Resync forgets what was installed.
-func (r *Reconciler) Resync() { clear(r.installed) }

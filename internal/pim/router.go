@@ -21,6 +21,7 @@ type RPF struct {
 	Neighbor   netip.Addr
 	Preference uint32 // administrative distance, for asserts
 	Metric     uint32
+	Protocol   string // who installed the route: connected, kernel, static, ospf, bgp, ...
 }
 
 // Routing answers unicast route lookups (the kernel's table via netlink
@@ -340,12 +341,49 @@ func NewRouter(cfg Config, rt Routing, jitter func(time.Duration) time.Duration)
 // Config returns the router's configuration.
 func (r *Router) Config() Config { return r.cfg }
 
-// SetRPs replaces the RP set (a reload); joins move with the next reconcile.
+// SetRPs replaces the RP set (a reload). Every entry is re-checked at
+// once: (*,G) joins go to the new RP's RPF neighbour and prunes to the
+// old one in the same result.
 func (r *Router) SetRPs(now time.Time, rps *RPSet) Result {
 	r.cfg.RPs = rps
+	r.nextOK = false
 	r.reconcile(now)
 	return r.flush()
 }
+
+// Reconfigure replaces the router-wide configuration (a reload): RP set,
+// SSM ranges, SPT thresholds, timers. Entries are re-checked at once;
+// timers already running keep their deadline and later ones use the new
+// periods.
+func (r *Router) Reconfigure(now time.Time, cfg Config) Result {
+	check := r.cfg.CheckTimers
+	r.cfg = cfg.WithDefaults()
+	r.cfg.CheckTimers = r.cfg.CheckTimers || check
+	r.nextOK = false
+	r.reconcile(now)
+	return r.flush()
+}
+
+// ReconfigureInterface changes an interface's hello settings (DR
+// priority, hello period) and keeps its neighbours and generation ID: a
+// hello with the new values goes out at once and the DR is re-elected.
+func (r *Router) ReconfigureInterface(now time.Time, name string, cfg IfConfig) Result {
+	i := r.ifaces[name]
+	if i == nil {
+		return Result{}
+	}
+	var out Output
+	i.cfg = cfg.WithDefaults()
+	i.electDR(&out)
+	i.sendHello(now, &out)
+	r.absorb(name, out)
+	r.nextOK = false
+	r.reconcile(now)
+	return r.flush()
+}
+
+// IsLocal says whether a is one of this router's addresses.
+func (r *Router) IsLocal(a netip.Addr) bool { return r.addrs[a] }
 
 // AddInterface enables PIM on an interface and returns its first hello.
 func (r *Router) AddInterface(now time.Time, name string, cfg IfConfig, addr netip.Addr, secondary []netip.Addr, genID uint32) Result {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -60,14 +61,139 @@ func lookup(dst netip.Addr) answer {
 	if err != nil {
 		return answer{}
 	}
-	out := pim.RPF{Iface: ifi.Name, Metric: uint32(r.Priority)}
+	out := pim.RPF{Iface: ifi.Name}
 	if r.Gw != nil {
 		out.Neighbor, _ = netip.AddrFromSlice(r.Gw.To4())
 	}
 	if r.Type == unix.RTN_UNREACHABLE || r.Type == unix.RTN_BLACKHOLE || r.Type == unix.RTN_PROHIBIT {
 		return answer{}
 	}
+	// RouteGet resolves the next hop but carries neither the metric nor
+	// the protocol: find the table route it came from.
+	table := r.Table
+	if table == 0 {
+		table = unix.RT_TABLE_MAIN
+	}
+	list, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err == nil {
+		var cands []Candidate
+		for _, x := range list {
+			c := Candidate{Protocol: int(x.Protocol), Metric: uint32(x.Priority), LinkIndex: x.LinkIndex, Type: x.Type}
+			if x.Dst == nil {
+				c.Prefix = netip.MustParsePrefix("0.0.0.0/0")
+			} else if a, ok := netip.AddrFromSlice(x.Dst.IP.To4()); ok {
+				bits, _ := x.Dst.Mask.Size()
+				c.Prefix = netip.PrefixFrom(a, bits)
+			} else {
+				continue
+			}
+			if x.Gw != nil {
+				c.Gateway, _ = netip.AddrFromSlice(x.Gw.To4())
+			}
+			for _, nh := range x.MultiPath {
+				if nh.LinkIndex == r.LinkIndex {
+					c.LinkIndex = nh.LinkIndex
+					if nh.Gw != nil {
+						c.Gateway, _ = netip.AddrFromSlice(nh.Gw.To4())
+					}
+				}
+			}
+			cands = append(cands, c)
+		}
+		if m, ok := Match(cands, dst, r.LinkIndex, out.Neighbor); ok {
+			out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol, m.Prefix), Preference(m.Protocol), m.Metric
+		}
+	}
 	return answer{rpf: out, ok: true}
+}
+
+// Candidate is a route of the table, as far as RPF needs it.
+type Candidate struct {
+	Prefix    netip.Prefix
+	Gateway   netip.Addr
+	LinkIndex int
+	Protocol  int // rtm_protocol
+	Metric    uint32
+	Type      int
+}
+
+// Match picks the route a lookup resolved through: the longest prefix
+// holding dst on the resolved interface (and gateway, when it has one),
+// the lowest metric among equals.
+func Match(cands []Candidate, dst netip.Addr, link int, gw netip.Addr) (Candidate, bool) {
+	var best Candidate
+	found := false
+	for _, c := range cands {
+		if !c.Prefix.Contains(dst) || c.LinkIndex != link || (gw.IsValid() && c.Gateway.IsValid() && c.Gateway != gw) {
+			continue
+		}
+		if c.Type != 0 && c.Type != unix.RTN_UNICAST {
+			continue
+		}
+		if !found || c.Prefix.Bits() > best.Prefix.Bits() || c.Prefix.Bits() == best.Prefix.Bits() && c.Metric < best.Metric {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+// rtm_protocol values FRR's zebra installs routes with (rt_netlink.h).
+const (
+	protoKernel  = 2
+	protoBoot    = 3
+	protoStatic  = 4
+	protoBGP     = 186
+	protoISIS    = 187
+	protoOSPF    = 188
+	protoRIP     = 189
+	protoEIGRP   = 192
+	protoZStatic = 196 // FRR staticd
+)
+
+// ProtocolName is the routing protocol that installed a route, as Cisco's
+// `RPF type: unicast (ospf)` names it.
+func ProtocolName(proto int, p netip.Prefix) string {
+	switch proto {
+	case protoKernel:
+		return "connected"
+	case protoBoot, protoStatic:
+		return "kernel"
+	case protoZStatic:
+		return "static"
+	case protoBGP:
+		return "bgp"
+	case protoISIS:
+		return "isis"
+	case protoOSPF:
+		return "ospf"
+	case protoRIP:
+		return "rip"
+	case protoEIGRP:
+		return "eigrp"
+	}
+	return "proto " + strconv.Itoa(proto)
+}
+
+// Preference is the administrative distance PIM asserts compare
+// (RFC 7761 section 4.6), as FRR's zebra assigns it: kernel routes
+// (ip route add) and connected 0, static 1, eBGP 20, EIGRP 90, OSPF 110,
+// IS-IS 115, RIP 120.
+func Preference(proto int) uint32 {
+	switch proto {
+	case protoZStatic:
+		return 1
+	case protoBGP:
+		return 20
+	case protoEIGRP:
+		return 90
+	case protoOSPF:
+		return 110
+	case protoISIS:
+		return 115
+	case protoRIP:
+		return 120
+	}
+	return 0
 }
 
 // Subscribe calls changed after every IPv4 route change and every link

@@ -96,8 +96,18 @@ func (s *Socket) setsockopt(opt int, b []byte) error {
 	return serr
 }
 
+// VIF is one virtual interface of the kernel's multicast routing table.
+type VIF struct {
+	Index   int // 0..31
+	IfIndex int
+	Name    string
+}
+
+// MaxVIFs is the kernel's number of VIFs per multicast routing table.
+const MaxVIFs = maxVIFs
+
 // AddVIF adds a VIF bound to an interface by index.
-func (s *Socket) AddVIF(v dataplane.VIF) error {
+func (s *Socket) AddVIF(v VIF) error {
 	if v.Index < 0 || v.Index >= maxVIFs {
 		return fmt.Errorf("vif %d: the kernel allows %d VIFs per table", v.Index, maxVIFs)
 	}
@@ -174,10 +184,10 @@ func mfcctl(k dataplane.SG, iif int, oifs []int) []byte {
 	return b
 }
 
-// SetRoute adds or replaces an (S,G) entry.
-func (s *Socket) SetRoute(r dataplane.Route) error {
-	if err := s.setsockopt(mrtAddMFC, mfcctl(r.SG, r.IIF, r.OIFs)); err != nil {
-		return fmt.Errorf("MRT_ADD_MFC %v: %w", r.SG, err)
+// SetRoute adds or replaces an (S,G) entry: in on VIF iif, out on oifs.
+func (s *Socket) SetRoute(k dataplane.SG, iif int, oifs []int) error {
+	if err := s.setsockopt(mrtAddMFC, mfcctl(k, iif, oifs)); err != nil {
+		return fmt.Errorf("MRT_ADD_MFC %v: %w", k, err)
 	}
 	return nil
 }
@@ -311,9 +321,18 @@ func wordAddr(v uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// Upcall is a kernel upcall as read: the VIF it names is the kernel's.
+type Upcall struct {
+	Kind dataplane.UpcallKind
+	VIF  int
+	dataplane.SG
+	Packet []byte // WholePkt: the packet to encapsulate, IP header included
+	IPID   int    // the packet's IP identification
+}
+
 // Message is one read from the socket: an upcall or an IGMP packet.
 type Message struct {
-	Upcall  *dataplane.Upcall
+	Upcall  *Upcall
 	IfIndex int    // for packets: the receiving interface
 	Packet  []byte // for packets: the whole IPv4 packet, header included
 }
@@ -335,7 +354,7 @@ func (s *Socket) Read(buf, oob []byte) (Message, error) {
 	b := buf[:n]
 	// struct igmpmsg: the byte where an IP header has its protocol is zero.
 	if n >= 20 && b[9] == 0 {
-		up := &dataplane.Upcall{
+		up := &Upcall{
 			Kind: dataplane.UpcallKind(b[8]),
 			VIF:  int(b[10]) | int(b[11])<<8,
 			SG:   dataplane.SG{Source: netip.AddrFrom4([4]byte(b[12:16])), Group: netip.AddrFrom4([4]byte(b[16:20]))},
@@ -396,6 +415,19 @@ func (s *Socket) JoinGroup(ifindex int, group netip.Addr) error {
 	return nil
 }
 
+// LeaveGroup undoes JoinGroup.
+func (s *Socket) LeaveGroup(ifindex int, group netip.Addr) error {
+	mreq := &unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifindex)}
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
 // siocGetSGCnt is SIOCGETSGCNT (SIOCPROTOPRIVATE+1): one entry's counters.
 const siocGetSGCnt = 0x89e1
 
@@ -422,4 +454,42 @@ func (s *Socket) SGCount(k dataplane.SG) (dataplane.Counters, error) {
 		Bytes:   binary.NativeEndian.Uint64(req[16:]),
 		WrongIf: binary.NativeEndian.Uint64(req[24:]),
 	}, nil
+}
+
+// ParseMRCacheRoutes parses /proc/net/ip_mr_cache for the routes
+// themselves: (S,G), input VIF and output VIFs ("vif:ttl" pairs). It is
+// for listing what the kernel holds, not for the per-second counter poll.
+func ParseMRCacheRoutes(data []byte, fn func(k dataplane.SG, iif int, oifs []int)) error {
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		fs := bytes.Fields(line)
+		if len(fs) < 6 || string(fs[0]) == "Group" {
+			continue
+		}
+		g, ok1 := parseUint(fs[0], 16)
+		src, ok2 := parseUint(fs[1], 16)
+		iif, ok3 := parseUint(fs[2], 10)
+		if !ok1 || !ok2 || !ok3 || g > 0xffffffff || src > 0xffffffff || iif >= 1<<16 {
+			return fmt.Errorf("ip_mr_cache line %.80q: bad number", line)
+		}
+		var oifs []int
+		for _, o := range fs[6:] {
+			v, _, ok := bytes.Cut(o, []byte(":"))
+			n, okN := parseUint(v, 10)
+			if !ok || !okN || n >= maxVIFs {
+				return fmt.Errorf("ip_mr_cache line %.80q: bad output %q", line, o)
+			}
+			oifs = append(oifs, int(n))
+		}
+		fn(dataplane.SG{Source: wordAddr(uint32(src)), Group: wordAddr(uint32(g))}, int(iif), oifs)
+	}
+	return nil
+}
+
+// Routes lists the routes the kernel holds.
+func (s *Socket) Routes(fn func(k dataplane.SG, iif int, oifs []int)) error {
+	b, err := os.ReadFile("/proc/net/ip_mr_cache")
+	if err != nil {
+		return err
+	}
+	return ParseMRCacheRoutes(b, fn)
 }

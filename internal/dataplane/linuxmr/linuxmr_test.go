@@ -97,3 +97,22 @@ func FuzzParseMRCache(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMRCacheRoutes(t *testing.T) {
+	type row struct {
+		k    dataplane.SG
+		iif  int
+		oifs string
+	}
+	var got []row
+	err := ParseMRCacheRoutes([]byte(mrCache), func(k dataplane.SG, iif int, oifs []int) {
+		got = append(got, row{k, iif, fmt.Sprint(oifs)})
+	})
+	if err != nil || len(got) != 2 || got[0].iif != 0 || got[0].oifs != "[1]" || got[1].oifs != "[]" ||
+		got[0].k.Group != netip.MustParseAddr("239.1.1.1") || got[1].k.Source != netip.MustParseAddr("10.0.1.11") {
+		t.Fatalf("%v %+v", err, got)
+	}
+	if err := ParseMRCacheRoutes([]byte("010101EF 0A01000A 0 1 2 3 99:1\n"), func(dataplane.SG, int, []int) {}); err == nil {
+		t.Fatal("VIF 99 accepted")
+	}
+}

@@ -92,6 +92,19 @@ func (s *PIMSocket) JoinAllPIMRouters(ifindex int) error {
 	return nil
 }
 
+// LeaveAllPIMRouters undoes JoinAllPIMRouters.
+func (s *PIMSocket) LeaveAllPIMRouters(ifindex int) error {
+	mreq := &unix.IPMreqn{Multiaddr: [4]byte{224, 0, 0, 13}, Ifindex: int32(ifindex)}
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
 // PIMPacket is one PIM packet as read.
 type PIMPacket struct {
 	IfIndex  int

@@ -1,0 +1,285 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// View is one show command: its words, its API path, and how its answer
+// prints as text. One registration serves the CLI, the API and --json;
+// the daemon's components register the handler for the path.
+type View struct {
+	Words   string   // "igmp groups"
+	Aliases []string // other spellings ("ip igmp groups", ...)
+	Path    string   // "/v1/igmp/groups"
+	Arg     string   // the name of one trailing argument ("ADDR"), or ""
+	Help    string
+	New     func() any                             // a pointer to decode an answer into
+	Text    func(w io.Writer, words string, v any) // prints a decoded answer
+}
+
+// Handler answers a view's request (arg is the trailing argument).
+type Handler func(arg string) (any, error)
+
+func view[T any](words string, aliases []string, path, arg, help string, text func(io.Writer, string, T)) View {
+	return View{Words: words, Aliases: aliases, Path: path, Arg: arg, Help: help,
+		New:  func() any { return new(T) },
+		Text: func(w io.Writer, words string, v any) { text(w, words, *(v.(*T))) }}
+}
+
+// API paths of the views.
+const (
+	PathIGMPGroups     = "/v1/igmp/groups"
+	PathIGMPInterfaces = "/v1/igmp/interfaces"
+	PathMRoute         = "/v1/mroute"
+	PathStatus         = "/v1/status"
+	PathPIMNeighbors   = "/v1/pim/neighbors"
+	PathPIMInterfaces  = "/v1/pim/interfaces"
+	PathPIMRP          = "/v1/pim/rp"
+	PathPIMJoin        = "/v1/pim/join"
+	PathPIMAssert      = "/v1/pim/assert"
+	PathRPF            = "/v1/rpf"
+)
+
+// Views lists every show command.
+var Views = []View{
+	view("igmp groups", []string{"igmp group", "igmp membership", "ip igmp groups"}, PathIGMPGroups, "", "IGMP membership per interface", textIGMPGroups),
+	view("igmp interface", []string{"igmp interfaces", "ip igmp interface"}, PathIGMPInterfaces, "", "IGMP querier state and counters", textIGMPInterfaces),
+	view("mroute", []string{"ip mroute"}, PathMRoute, "", "multicast routes: input, outputs and who wants each", textMRoutes),
+	view("mroute count", []string{"ip mroute count"}, PathMRoute, "", "multicast routes with kernel counters and rates", textMRoutes),
+	view("pim neighbor", []string{"pim neighbors", "ip pim neighbor"}, PathPIMNeighbors, "", "PIM neighbours", textPIMNeighbors),
+	view("pim interface", []string{"pim interfaces", "ip pim interface"}, PathPIMInterfaces, "", "PIM interfaces, DR, timers", textPIMInterfaces),
+	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", "RP per group range, SSM ranges", textPIMRPs),
+	view("pim join", []string{"ip pim join", "pim state"}, PathPIMJoin, "", "PIM (*,G) and (S,G) join state", textPIMJoins),
+	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", "PIM assert winners per LAN", textPIMAsserts),
+	view("rpf", []string{"ip rpf"}, PathRPF, "ADDR", "RPF interface, neighbour, protocol and metric toward ADDR", textRPF),
+	view("status", nil, PathStatus, "", "daemon status", textStatus),
+}
+
+// FindView finds the view the words name, and its argument.
+func FindView(words []string) (View, string, bool) {
+	for _, v := range Views {
+		for _, name := range append([]string{v.Words}, v.Aliases...) {
+			n := strings.Fields(name)
+			if v.Arg != "" {
+				if len(words) == len(n)+1 && slices.Equal(words[:len(n)], n) {
+					return v, words[len(n)], true
+				}
+				continue
+			}
+			if slices.Equal(words, n) {
+				return v, "", true
+			}
+		}
+	}
+	return View{}, "", false
+}
+
+// ViewList is the views' words, for usage and error messages.
+func ViewList() string {
+	var out []string
+	for _, v := range Views {
+		w := v.Words
+		if v.Arg != "" {
+			w += " " + v.Arg
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, ", ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func textIGMPGroups(w0 io.Writer, what string, rows []IGMPGroup) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Interface\tGroup\tMode\tVer\tUptime\tExpires\tLast reporter\tSources")
+	for _, g := range rows {
+		mode := g.Mode
+		if g.Static {
+			mode = "STATIC"
+		}
+		var srcs []string
+		for _, s := range g.Sources {
+			flag := ""
+			if !s.Forward {
+				flag = " (blocked)"
+			}
+			srcs = append(srcs, fmt.Sprintf("%s %s%s", s.Source, s.Expires, flag))
+		}
+		if len(srcs) == 0 {
+			srcs = []string{"*"}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Interface, g.Group, mode, g.Version, g.Uptime, g.Expires, dash(g.Reporter), strings.Join(srcs, ", "))
+	}
+}
+
+func textIGMPInterfaces(w0 io.Writer, what string, rows []IGMPInterface) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Interface\tAddress\tVIF\tVer\tQuerier\tQuery\tNext query\tOther querier\tGroups\tRx rep/leave\tTx queries\tMalformed\tTracking")
+	for _, i := range rows {
+		q := i.QuerierAddress
+		if i.Querier {
+			q += " (this router)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", i.Name, i.Address, i.VIF, i.Version, q,
+			i.QueryInterval, i.NextQuery, i.OtherQuerierExpires, i.Groups,
+			i.Stats.RxV1Reports+i.Stats.RxV2Reports+i.Stats.RxV3Reports, i.Stats.RxLeaves, i.Stats.TxQueries, i.Stats.Malformed, i.ExplicitTracking)
+	}
+}
+
+func textMRoutes(w0 io.Writer, what string, rows []MRoute) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	if strings.HasSuffix(what, "count") {
+		fmt.Fprintln(w, "Source\tGroup\tPackets\tBytes\tPkt/s\tkbit/s\tRPF failed (wrong if)")
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%d\n", r.Source, r.Group, r.Packets, r.Bytes, r.PPS, r.KBPS, r.WrongIf)
+		}
+		return
+	}
+	w.Flush()
+	fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set,\n       R - RP-bit set ((S,G,rpt) pruned upstream), J - SPT threshold crossed")
+	for _, r := range rows {
+		fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
+		fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)
+		if len(r.OIFs) == 0 {
+			fmt.Fprintln(w0, " Null")
+		} else {
+			fmt.Fprintln(w0)
+			for _, o := range r.OIFs {
+				fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
+			}
+		}
+	}
+}
+
+func textPIMNeighbors(w0 io.Writer, what string, rows []PIMNeighbor) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Interface\tNeighbor\tUptime\tExpires\tDR prio\tGen ID\tDR")
+	for _, n := range rows {
+		dr := ""
+		if n.DR {
+			dr = "DR"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%08x\t%s\n", n.Interface, n.Address, n.Uptime, n.Expires, n.DRPriority, n.GenerationID, dr)
+	}
+}
+
+func textPIMInterfaces(w0 io.Writer, what string, rows []PIMInterface) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride\tJoin suppression")
+	for _, i := range rows {
+		st := "passive"
+		if i.Active {
+			st = "up"
+		}
+		dr := i.DR
+		if i.IAmDR {
+			dr += " (this router)"
+		}
+		supp := "off (T bit on all)"
+		if i.JoinSuppression {
+			supp = "on"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
+			i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval, supp)
+	}
+}
+
+func textPIMRPs(w0 io.Writer, what string, rows []PIMRP) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Group range\tRP\tRPF interface\tNote")
+	for _, r := range rows {
+		note := ""
+		switch {
+		case r.SSM:
+			note = "SSM: (S,G) only, no RP"
+		case r.Local:
+			note = "this router is the RP"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Groups, dash(r.RP), dash(r.RPFIf), note)
+	}
+}
+
+func textPIMJoins(w0 io.Writer, what string, rows []PIMJoin) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Source\tGroup\tUpstream\tRPF if\tRPF neighbor\tSPT\tRegister\tKeepalive\tDownstream\t(S,G,rpt) pruned on\tLocal")
+	for _, j := range rows {
+		var down, rpt []string
+		for _, d := range j.Downstream {
+			down = append(down, fmt.Sprintf("%s %s %s", d.Interface, d.State, d.Expires))
+		}
+		for _, d := range j.RPTPrunes {
+			rpt = append(rpt, fmt.Sprintf("%s %s", d.Interface, d.State))
+		}
+		spt := ""
+		switch {
+		case j.SPT:
+			spt = "yes"
+		case j.Source != "*" && j.SPTThreshold != "immediate":
+			// Waiting on a threshold: show the rule and the rate seen.
+			spt = fmt.Sprintf("no (%s, now %d kbps)", j.SPTThreshold, j.RateKbps)
+		}
+		reg := j.Register
+		if reg == "NoInfo" {
+			reg = ""
+		}
+		up := j.Upstream
+		if j.JoinSuppressed > 0 {
+			up += ", suppressed " + j.JoinSuppressed.String() // another router's join stands for ours
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Source, j.Group, up, dash(j.RPFIf), dash(j.RPFNbr), dash(spt),
+			dash(reg), j.Keepalive, dash(strings.Join(down, ", ")), dash(strings.Join(rpt, ", ")), dash(strings.Join(j.Local, ",")))
+	}
+}
+
+func textPIMAsserts(w0 io.Writer, what string, rows []PIMAssert) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Source\tGroup\tInterface\tState\tWinner\tTree\tPreference\tMetric\tExpires")
+	for _, a := range rows {
+		tree := "SPT"
+		if a.RPT {
+			tree = "RPT"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.Source, a.Group, a.Interface, a.State, a.Winner, tree, a.Preference, a.Metric, a.Expires)
+	}
+}
+
+func textRPF(w0 io.Writer, what string, rows RPF) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	switch {
+	case !rows.Found:
+		fmt.Fprintf(w, "%s\tno route: RPF fails, joins toward it cannot be sent\n", rows.Address)
+	case rows.Local:
+		fmt.Fprintf(w, "%s\tlocal address of this router\n", rows.Address)
+	default:
+		fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  RPF type:\tunicast (%s)\n  Metric preference:\t%d\n  Metric:\t%d\n", rows.Address, rows.Iface,
+			dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], dash(rows.Protocol), rows.Preference, rows.Metric)
+	}
+}
+
+func textStatus(w0 io.Writer, what string, rows Status) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "version\t%s\npid\t%d\nuptime\t%s\nconfig\t%s\nreloads\t%d\nreload error\t%s\nupcalls\t%d\nkernel errors\t%d\n",
+		rows.Version, rows.PID, rows.Uptime, rows.Config, rows.Reloads, dash(rows.ReloadError), rows.Upcalls, rows.KernelErrs)
+	fmt.Fprintf(w, "flows\t%d\nkernel routes\t%d\ncounter poll\tevery %s\nheap in use\t%.1f MB\nGo memory\t%.1f MB\n",
+		rows.Flows, rows.Routes, rows.CounterPoll, float64(rows.HeapBytes)/(1<<20), float64(rows.GoMemoryBytes)/(1<<20))
+	fmt.Fprintf(w, "components\t%s\n", strings.Join(rows.Components, ", "))
+}

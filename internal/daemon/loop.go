@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"overcast/internal/api"
+	"overcast/internal/dataplane"
+)
+
+// loop is the real-time driver's state: the event queue and whether the
+// loop has exited.
+type loop struct {
+	events chan func()
+	done   chan struct{} // closed when Run returns
+	live   bool          // Run is driving the daemon (real time, real goroutines)
+}
+
+func (l *loop) init() {
+	l.events = make(chan func(), 1024)
+	l.done = make(chan struct{})
+}
+
+// ErrStopped is what an API call gets once the loop has exited.
+var ErrStopped = api.ErrUnavailable
+
+// post queues f for the loop; after the loop has exited it is dropped.
+func (d *Daemon) post(f func()) {
+	select {
+	case d.loop.events <- f:
+	case <-d.loop.done:
+	}
+}
+
+// call runs f on the loop and waits: how API reads see consistent state.
+// Once the loop has exited it returns ErrStopped instead of waiting.
+func (d *Daemon) call(f func()) error {
+	ran := make(chan struct{})
+	select {
+	case d.loop.events <- func() { f(); close(ran) }:
+	case <-d.loop.done:
+		return ErrStopped
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-d.loop.done:
+		return ErrStopped
+	}
+}
+
+// handlers are the views served through the loop.
+func (d *Daemon) handlers() map[string]api.Handler {
+	out := map[string]api.Handler{}
+	for path, h := range d.viewFuncs() {
+		out[path] = func(arg string) (any, error) {
+			var v any
+			var err error
+			if cerr := d.call(func() { v, err = h(time.Now(), arg) }); cerr != nil {
+				return nil, cerr
+			}
+			return v, err
+		}
+	}
+	return out
+}
+
+// sink turns the planes' reports into loop events.
+type sink struct{ d *Daemon }
+
+func (s sink) Packet(iface string, proto dataplane.Proto, pkt []byte) {
+	s.d.post(func() { s.d.Packet(time.Now(), iface, proto, pkt) })
+}
+
+func (s sink) Upcall(up dataplane.Upcall) {
+	s.d.post(func() { s.d.Upcall(time.Now(), up) })
+}
+
+func (s sink) RoutingChanged() {
+	s.d.post(func() { s.d.RoutingChanged(time.Now()) })
+}
+
+// Run starts the daemon, serves the API and loops until ctx ends: the
+// one goroutine that owns the state. hup delivers reload requests.
+func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
+	defer close(d.loop.done)
+	if err := d.Start(time.Now()); err != nil {
+		return err
+	}
+	d.loop.live = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d.env.Start != nil {
+		if err := d.env.Start(ctx, sink{d}); err != nil {
+			return err
+		}
+	}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- api.Serve(ctx, d.cfg.APISocket, d.handlers()) }()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	rearm := func(now time.Time) {
+		wait := time.Hour
+		if next := d.NextDeadline(); !next.IsZero() {
+			wait = max(next.Sub(now), 0)
+		}
+		timer.Reset(wait)
+	}
+	rearm(time.Now())
+	burst := 0
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("overcast stopping")
+			d.Stop(time.Now())
+			return nil
+		case err := <-apiErr:
+			if err != nil {
+				return err
+			}
+		case f := <-d.loop.events:
+			f()
+		case <-timer.C:
+			d.Advance(time.Now())
+		case now := <-tick.C:
+			d.Tick(now)
+		case <-hup:
+			d.ReloadFile(time.Now())
+		}
+		// Join/prunes from a burst of events go out together, packed,
+		// when the queue runs dry (or every 256 events under load); so
+		// do route changes: one pass per burst, not one per IGMP record.
+		if burst++; len(d.loop.events) == 0 || burst >= 256 {
+			burst = 0
+			d.EndBurst(time.Now())
+		}
+		rearm(time.Now())
+	}
+}
+
+// watchSPTSwitch watches a flow waiting to move to the SPT: the first
+// packet came by the SPT and was dropped (wrong interface). When the
+// shared tree's copy of it is forwarded the route's packet count moves,
+// and that is the moment to switch: the next packet is a whole interval
+// away. If nothing moves within the guard, PIM's own timer switches. It
+// runs on its own goroutine, touches only the forwarder's counters (safe
+// to share) and posts its result to the loop. Without the real-time loop
+// (synchronous tests) PIM's guard timer does the switch.
+func (l *loop) watchSPTSwitch(d *Daemon, k dataplane.SG, guard time.Duration) {
+	if !l.live {
+		return
+	}
+	fw := d.env.Forwarder
+	go func() {
+		base, err := fw.SGCount(k)
+		if err != nil {
+			return
+		}
+		deadline := time.Now().Add(guard)
+		for time.Now().Before(deadline) {
+			c, err := fw.SGCount(k)
+			if err != nil {
+				return
+			}
+			if c.Packets != base.Packets {
+				d.post(func() {
+					if d.pim != nil {
+						d.pim.completeSPTSwitch(time.Now(), k)
+					}
+				})
+				return
+			}
+			time.Sleep(5 * time.Microsecond)
+		}
+	}()
+}
+

@@ -1,0 +1,414 @@
+// Package kernel is the daemon's seams on a real Linux host: a forwarder
+// over the kernel's multicast forwarding cache (linuxmr), packet I/O on
+// the multicast routing socket (IGMP) and a raw PIM socket, interface
+// facts from the host, and unicast routing from netlink (rpf). It maps the
+// daemon's interface names to kernel VIF numbers; nothing above it sees one.
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"overcast/internal/dataplane"
+	"overcast/internal/dataplane/linuxmr"
+	"overcast/internal/igmp"
+	"overcast/internal/rpf"
+)
+
+// Host implements dataplane.Forwarder, Registerer, RouteLister, PacketIO
+// and Links, and carries the kernel's unicast routes (Routing).
+type Host struct {
+	log  *slog.Logger
+	mr   *linuxmr.Socket
+	pimS *linuxmr.PIMSocket
+	rt   *rpf.Kernel
+
+	mu      sync.Mutex // the VIF table: read by the reader goroutine
+	vifs    VIFTable
+	ifindex map[string]int
+	byIndex map[int]string
+}
+
+// Open claims the kernel's multicast routing table (MRT_INIT). Only one
+// process per network namespace may hold it.
+func Open(log *slog.Logger) (*Host, error) {
+	mr, err := linuxmr.Open()
+	if err != nil {
+		return nil, err
+	}
+	return &Host{log: log, mr: mr, rt: rpf.New(), ifindex: map[string]int{}, byIndex: map[int]string{}}, nil
+}
+
+// Close releases the table; the kernel flushes every VIF and route.
+func (h *Host) Close() error {
+	if h.pimS != nil {
+		h.pimS.Close()
+	}
+	return h.mr.Close()
+}
+
+// Routing is the kernel's unicast routing table.
+func (h *Host) Routing() *rpf.Kernel { return h.rt }
+
+// VIFTable hands out kernel VIF numbers: every interface and the register
+// VIF share one space of linuxmr.MaxVIFs, so none can collide.
+type VIFTable struct {
+	byName map[string]int
+	names  [linuxmr.MaxVIFs]string
+}
+
+// Alloc gives name the lowest free VIF.
+func (t *VIFTable) Alloc(name string) (int, error) {
+	if t.byName == nil {
+		t.byName = map[string]int{}
+	}
+	if v, ok := t.byName[name]; ok {
+		return v, fmt.Errorf("%s already has VIF %d", name, v)
+	}
+	for v, n := range t.names {
+		if n == "" {
+			t.names[v] = name
+			t.byName[name] = v
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: all %d kernel VIFs are in use (the kernel's multicast routing table has no more; remove an interface)", name, linuxmr.MaxVIFs)
+}
+
+// Free releases name's VIF.
+func (t *VIFTable) Free(name string) {
+	if v, ok := t.byName[name]; ok {
+		t.names[v] = ""
+		delete(t.byName, name)
+	}
+}
+
+// VIF is name's VIF.
+func (t *VIFTable) VIF(name string) (int, bool) {
+	v, ok := t.byName[name]
+	return v, ok
+}
+
+// Name is the interface on VIF v.
+func (t *VIFTable) Name(v int) string {
+	if v < 0 || v >= len(t.names) {
+		return ""
+	}
+	return t.names[v]
+}
+
+func (h *Host) AddInterface(name string, ifindex int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, err := h.vifs.Alloc(name)
+	if err != nil {
+		return err
+	}
+	if err := h.mr.AddVIF(linuxmr.VIF{Index: v, IfIndex: ifindex, Name: name}); err != nil {
+		h.vifs.Free(name)
+		return err
+	}
+	h.ifindex[name] = ifindex
+	h.byIndex[ifindex] = name
+	return nil
+}
+
+func (h *Host) DelInterface(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.vifs.VIF(name)
+	if !ok {
+		return fmt.Errorf("%s has no VIF", name)
+	}
+	h.vifs.Free(name)
+	delete(h.byIndex, h.ifindex[name])
+	delete(h.ifindex, name)
+	return h.mr.DelVIF(v)
+}
+
+// EnableRegister turns on the kernel's PIM support and adds the register VIF.
+func (h *Host) EnableRegister() error {
+	if err := h.mr.EnablePIM(); err != nil {
+		return err
+	}
+	if err := h.openPIM(); err != nil { // Registers arrive unicast, on any interface
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, err := h.vifs.Alloc(dataplane.RegisterName)
+	if err != nil {
+		return err
+	}
+	if err := h.mr.AddRegisterVIF(v); err != nil {
+		h.vifs.Free(dataplane.RegisterName)
+		return err
+	}
+	return nil
+}
+
+// RegisterVIF is the register VIF's number (for logs and tests).
+func (h *Host) RegisterVIF() (int, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.vifs.VIF(dataplane.RegisterName)
+}
+
+// VIF is an interface's VIF number (for `show igmp interface`).
+func (h *Host) VIF(name string) (int, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.vifs.VIF(name)
+}
+
+func (h *Host) SetRoute(r dataplane.Route) error {
+	if len(r.Peers) > 0 {
+		return fmt.Errorf("route %v: the kernel forwarder has no replication lists (an overlay forwarder carries peers)", r.SG)
+	}
+	h.mu.Lock()
+	iif, ok := h.vifs.VIF(r.IIF)
+	var oifs []int
+	var missing string
+	for _, o := range r.OIFs {
+		v, okO := h.vifs.VIF(o)
+		if !okO {
+			missing = o
+			break
+		}
+		oifs = append(oifs, v)
+	}
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("route %v: input %q has no VIF", r.SG, r.IIF)
+	}
+	if missing != "" {
+		return fmt.Errorf("route %v: output %q has no VIF", r.SG, missing)
+	}
+	return h.mr.SetRoute(r.SG, iif, oifs)
+}
+
+func (h *Host) DelRoute(k dataplane.SG) error { return h.mr.DelRoute(k) }
+
+func (h *Host) Counters(fn func(dataplane.SG, dataplane.Counters)) error { return h.mr.Counters(fn) }
+
+func (h *Host) SGCount(k dataplane.SG) (dataplane.Counters, error) { return h.mr.SGCount(k) }
+
+// ListRoutes reads the routes the kernel holds, in interface names.
+func (h *Host) ListRoutes() ([]dataplane.Route, error) {
+	var out []dataplane.Route
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	err := h.mr.Routes(func(k dataplane.SG, iif int, oifs []int) {
+		r := dataplane.Route{SG: k, IIF: h.vifs.Name(iif)}
+		for _, o := range oifs {
+			if n := h.vifs.Name(o); n != "" {
+				r.OIFs = append(r.OIFs, n)
+			}
+		}
+		slices.Sort(r.OIFs)
+		out = append(out, r)
+	})
+	return out, err
+}
+
+// Listen joins the link-local groups a protocol's packets are sent to:
+// 224.0.0.2 (leaves) and 224.0.0.22 (IGMPv3 reports) for IGMP, on the
+// routing socket; 224.0.0.13 for PIM, on the PIM socket (opened on first use).
+func (h *Host) Listen(iface string, ifindex int, proto dataplane.Proto) error {
+	switch proto {
+	case dataplane.IGMP:
+		for _, g := range []netip.Addr{igmp.AllRoutersGroup, igmp.V3ReportsGroup} {
+			if err := h.mr.JoinGroup(ifindex, g); err != nil {
+				return err
+			}
+		}
+		h.mu.Lock()
+		h.byIndex[ifindex] = iface
+		h.mu.Unlock()
+		return nil
+	case dataplane.PIM:
+		if err := h.openPIM(); err != nil {
+			return err
+		}
+		return h.pimS.JoinAllPIMRouters(ifindex)
+	}
+	return fmt.Errorf("listen: unknown protocol %v", proto)
+}
+
+func (h *Host) Unlisten(iface string, ifindex int, proto dataplane.Proto) error {
+	switch proto {
+	case dataplane.IGMP:
+		var first error
+		for _, g := range []netip.Addr{igmp.AllRoutersGroup, igmp.V3ReportsGroup} {
+			if err := h.mr.LeaveGroup(ifindex, g); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	case dataplane.PIM:
+		if h.pimS == nil {
+			return nil
+		}
+		return h.pimS.LeaveAllPIMRouters(ifindex)
+	}
+	return nil
+}
+
+func (h *Host) openPIM() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pimS != nil {
+		return nil
+	}
+	s, err := linuxmr.OpenPIM()
+	if err != nil {
+		return err
+	}
+	h.pimS = s
+	return nil
+}
+
+func (h *Host) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []byte) error {
+	ifindex := 0
+	if iface != "" {
+		h.mu.Lock()
+		ifindex = h.ifindex[iface]
+		h.mu.Unlock()
+		if ifindex == 0 {
+			return fmt.Errorf("send on %s: not an interface of this daemon", iface)
+		}
+	}
+	switch proto {
+	case dataplane.IGMP:
+		return h.mr.Send(ifindex, pkt, dst)
+	case dataplane.PIM:
+		if err := h.openPIM(); err != nil {
+			return err
+		}
+		return h.pimS.Send(ifindex, dst, pkt)
+	}
+	return fmt.Errorf("send: unknown protocol %v", proto)
+}
+
+// Link reads an interface's index, first IPv4 address and MULTICAST flag.
+func (h *Host) Link(name string) (dataplane.Link, error) {
+	ni, err := net.InterfaceByName(name)
+	if err != nil {
+		return dataplane.Link{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	l := dataplane.Link{Index: ni.Index, Multicast: ni.Flags&net.FlagMulticast != 0}
+	addrs, err := ni.Addrs()
+	if err != nil {
+		return l, err
+	}
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			if v4 := pn.IP.To4(); v4 != nil {
+				l.Addr, _ = netip.AddrFromSlice(v4)
+				return l, nil
+			}
+		}
+	}
+	return l, fmt.Errorf("interface %s has no IPv4 address: IGMP queries need one as their source", name)
+}
+
+// LocalAddrs lists every IPv4 address of the host.
+func (h *Host) LocalAddrs() []netip.Addr {
+	var out []netip.Addr
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok && pn.IP.To4() != nil {
+			ip, _ := netip.AddrFromSlice(pn.IP.To4())
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// Exists says whether an interface exists (config validation).
+func Exists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+// Start delivers packets, upcalls and routing changes to sink until ctx
+// ends: one goroutine per socket and netlink's subscription.
+func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
+	go h.readMR(ctx, sink)
+	if h.pimS != nil {
+		go h.readPIM(ctx, sink)
+	}
+	if err := rpf.Subscribe(ctx, sink.RoutingChanged); err != nil {
+		h.log.Warn("route notifications unavailable; RPF changes are seen on the periodic refresh only", "err", err)
+	}
+	return nil
+}
+
+// StartPIM starts reading the PIM socket if it was opened after Start.
+func (h *Host) StartPIM(ctx context.Context, sink dataplane.Sink) {
+	if err := h.openPIM(); err == nil {
+		go h.readPIM(ctx, sink)
+	}
+}
+
+func (h *Host) readMR(ctx context.Context, sink dataplane.Sink) {
+	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
+	for ctx.Err() == nil {
+		m, err := h.mr.Read(buf, oob)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			h.log.Warn("mroute socket read", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if m.Upcall != nil {
+			u := m.Upcall
+			h.mu.Lock()
+			name := h.vifs.Name(u.VIF)
+			h.mu.Unlock()
+			sink.Upcall(dataplane.Upcall{Kind: u.Kind, Iface: name, SG: u.SG, Packet: u.Packet, IPID: u.IPID})
+			continue
+		}
+		h.mu.Lock()
+		name := h.byIndex[m.IfIndex]
+		h.mu.Unlock()
+		if name == "" {
+			continue // IGMP on an interface we do not run on
+		}
+		sink.Packet(name, dataplane.IGMP, slices.Clone(m.Packet))
+	}
+}
+
+func (h *Host) readPIM(ctx context.Context, sink dataplane.Sink) {
+	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
+	for ctx.Err() == nil {
+		m, err := h.pimS.Read(buf, oob)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			h.log.Warn("pim socket read", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		h.mu.Lock()
+		name := h.byIndex[m.IfIndex]
+		h.mu.Unlock()
+		sink.Packet(name, dataplane.PIM, slices.Clone(m.Packet))
+	}
+}
