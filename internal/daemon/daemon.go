@@ -57,6 +57,10 @@ type Env struct {
 	VIF func(name string) (int, bool)
 	// PID is reported by `show status`.
 	PID int
+	// TunePIM and TunePIMIf adjust the PIM settings built from the file
+	// (simulations: timer checks, policies the file cannot express).
+	TunePIM   func(*pim.Config)
+	TunePIMIf func(iface string, c *pim.IfConfig)
 }
 
 // component is one protocol of the daemon. Each wraps a pure core and is
@@ -133,6 +137,24 @@ type Daemon struct {
 // New loads the config at path and prepares a daemon; nothing is touched
 // until Start.
 func New(path string, env Env, log *slog.Logger, level *slog.LevelVar) (*Daemon, error) {
+	d := newDaemon(path, env, log, level)
+	cfg, err := config.Load(path, d.linkExists)
+	if err != nil {
+		return nil, err
+	}
+	d.cfg = cfg
+	return d, nil
+}
+
+// NewFromConfig prepares a daemon from a config already parsed (tests and
+// simulations; ReloadFile still reads path).
+func NewFromConfig(path string, cfg *config.Config, env Env, log *slog.Logger) *Daemon {
+	d := newDaemon(path, env, log, nil)
+	d.cfg = cfg
+	return d
+}
+
+func newDaemon(path string, env Env, log *slog.Logger, level *slog.LevelVar) *Daemon {
 	if env.Jitter == nil {
 		env.Jitter = func(max time.Duration) time.Duration {
 			if max <= 0 {
@@ -146,14 +168,21 @@ func New(path string, env Env, log *slog.Logger, level *slog.LevelVar) (*Daemon,
 	}
 	d := &Daemon{path: path, env: env, log: log, level: level,
 		ifs: map[string]*iface{}, flows: map[dataplane.SG]*flow{}, rib: mrib.New()}
-	cfg, err := config.Load(path, d.linkExists)
-	if err != nil {
-		return nil, err
-	}
-	d.cfg = cfg
 	d.loop.init()
-	return d, nil
+	return d
 }
+
+// PIM is the PIM core, for inspection by tests and simulations (nil when
+// PIM is off). Changing it behind the daemon's back skips the MRIB.
+func (d *Daemon) PIM() *pim.Router {
+	if d.pim == nil {
+		return nil
+	}
+	return d.pim.r
+}
+
+// Routes is the MRIB (read-only use: tests, simulations).
+func (d *Daemon) Routes() *mrib.RIB { return d.rib }
 
 func (d *Daemon) linkExists(name string) bool {
 	_, err := d.env.Links.Link(name)

@@ -80,7 +80,7 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 
 // newPIM turns on register support in the forwarder and makes the router.
 func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
-	pc, err := pimRouterConfig(d.cfg)
+	pc, err := d.pimConfig(d.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -101,8 +101,21 @@ func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
 	return p, nil
 }
 
-func ifConfig(ic config.Interface) pim.IfConfig {
-	return pim.IfConfig{HelloPeriod: ic.PIM.HelloInterval, DRPriority: ic.PIM.DRPriority}
+// pimConfig is the router configuration of a config file, tuned by the env.
+func (d *Daemon) pimConfig(c *config.Config) (pim.Config, error) {
+	pc, err := pimRouterConfig(c)
+	if err == nil && d.env.TunePIM != nil {
+		d.env.TunePIM(&pc)
+	}
+	return pc, err
+}
+
+func (p *pimComp) ifConfig(ic config.Interface) pim.IfConfig {
+	c := pim.IfConfig{HelloPeriod: ic.PIM.HelloInterval, DRPriority: ic.PIM.DRPriority}
+	if p.d.env.TunePIMIf != nil {
+		p.d.env.TunePIMIf(ic.Name, &c)
+	}
+	return c
 }
 
 func (p *pimComp) ifaceUp(x *iface, now time.Time) error {
@@ -113,7 +126,7 @@ func (p *pimComp) ifaceUp(x *iface, now time.Time) error {
 			return err
 		}
 	}
-	p.apply(p.r.AddInterface(now, x.name, ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
+	p.apply(p.r.AddInterface(now, x.name, p.ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
 	p.pushAllMembership(x, now)
 	return nil
 }
@@ -397,7 +410,7 @@ func (p *pimComp) checkReload(next *config.Config) error {
 // thresholds, timers) and per-interface PIM changes (on/off, DR priority,
 // hello interval). Joins move at once, in the same burst.
 func (p *pimComp) reload(next *config.Config, now time.Time) {
-	pc, _ := pimRouterConfig(next)
+	pc, _ := p.d.pimConfig(next)
 	old := p.r.Config()
 	p.apply(p.r.Reconfigure(now, pc))
 	if fmt.Sprint(old.RPs.Mappings()) != fmt.Sprint(pc.RPs.Mappings()) || fmt.Sprint(old.RPs.SSMRanges()) != fmt.Sprint(pc.RPs.SSMRanges()) {
@@ -420,8 +433,8 @@ func (p *pimComp) reload(next *config.Config, now time.Time) {
 				p.d.log.Error("reload: pim on interface", "interface", ic.Name, "err", err)
 			}
 			p.d.log.Info("pim interface mode changed", "interface", ic.Name, "active", is)
-		case ifConfig(x.cfg) != ifConfig(ic):
-			p.apply(p.r.ReconfigureInterface(now, ic.Name, ifConfig(ic)))
+		case p.ifConfig(x.cfg) != p.ifConfig(ic):
+			p.apply(p.r.ReconfigureInterface(now, ic.Name, p.ifConfig(ic)))
 			p.d.log.Info("pim interface settings changed", "interface", ic.Name, "dr_priority", ic.PIM.DRPriority, "hello_interval", ic.PIM.HelloInterval)
 		}
 	}

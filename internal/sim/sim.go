@@ -1,18 +1,29 @@
-// Package sim runs many PIM routers in one process: virtual LANs, virtual
-// time, shortest-path unicast routing computed from the topology, and a
-// data plane that forwards test packets by asking each router's Route, as
-// the kernel's forwarding cache would. Every control message goes through
-// the wire codec, so a simulation also exercises encoding and decoding.
+// Package sim runs many Overcast daemons in one process: virtual LANs,
+// virtual time, shortest-path unicast routing computed from the topology,
+// hosts that speak IGMPv3, and a data plane per router (the daemon's
+// in-memory forwarder) that forwards test packets as the kernel's
+// forwarding cache would, upcalls included. Each router is the real
+// daemon (internal/daemon: IGMP and PIM components, MRIB, reconciler) on
+// fake seams and a manual clock; every control packet is encoded by the
+// sender and parsed by the receiver.
 package sim
 
 import (
 	"container/heap"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"overcast/internal/config"
+	"overcast/internal/daemon"
+	"overcast/internal/dataplane"
+	"overcast/internal/dataplane/fake"
+	igmpwire "overcast/internal/packet/igmp"
+	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
 )
@@ -24,24 +35,36 @@ type Net struct {
 	LANs    map[string]*LAN
 	rng     *rand.Rand
 	inbox   []delivery
-	Trace   func(from *Node, iface string, m wire.Message, size int) // every control message sent
-	Sent    int                                                      // control messages sent
-	Dropped int                                                      // control messages lost on down LANs
+	Trace   func(from *Node, iface string, m wire.Message, size int) // every PIM message sent
+	Sent    int                                                      // PIM messages sent
+	Dropped int                                                      // PIM messages lost on down LANs
 
-	members       map[memberKey]map[netip.Addr]bool
+	members       map[memberKey]map[netip.Addr]bool // hosts that receive data
+	reports       map[memberKey]map[netip.Addr]sub  // what hosts report to IGMP queries
 	pendingCopies Copies
 	spfCache      map[*Node]map[*Node]firstHop // cleared when the topology changes
+	nextTick      time.Time                    // the daemons' once-a-second tick
 }
 
-// Node is a router.
+// sub is one host's IGMPv3 membership of a group.
+type sub struct {
+	asm     bool
+	sources []netip.Addr
+}
+
+// Node is a router: a daemon on an in-memory forwarder and packet I/O.
 type Node struct {
 	Name     string
-	R        *pim.Router
+	D        *daemon.Daemon
+	R        *pim.Router // the daemon's PIM core (after the first Connect)
+	FW       *fake.Forwarder
+	IO       *fake.PacketIO
 	Ports    map[string]*Port // by interface name
 	Loopback netip.Addr
 	net      *Net
-	flows    map[pim.SG]route  // the "kernel" forwarding cache
-	counts   map[pim.SG]uint64 // packets forwarded per cache entry (the kernel's counters)
+	cfg      pim.Config
+	ifcs     map[string]pim.IfConfig
+	order    []string // interfaces in the order they were connected
 	static   []staticRoute
 }
 
@@ -56,11 +79,6 @@ type staticRoute struct {
 func (nd *Node) Via(prefix, router string) {
 	nd.static = append(nd.static, staticRoute{netip.MustParsePrefix(prefix), router})
 	nd.net.spfCache = nil
-}
-
-type route struct {
-	iif  string
-	oifs []string
 }
 
 // Port is a router interface on a LAN.
@@ -85,14 +103,16 @@ type LAN struct {
 type delivery struct {
 	from    *Node
 	to      *Port // nil for unicast: routed to the owner of dst
+	proto   dataplane.Proto
 	src     netip.Addr
 	dst     netip.Addr
-	payload []byte
+	payload []byte // PIM: the message; IGMP: the whole IPv4 packet
 }
 
 // New makes an empty network starting at t0.
 func New(t0 time.Time, seed uint64) *Net {
-	return &Net{Now: t0, Nodes: map[string]*Node{}, LANs: map[string]*LAN{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Net{Now: t0, Nodes: map[string]*Node{}, LANs: map[string]*LAN{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		nextTick: t0.Add(time.Second)}
 }
 
 // AddLAN adds a LAN with a /24 prefix and a routing cost.
@@ -109,33 +129,129 @@ func (l *LAN) addr() netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// AddRouter adds a router with a loopback address and a PIM config.
+// AddRouter adds a router with a loopback address and PIM settings (those
+// a config file cannot express, such as policies, reach the daemon
+// through its TunePIM hook). Its daemon starts at its first Connect.
 func (n *Net) AddRouter(name string, loopback string, cfg pim.Config) *Node {
-	nd := &Node{Name: name, Ports: map[string]*Port{}, net: n, flows: map[pim.SG]route{}, counts: map[pim.SG]uint64{}}
+	nd := &Node{Name: name, Ports: map[string]*Port{}, net: n, cfg: cfg, ifcs: map[string]pim.IfConfig{},
+		FW: fake.New(), IO: fake.NewPacketIO()}
 	if loopback != "" {
 		nd.Loopback = netip.MustParseAddr(loopback)
 	}
-	cfg.CheckTimers = true // every NextDeadline is checked against a full scan
-	nd.R = pim.NewRouter(cfg, nodeRouting{nd}, func(max time.Duration) time.Duration {
-		if max <= 0 {
-			return 0
-		}
-		return time.Duration(n.rng.Int64N(int64(max)))
-	})
-	if nd.Loopback.IsValid() {
-		nd.R.AddLocalAddress(nd.Loopback)
-	}
+	nd.IO.OnSend = func(s fake.Sent) { n.send(nd, s) }
 	n.Nodes[name] = nd
 	return nd
 }
 
-// Connect attaches a router to a LAN as interface iface and starts PIM on it.
+// configYAML is the node's config file: every connected interface with
+// PIM and IGMPv3 explicit tracking (a host's leave prunes at once).
+func (nd *Node) configYAML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "api-socket: /nonexistent/overcast-sim-%s.sock\npim: {}\ninterfaces:\n", nd.Name)
+	for _, name := range nd.order {
+		fmt.Fprintf(&b, "  - name: %s\n    pim: true\n    igmp: {explicit-tracking: true}\n", name)
+	}
+	return b.String()
+}
+
+func (nd *Node) parseConfig() *config.Config {
+	c, err := config.Parse(nd.Name+".yaml", []byte(nd.configYAML()), func(name string) bool { return nd.Ports[name] != nil })
+	if err != nil {
+		panic(fmt.Sprintf("sim: %s's config: %v", nd.Name, err))
+	}
+	return c
+}
+
+func (nd *Node) env() daemon.Env {
+	n := nd.net
+	return daemon.Env{
+		Forwarder: nd.FW, IO: nd.IO, Links: nodeLinks{nd}, Routing: nodeRouting{nd},
+		Jitter: func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return time.Duration(n.rng.Int64N(int64(max)))
+		},
+		Rand32: n.rng.Uint32,
+		TunePIM: func(c *pim.Config) {
+			t := nd.cfg
+			if t.RPs != nil {
+				c.RPs = t.RPs
+			}
+			if t.SwitchToSPT != nil {
+				c.SwitchToSPT = t.SwitchToSPT
+			}
+			if t.JoinPruneInterval != 0 {
+				c.JoinPruneInterval = t.JoinPruneInterval
+			}
+			if t.SPTSwitchGuard != 0 {
+				c.SPTSwitchGuard = t.SPTSwitchGuard
+			}
+			if t.KeepalivePeriod != 0 {
+				c.KeepalivePeriod = t.KeepalivePeriod
+			}
+			c.CheckTimers = true // every NextDeadline is checked against a full scan
+		},
+		TunePIMIf: func(iface string, c *pim.IfConfig) {
+			t := nd.ifcs[iface]
+			c.TrackingSupport = c.TrackingSupport || t.TrackingSupport
+			if t.HelloPeriod != 0 {
+				c.HelloPeriod = t.HelloPeriod
+			}
+			if t.DRPriority != 0 {
+				c.DRPriority = t.DRPriority
+			}
+			if t.PropagationDelay != 0 {
+				c.PropagationDelay = t.PropagationDelay
+			}
+			if t.OverrideInterval != 0 {
+				c.OverrideInterval = t.OverrideInterval
+			}
+		},
+	}
+}
+
+// nodeLinks is the node's interfaces as the daemon sees the host's.
+type nodeLinks struct{ nd *Node }
+
+func (l nodeLinks) Link(name string) (dataplane.Link, error) {
+	p := l.nd.Ports[name]
+	if p == nil {
+		return dataplane.Link{}, fmt.Errorf("sim: %s has no interface %s", l.nd.Name, name)
+	}
+	return dataplane.Link{Index: slices.Index(l.nd.order, name) + 1, Addr: p.Addr, Multicast: true}, nil
+}
+
+func (l nodeLinks) LocalAddrs() []netip.Addr {
+	var out []netip.Addr
+	if l.nd.Loopback.IsValid() {
+		out = append(out, l.nd.Loopback)
+	}
+	for _, name := range l.nd.order {
+		out = append(out, l.nd.Ports[name].Addr)
+	}
+	return out
+}
+
+// Connect attaches a router to a LAN as interface iface: the daemon
+// starts with it, or reloads its config with the interface added.
 func (n *Net) Connect(nd *Node, iface string, l *LAN, ifc pim.IfConfig) *Port {
 	n.spfCache = nil
 	p := &Port{Node: nd, Iface: iface, Addr: l.addr(), LAN: l}
 	nd.Ports[iface] = p
+	nd.ifcs[iface] = ifc
+	nd.order = append(nd.order, iface)
 	l.Ports = append(l.Ports, p)
-	n.apply(nd, nd.R.AddInterface(n.Now, iface, ifc, p.Addr, nil, n.rng.Uint32()))
+	cfg := nd.parseConfig()
+	if nd.D == nil {
+		nd.D = daemon.NewFromConfig(nd.Name+".yaml", cfg, nd.env(), slog.New(slog.DiscardHandler))
+		if err := nd.D.Start(n.Now); err != nil {
+			panic(fmt.Sprintf("sim: %s: %v", nd.Name, err))
+		}
+		nd.R = nd.D.PIM()
+	} else if err := nd.D.Reload(cfg, n.Now); err != nil {
+		panic(fmt.Sprintf("sim: %s: reload: %v", nd.Name, err))
+	}
 	return p
 }
 
@@ -146,21 +262,105 @@ func (n *Net) AddHost(l *LAN) netip.Addr {
 	return a
 }
 
-// Join makes local receivers on a LAN want group g (ASM, or the include
-// sources for SSM): every router on the LAN hears it, as from IGMP.
+// lanHost is the address LAN-wide joins report from.
+func lanHost(l *LAN) netip.Addr {
+	a := l.Prefix.Addr().As4()
+	a[3] = 254
+	return netip.AddrFrom4(a)
+}
+
+// Join makes a receiver on a LAN report group g (ASM, or the include
+// sources for SSM) to the LAN's routers with IGMPv3, and keep reporting it
+// to their queries. It does not make any host receive data (HostJoin).
 func (n *Net) Join(l *LAN, g netip.Addr, asm bool, include ...netip.Addr) {
-	for _, p := range l.Ports {
-		n.apply(p.Node, p.Node.R.SetMembership(n.Now, p.Iface, g, asm, include, nil))
+	n.report(l, lanHost(l), g, sub{asm: asm, sources: include})
+	n.settle()
+}
+
+// Leave makes every receiver of g on a LAN leave it.
+func (n *Net) Leave(l *LAN, g netip.Addr) {
+	for h := range n.reports[memberKey{l.Name, g}] {
+		n.leave(l, h, g)
 	}
 	n.settle()
 }
 
-// Leave clears membership for g on a LAN.
-func (n *Net) Leave(l *LAN, g netip.Addr) {
-	for _, p := range l.Ports {
-		n.apply(p.Node, p.Node.R.SetMembership(n.Now, p.Iface, g, false, nil, nil))
+func (n *Net) report(l *LAN, h, g netip.Addr, s sub) {
+	if n.reports == nil {
+		n.reports = map[memberKey]map[netip.Addr]sub{}
 	}
-	n.settle()
+	k := memberKey{l.Name, g}
+	if n.reports[k] == nil {
+		n.reports[k] = map[netip.Addr]sub{}
+	}
+	n.reports[k][h] = s
+	rec := igmpwire.GroupRecord{Type: igmpwire.ChangeToExclude, Group: g}
+	if !s.asm {
+		rec = igmpwire.GroupRecord{Type: igmpwire.AllowNewSources, Group: g, Sources: s.sources}
+	}
+	n.hostReport(l, h, rec)
+}
+
+func (n *Net) leave(l *LAN, h, g netip.Addr) {
+	k := memberKey{l.Name, g}
+	if _, ok := n.reports[k][h]; !ok {
+		return
+	}
+	delete(n.reports[k], h)
+	n.hostReport(l, h, igmpwire.GroupRecord{Type: igmpwire.ChangeToInclude, Group: g})
+}
+
+// hostReport sends an IGMPv3 report from host h to the LAN's routers.
+func (n *Net) hostReport(l *LAN, h netip.Addr, recs ...igmpwire.GroupRecord) {
+	if !l.Up || len(recs) == 0 {
+		return
+	}
+	hd := ip4.Header{TOS: 0xc0, TTL: 1, Protocol: ip4.ProtoIGMP, Src: h, Dst: allReportsV3, Options: ip4.OptRouterAlert}
+	pkt := hd.Marshal((&igmpwire.V3Report{Records: recs}).Marshal())
+	for _, p := range l.Ports {
+		n.inbox = append(n.inbox, delivery{to: p, proto: dataplane.IGMP, src: h, dst: allReportsV3, payload: pkt})
+	}
+}
+
+// answerQuery is the hosts of a LAN answering an IGMP query with their
+// current state (RFC 3376 section 5.2), at once.
+func (n *Net) answerQuery(l *LAN, pkt []byte) {
+	_, payload, err := ip4.Parse(pkt)
+	if err != nil {
+		return
+	}
+	m, err := igmpwire.Parse(payload)
+	q, ok := m.(*igmpwire.Query)
+	if err != nil || !ok {
+		return
+	}
+	byHost := map[netip.Addr][]igmpwire.GroupRecord{}
+	for k, hs := range n.reports {
+		if k.lan != l.Name || (!q.IsGeneral() && k.g != q.Group) {
+			continue
+		}
+		for h, s := range hs {
+			rec := igmpwire.GroupRecord{Type: igmpwire.ModeIsExclude, Group: k.g}
+			if !s.asm {
+				rec = igmpwire.GroupRecord{Type: igmpwire.ModeIsInclude, Group: k.g, Sources: s.sources}
+			}
+			byHost[h] = append(byHost[h], rec)
+		}
+	}
+	hosts := make([]netip.Addr, 0, len(byHost))
+	for h := range byHost {
+		hosts = append(hosts, h)
+	}
+	slices.SortFunc(hosts, netip.Addr.Compare)
+	for _, h := range hosts {
+		recs := byHost[h]
+		slices.SortFunc(recs, func(a, b igmpwire.GroupRecord) int { return a.Group.Compare(b.Group) })
+		for len(recs) > 0 { // several reports when the records do not fit one
+			k := min(len(recs), 60)
+			n.hostReport(l, h, recs[:k]...)
+			recs = recs[k:]
+		}
+	}
 }
 
 // SetLAN brings a LAN up or down; every router re-reads routing at once,
@@ -170,7 +370,10 @@ func (n *Net) SetLAN(l *LAN, up bool) {
 	n.spfCache = nil
 	for _, name := range n.nodeNames() {
 		nd := n.Nodes[name]
-		n.apply(nd, nd.R.RPFChanged(n.Now))
+		if nd.D != nil {
+			nd.D.RoutingChanged(n.Now)
+			nd.D.EndBurst(n.Now)
+		}
 	}
 	n.settle()
 }
@@ -184,44 +387,48 @@ func (n *Net) nodeNames() []string {
 	return out
 }
 
-// apply queues a router's sends and refreshes its forwarding cache.
-func (n *Net) apply(nd *Node, res pim.Result) {
-	for _, s := range res.Sends {
-		b := s.Msg.Marshal()
+// send takes what a daemon sent and queues it for the LAN or the
+// unicast destination.
+func (n *Net) send(nd *Node, s fake.Sent) {
+	switch s.Proto {
+	case dataplane.PIM:
+		m, err := wire.Parse(s.Pkt)
+		if err != nil {
+			panic(fmt.Sprintf("sim: %s sent a message that does not parse: %v", nd.Name, err))
+		}
 		n.Sent++
 		if n.Trace != nil {
-			n.Trace(nd, s.Iface, s.Msg, len(b))
+			n.Trace(nd, s.Iface, m, len(s.Pkt))
 		}
-		if s.Iface != "" {
-			p := nd.Ports[s.Iface]
-			if p == nil {
-				continue
-			}
-			if !p.LAN.Up {
-				n.Dropped++
-				continue
-			}
-			for _, q := range p.LAN.Ports {
-				if q != p {
-					n.inbox = append(n.inbox, delivery{from: nd, to: q, src: p.Addr, dst: s.Dst, payload: b})
-				}
-			}
-			continue
+		if s.Iface == "" {
+			n.inbox = append(n.inbox, delivery{from: nd, proto: dataplane.PIM, src: nd.sourceToward(s.Dst), dst: s.Dst, payload: s.Pkt})
+			return
 		}
-		n.inbox = append(n.inbox, delivery{from: nd, src: nd.sourceToward(s.Dst), dst: s.Dst, payload: b})
+		p := nd.Ports[s.Iface]
+		if p == nil {
+			return
+		}
+		if !p.LAN.Up {
+			n.Dropped++
+			return
+		}
+		for _, q := range p.LAN.Ports {
+			if q != p {
+				n.inbox = append(n.inbox, delivery{from: nd, to: q, proto: dataplane.PIM, src: p.Addr, dst: s.Dst, payload: s.Pkt})
+			}
+		}
+	case dataplane.IGMP:
+		p := nd.Ports[s.Iface]
+		if p == nil || !p.LAN.Up {
+			return
+		}
+		for _, q := range p.LAN.Ports {
+			if q != p {
+				n.inbox = append(n.inbox, delivery{from: nd, to: q, proto: dataplane.IGMP, dst: s.Dst, payload: s.Pkt})
+			}
+		}
+		n.answerQuery(p.LAN, s.Pkt)
 	}
-	for k := range nd.flows {
-		nd.refresh(k)
-	}
-}
-
-func (nd *Node) refresh(k pim.SG) {
-	iif, oifs, ok := nd.R.Route(k.S, k.G)
-	if !ok {
-		delete(nd.flows, k)
-		return
-	}
-	nd.flows[k] = route{iif, oifs}
 }
 
 // sourceToward picks the address a router sends unicast from.
@@ -234,24 +441,34 @@ func (nd *Node) sourceToward(dst netip.Addr) netip.Addr {
 	return nd.Loopback
 }
 
-// settle delivers control messages until none are left (zero link delay).
+// settle delivers control packets until none are left (zero link delay).
+// Each delivery is one burst for the daemon that receives it.
 func (n *Net) settle() {
 	for rounds := 0; len(n.inbox) > 0; rounds++ {
-		if rounds > 100000 {
+		if rounds > 1000000 {
 			panic("sim: control plane does not settle")
 		}
 		d := n.inbox[0]
 		n.inbox = n.inbox[1:]
-		m, err := wire.Parse(d.payload)
-		if err != nil {
-			panic(fmt.Sprintf("sim: %s sent a message that does not parse: %v", d.from.Name, err))
+		pkt := d.payload
+		if d.proto == dataplane.PIM {
+			ttl := uint8(1)
+			if d.to == nil {
+				ttl = 64
+			}
+			h := ip4.Header{TOS: 0xc0, TTL: ttl, Protocol: ip4.ProtoPIM, Src: d.src, Dst: d.dst}
+			pkt = h.Marshal(d.payload)
 		}
 		if d.to != nil {
 			if !d.to.LAN.Up {
-				n.Dropped++
+				if d.proto == dataplane.PIM {
+					n.Dropped++
+				}
 				continue
 			}
-			n.apply(d.to.Node, d.to.Node.R.Receive(n.Now, d.to.Iface, d.src, d.dst, m))
+			nd := d.to.Node
+			nd.D.Packet(n.Now, d.to.Iface, d.proto, pkt)
+			nd.D.EndBurst(n.Now)
 			continue
 		}
 		owner := n.owner(d.dst)
@@ -259,13 +476,16 @@ func (n *Net) settle() {
 			n.Dropped++
 			continue
 		}
-		if reg, ok := m.(*wire.Register); ok && !reg.Null {
-			// The kernel at the RP decapsulates and forwards the inner
-			// packet before the daemon reads its copy of the Register.
-			s, g := reg.InnerSourceGroup()
-			n.forward(owner, pim.RegisterVIF, s, g, 0)
+		if m, err := wire.Parse(d.payload); err == nil {
+			if reg, ok := m.(*wire.Register); ok && !reg.Null {
+				// The kernel at the RP decapsulates and forwards the inner
+				// packet before the daemon reads its copy of the Register.
+				s, g := reg.InnerSourceGroup()
+				n.forward(owner, dataplane.RegisterName, s, g, 0)
+			}
 		}
-		n.apply(owner, owner.R.Receive(n.Now, "", d.src, d.dst, m))
+		owner.D.Packet(n.Now, "", dataplane.PIM, pkt)
+		owner.D.EndBurst(n.Now)
 	}
 }
 
@@ -291,19 +511,22 @@ func (n *Net) reachable(from, to *Node) bool {
 	return ok
 }
 
-// Run advances virtual time by d, firing router timers in order.
+// Run advances virtual time by d, firing daemon timers in order, and
+// each daemon's once-a-second tick (counters, flow expiry).
 func (n *Net) Run(d time.Duration) {
 	end := n.Now.Add(d)
 	for {
 		n.settle()
-		var next time.Time
+		next := n.nextTick
 		for _, nd := range n.Nodes {
-			t := nd.R.NextDeadline()
-			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			if nd.D == nil {
+				continue
+			}
+			if t := nd.D.NextDeadline(); !t.IsZero() && t.Before(next) {
 				next = t
 			}
 		}
-		if next.IsZero() || next.After(end) {
+		if next.After(end) {
 			break
 		}
 		if next.After(n.Now) {
@@ -311,9 +534,22 @@ func (n *Net) Run(d time.Duration) {
 		}
 		for _, name := range n.nodeNames() {
 			nd := n.Nodes[name]
-			if t := nd.R.NextDeadline(); !t.IsZero() && !t.After(n.Now) {
-				n.apply(nd, nd.R.Advance(n.Now))
+			if nd.D == nil {
+				continue
 			}
+			if t := nd.D.NextDeadline(); !t.IsZero() && !t.After(n.Now) {
+				nd.D.Advance(n.Now)
+				nd.D.EndBurst(n.Now)
+			}
+		}
+		if !n.nextTick.After(n.Now) {
+			for _, name := range n.nodeNames() {
+				if nd := n.Nodes[name]; nd.D != nil {
+					nd.D.Tick(n.Now)
+					nd.D.EndBurst(n.Now)
+				}
+			}
+			n.nextTick = n.Now.Add(time.Second)
 		}
 	}
 	n.Now = end
@@ -371,40 +607,41 @@ func (n *Net) hostWants(l *LAN, h netip.Addr, g netip.Addr) bool {
 	return n.members[memberKey{l.Name, g}] != nil && n.members[memberKey{l.Name, g}][h]
 }
 
-// forward is one router's data plane for a packet that arrived on iif.
+// forward is one router's data plane for a packet that arrived on iif:
+// its forwarder's table, with an upcall to the daemon when there is no
+// route (the kernel holds the packet and forwards it once the route is
+// in) or the packet came in the wrong way (the kernel drops it).
 func (n *Net) forward(nd *Node, iif string, s, g netip.Addr, hops int) {
 	if hops > 64 {
 		panic("sim: forwarding loop")
 	}
-	k := pim.SG{S: s, G: g}
-	rt, ok := nd.flows[k]
-	if !ok {
-		n.apply(nd, nd.R.DataArrived(n.Now, s, g, iif, pim.DataNoCache))
-		nd.refresh(k)
-		if rt, ok = nd.flows[k]; !ok {
+	if nd.D == nil {
+		return
+	}
+	k := dataplane.SG{Source: s, Group: g}
+	out, _, up := nd.FW.Forward(k, iif, PacketSize)
+	if up != nil {
+		nd.D.Upcall(n.Now, *up)
+		nd.D.EndBurst(n.Now)
+		if up.Kind == dataplane.WrongVIF {
+			return
+		}
+		if out, _, up = nd.FW.Forward(k, iif, PacketSize); up != nil {
 			return
 		}
 	}
-	if rt.iif != iif {
-		n.apply(nd, nd.R.DataArrived(n.Now, s, g, iif, pim.DataWrongIf))
-		nd.refresh(k)
-		return // the kernel drops a packet that came in the wrong interface
-	}
-	nd.counts[k]++
-	nd.R.Traffic(n.Now, s, g, nd.counts[k], nd.counts[k]*PacketSize)
-	n.apply(nd, nd.R.DataArrived(n.Now, s, g, iif, pim.DataActive))
-	nd.refresh(k)
-	rt = nd.flows[k]
-	if rt.iif != iif {
-		return
-	}
-	for _, o := range rt.oifs {
-		if o == pim.RegisterVIF {
-			pkt := wire.NullRegisterPacket(s, g) // the payload does not matter here
-			pkt[9] = 17
-			if send, ok := nd.R.RegisterPacket(pkt); ok {
-				n.apply(nd, pim.Result{Sends: []pim.Send{send}})
-			}
+	// The daemon reads the counters of flows measured against an SPT
+	// threshold between its full polls; the simulation lets it after
+	// every packet, so a crossing shows at the packet that made it.
+	nd.D.Tick(n.Now)
+	nd.D.EndBurst(n.Now)
+	for _, o := range out {
+		if o == dataplane.RegisterName {
+			// The kernel hands the packet up whole; the daemon registers it.
+			udp := []byte{0x04, 0x00, 0x04, 0x00, 0, 8, 0, 0}
+			pkt := ip4.Header{TTL: 64, Protocol: ip4.ProtoUDP, Src: s, Dst: g}.Marshal(udp)
+			nd.D.Upcall(n.Now, dataplane.Upcall{Kind: dataplane.WholePkt, Iface: dataplane.RegisterName, SG: k, Packet: pkt, IPID: -1})
+			nd.D.EndBurst(n.Now)
 			continue
 		}
 		if p := nd.Ports[o]; p != nil {
@@ -420,7 +657,8 @@ type memberKey struct {
 	g   netip.Addr
 }
 
-// HostJoin makes one host on a LAN a receiver of g (ASM or with sources).
+// HostJoin makes one host on a LAN a receiver of g (ASM, or SSM with
+// sources): it reports with IGMPv3 and receives the group's data.
 func (n *Net) HostJoin(l *LAN, h, g netip.Addr, include ...netip.Addr) {
 	if n.members == nil {
 		n.members = map[memberKey]map[netip.Addr]bool{}
@@ -430,22 +668,26 @@ func (n *Net) HostJoin(l *LAN, h, g netip.Addr, include ...netip.Addr) {
 		n.members[k] = map[netip.Addr]bool{}
 	}
 	n.members[k][h] = true
-	n.Join(l, g, len(include) == 0, include...)
+	n.report(l, h, g, sub{asm: len(include) == 0, sources: include})
+	n.settle()
 }
 
-// HostLeave removes a host's membership; the LAN's routers hear a leave
-// when it was the last.
+// HostLeave makes a host leave g (an IGMPv3 TO_IN{} report); with explicit
+// tracking the routers prune when the last host has left.
 func (n *Net) HostLeave(l *LAN, h, g netip.Addr) {
 	k := memberKey{l.Name, g}
 	delete(n.members[k], h)
-	if len(n.members[k]) == 0 {
-		n.Leave(l, g)
-	}
+	n.leave(l, h, g)
+	n.settle()
 }
 
 // --- unicast routing -----------------------------------------------------
 
 type nodeRouting struct{ nd *Node }
+
+// Invalidate is a no-op: answers are computed from the topology, whose
+// cache is cleared when it changes.
+func (nodeRouting) Invalidate() {}
 
 // Lookup is the node's unicast route to dst: shortest path by LAN cost
 // over LANs that are up, ties broken by router name.
@@ -600,3 +842,5 @@ func (h *nodeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+var allReportsV3 = netip.MustParseAddr("224.0.0.22")
