@@ -37,11 +37,13 @@ func Serve(ctx context.Context, path string, handlers map[string]Handler) error 
 	}
 	os.Chmod(path, 0o660)
 	mux := http.NewServeMux()
+	served := map[string]bool{}
 	for _, v := range Views {
 		h := handlers[v.Path]
-		if h == nil {
-			continue
+		if h == nil || served[v.Path] {
+			continue // two views may share a path (mroute, mroute count)
 		}
+		served[v.Path] = true
 		p := v.Path
 		if v.Arg != "" {
 			p += "/{arg}"

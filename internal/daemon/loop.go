@@ -178,4 +178,3 @@ func (l *loop) watchSPTSwitch(d *Daemon, k dataplane.SG, guard time.Duration) {
 		}
 	}()
 }
-
