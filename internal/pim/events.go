@@ -377,6 +377,34 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 	return r.flush()
 }
 
+// Traffic feeds the kernel's cumulative packet and byte counters of the
+// (S,G) forwarding entry, read about once a second. A last-hop router with
+// a packet or rate threshold moves the source to the SPT when it is
+// crossed; the next DataArrived acts on it.
+func (r *Router) Traffic(now time.Time, s, g netip.Addr, packets, bytes uint64) {
+	t := r.sptThreshold(g)
+	if t.immediate() || t.Never || !g.IsMulticast() || linkLocal.Contains(g) {
+		return
+	}
+	m := r.ensure(now, SG{S: s, G: g}).measure()
+	if packets != m.winPkts || m.at.IsZero() {
+		m.at = now
+	}
+	if m.winAt.IsZero() || packets < m.winPkts {
+		m.winPkts, m.winBytes, m.winAt = packets, bytes, now
+	}
+	if dt := now.Sub(m.winAt); dt >= time.Second {
+		m.rateKbps = (bytes - m.winBytes) * 8 * uint64(time.Millisecond) / uint64(dt)
+		m.winPkts, m.winBytes, m.winAt = packets, bytes, now
+		if t.Kbps > 0 && m.rateKbps > t.Kbps {
+			m.sptWanted = true
+		}
+	}
+	if t.Packets > 0 && packets >= t.Packets {
+		m.sptWanted = true
+	}
+}
+
 // SPTPending says whether (S,G) waits to move its input to the SPT.
 func (r *Router) SPTPending(s, g netip.Addr) bool {
 	e := r.entries[SG{S: s, G: g}]

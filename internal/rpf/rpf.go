@@ -101,7 +101,7 @@ func lookup(dst netip.Addr) answer {
 			cands = append(cands, c)
 		}
 		if m, ok := Match(cands, dst, r.LinkIndex, out.Neighbor); ok {
-			out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol, m.Prefix), Preference(m.Protocol), m.Metric
+			out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol), Preference(m.Protocol), m.Metric
 		}
 	}
 	return answer{rpf: out, ok: true}
@@ -152,7 +152,7 @@ const (
 
 // ProtocolName is the routing protocol that installed a route, as Cisco's
 // `RPF type: unicast (ospf)` names it.
-func ProtocolName(proto int, p netip.Prefix) string {
+func ProtocolName(proto int) string {
 	switch proto {
 	case protoKernel:
 		return "connected"

@@ -82,6 +82,22 @@ func FuzzParseMRCache(f *testing.F) {
 	f.Add([]byte("Group Origin\n\t\n 1 2 3 4 5 6 7 8\n"), uint32(0), uint64(0), uint64(1<<63))
 	f.Fuzz(func(t *testing.T, raw []byte, g uint32, pk, by uint64) {
 		parse(string(raw))
+		ParseMRCacheRoutes(raw, func(k dataplane.SG, iif int, oifs []int) {
+			for _, o := range oifs {
+				if o < 0 || o >= maxVIFs {
+					t.Fatalf("output VIF %d out of range", o)
+				}
+			}
+		})
+		var routes int
+		if err := ParseMRCacheRoutes([]byte(fmt.Sprintf("%08X 0A01000A 3 %d %d 0 1:1 4:1\n", g, pk%1e18, by%1e18)), func(k dataplane.SG, iif int, oifs []int) {
+			if iif != 3 || fmt.Sprint(oifs) != "[1 4]" || k.Group != wordAddr(g) {
+				t.Fatalf("route read back as %v %d %v", k, iif, oifs)
+			}
+			routes++
+		}); err != nil || routes != 1 {
+			t.Fatalf("route line: %v, %d routes", err, routes)
+		}
 		line := fmt.Sprintf("%08X 0A01000A 0 %d %d 0 1:1\n", g, pk, by)
 		got, err := parse(line)
 		if pk >= 1e19 || by >= 1e19 {
