@@ -11,6 +11,7 @@ fuzz:
 	go test ./internal/packet/ip4 -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/packet/pim -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/pim -run XXX -fuzz FuzzRouter -fuzztime 60s
+	go test ./internal/daemon -run XXX -fuzz FuzzDaemon -fuzztime 60s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s

@@ -111,10 +111,13 @@ func (h *harness) write(yaml string) {
 // run advances the clock by d, firing timers and ticks in order.
 func (h *harness) run(d time.Duration) {
 	end := h.now.Add(d)
-	for {
+	for i := 0; ; i++ {
 		next := h.d.NextDeadline()
 		if next.IsZero() || next.After(end) {
 			break
+		}
+		if i > 100000 {
+			h.t.Fatalf("timers stuck: deadline %v at %v does not move after Advance", next, h.now)
 		}
 		h.now = maxTime(h.now, next)
 		h.d.Advance(h.now)
