@@ -256,7 +256,13 @@ func (r *Router) upstream(k SG) (upKey, bool) {
 		return upKey{x.Iface, w}, true // RPF' is the assert winner (4.1.6)
 	}
 	if !nbr.IsValid() {
-		return upKey{iface: x.Iface}, true // directly connected: no upstream neighbour
+		// Directly connected: the target is on the LAN. When it is a PIM
+		// neighbour's own address (an RP on a neighbour's interface), that
+		// neighbour is RPF'; a host (a source) has no upstream neighbour.
+		if n := r.ifaces[x.Iface].Neighbor(target); n != nil {
+			return upKey{x.Iface, n.Addr}, true
+		}
+		return upKey{iface: x.Iface}, true
 	}
 	// RPF' is the neighbour as PIM knows it (its primary address).
 	if n := r.ifaces[x.Iface].Neighbor(nbr); n != nil {

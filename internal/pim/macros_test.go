@@ -249,3 +249,21 @@ func TestMacroAsserts(t *testing.T) {
 		}
 	}
 }
+
+// RPF' toward an RP on a directly connected neighbour's interface is that
+// neighbour (the route has no gateway); toward a directly connected host
+// there is no upstream neighbour.
+func TestUpstreamToConnectedNeighbourRP(t *testing.T) {
+	r := macroRouter(t, macroState{})
+	rp := netip.MustParseAddr("10.0.0.7") // on "up" (10.0.0.1/24)
+	r.rt.(macroRouting)[rp] = RPF{Iface: "up"}
+	rps, _ := NewRPSet([]RPMapping{{Range: netip.MustParsePrefix("224.0.0.0/4"), RP: rp}}, []netip.Prefix{DefaultSSMRange})
+	r.cfg.RPs = rps
+	if up, ok := r.upstream(mStar); !ok || up.iface != "up" || up.nbr.IsValid() {
+		t.Fatalf("before the RP is a neighbour: %+v %v, want up with no neighbour", up, ok)
+	}
+	r.ifaces["up"].neighbors[rp] = &Neighbor{Addr: rp, Since: mNow}
+	if up, ok := r.upstream(mStar); !ok || up.iface != "up" || up.nbr != rp {
+		t.Fatalf("RPF'(*,G) %+v %v, want the neighbour %s on up", up, ok, rp)
+	}
+}
