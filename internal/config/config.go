@@ -54,7 +54,7 @@ type PIM struct {
 	SSMRange          []string      `yaml:"ssm-range"` // default 232.0.0.0/8
 	SPTThreshold      []SPTRule     `yaml:"spt-threshold"`
 	JoinPruneInterval time.Duration `yaml:"join-prune-interval"` // default 60s
-	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // default 500us
+	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // last resort for the SPT switch; default 20ms (the daemon switches when counters show it safe)
 }
 
 // RP is a static RP for a group range.

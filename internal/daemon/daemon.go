@@ -359,7 +359,7 @@ func (d *Daemon) seeFlow(k dataplane.SG, iif string, now time.Time) *flow {
 func (d *Daemon) RoutingChanged(now time.Time) {
 	d.env.Routing.Invalidate()
 	if d.pim != nil {
-		d.pim.apply(d.pim.r.RPFChanged(now))
+		d.pim.apply(now, d.pim.r.RPFChanged(now))
 	}
 	d.reconcile(now)
 }
@@ -384,9 +384,13 @@ func (d *Daemon) NextDeadline() time.Time {
 	return next
 }
 
-// EndBurst closes a burst of events: join/prunes go out together, packed,
-// and the routes the burst touched are re-derived and programmed.
+// EndBurst closes a burst of events: the routes the burst touched are
+// re-derived and programmed, then join/prunes go out together, packed.
+// Routes first: an (S,G,rpt) prune sent before this router's own switch
+// to the SPT is in the forwarder would let the upstream router stop
+// sending on the shared tree while the SPT copies are still dropped here.
 func (d *Daemon) EndBurst(now time.Time) {
+	d.flushRoutes(now)
 	for _, c := range d.components() {
 		c.endBurst(now)
 	}
@@ -441,6 +445,9 @@ func (d *Daemon) Tick(now time.Time) {
 		if now.Sub(f.lastActive) > d.cfg.Keepalive {
 			d.log.Debug("flow idle, removed", "sg", k)
 			delete(d.flows, k)
+			if d.pim != nil {
+				delete(d.pim.rpSwitch, k)
+			}
 			changed = true
 		}
 	}

@@ -85,10 +85,10 @@ func (s sink) RoutingChanged() {
 // one goroutine that owns the state. hup delivers reload requests.
 func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	defer close(d.loop.done)
+	d.loop.live = true // before Start: PIM's switch guard depends on it
 	if err := d.Start(time.Now()); err != nil {
 		return err
 	}
-	d.loop.live = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if d.env.Start != nil {
@@ -142,14 +142,20 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 }
 
-// watchSPTSwitch watches a flow waiting to move to the SPT: the first
-// packet came by the SPT and was dropped (wrong interface). When the
-// shared tree's copy of it is forwarded the route's packet count moves,
-// and that is the moment to switch: the next packet is a whole interval
-// away. If nothing moves within the guard, PIM's own timer switches. It
-// runs on its own goroutine, touches only the forwarder's counters (safe
-// to share) and posts its result to the loop. Without the real-time loop
-// (synchronous tests) PIM's guard timer does the switch.
+// watchSPTSwitch watches a flow waiting to move to the SPT: its first
+// packet came by the SPT and was dropped (wrong interface). Every SPT copy
+// dropped from then on moves the route's wrong-interface counter; every
+// shared-tree copy forwarded moves its packet counter. Switching is safe
+// the moment every packet whose SPT copy was dropped has had its shared
+// copy forwarded: packets forwarded since the start exceed SPT copies
+// dropped since (the first one was dropped before the start). The watcher
+// catches that moment right after a shared copy goes through (the next
+// packet is a whole interval away); after switchWait it takes the moment
+// after any shared copy. The loop re-checks before switching
+// (pimComp.completeSPTSwitch). It runs on its own goroutine, reads only
+// the forwarder's counters (safe to share) and posts its result to the
+// loop. Without the real-time loop (synchronous tests) PIM's guard timer
+// does the switch.
 func (l *loop) watchSPTSwitch(d *Daemon, k dataplane.SG, guard time.Duration) {
 	if !l.live {
 		return
@@ -160,21 +166,30 @@ func (l *loop) watchSPTSwitch(d *Daemon, k dataplane.SG, guard time.Duration) {
 		if err != nil {
 			return
 		}
-		deadline := time.Now().Add(guard)
-		for time.Now().Before(deadline) {
+		start := time.Now()
+		last := base
+		for time.Since(start) < guard {
 			c, err := fw.SGCount(k)
 			if err != nil {
 				return
 			}
-			if c.Packets != base.Packets {
-				d.post(func() {
-					if d.pim != nil {
-						d.pim.completeSPTSwitch(time.Now(), k)
-					}
-				})
-				return
+			if c.Packets != last.Packets {
+				caughtUp := c.Packets-base.Packets > c.WrongIf-base.WrongIf
+				if caughtUp || time.Since(start) > switchWait {
+					d.post(func() {
+						if d.pim != nil {
+							d.pim.completeSPTSwitch(time.Now(), k, c)
+						}
+					})
+					return
+				}
 			}
+			last = c
 			time.Sleep(5 * time.Microsecond)
 		}
 	}()
 }
+
+// switchWait is how long the SPT watcher waits for the shared tree to
+// catch up before it switches after any shared copy.
+const switchWait = 3 * time.Millisecond

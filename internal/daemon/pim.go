@@ -22,6 +22,9 @@ type pimComp struct {
 	r       *pim.Router
 	active  map[string]bool // interfaces that speak PIM; the others are passive (receivers only)
 	started time.Time
+	// rpSwitch: flows the RP moves from Registers to native packets, with
+	// the first native packet's IP ID and the wrong-interface count then.
+	rpSwitch map[dataplane.SG]rpSwitch
 
 	rxPackets, txPackets, malformed, sendErrors, asmInSSM uint64
 }
@@ -91,7 +94,7 @@ func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
 	} else {
 		d.log.Warn("the forwarder cannot carry PIM registers: first-hop registers and RP decapsulation are off")
 	}
-	p := &pimComp{d: d, active: map[string]bool{}, started: now}
+	p := &pimComp{d: d, active: map[string]bool{}, started: now, rpSwitch: map[dataplane.SG]rpSwitch{}}
 	p.r = pim.NewRouter(pc, d.env.Routing, d.env.Jitter)
 	for _, a := range d.env.Links.LocalAddrs() {
 		p.r.AddLocalAddress(a)
@@ -104,11 +107,19 @@ func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
 // pimConfig is the router configuration of a config file, tuned by the env.
 func (d *Daemon) pimConfig(c *config.Config) (pim.Config, error) {
 	pc, err := pimRouterConfig(c)
+	if pc.SPTSwitchGuard == 0 && d.loop.live {
+		// The real-time loop switches flows to the SPT when their counters
+		// show it is safe (loop.watchSPTSwitch); the guard is the last resort.
+		pc.SPTSwitchGuard = liveSwitchGuard
+	}
 	if err == nil && d.env.TunePIM != nil {
 		d.env.TunePIM(&pc)
 	}
 	return pc, err
 }
+
+// liveSwitchGuard is PIM's SPT switch guard under the real-time loop.
+const liveSwitchGuard = 20 * time.Millisecond
 
 func (p *pimComp) ifConfig(ic config.Interface) pim.IfConfig {
 	c := pim.IfConfig{HelloPeriod: ic.PIM.HelloInterval, DRPriority: ic.PIM.DRPriority}
@@ -126,7 +137,7 @@ func (p *pimComp) ifaceUp(x *iface, now time.Time) error {
 			return err
 		}
 	}
-	p.apply(p.r.AddInterface(now, x.name, p.ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
+	p.apply(now, p.r.AddInterface(now, x.name, p.ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
 	p.pushAllMembership(x, now)
 	return nil
 }
@@ -135,7 +146,7 @@ func (p *pimComp) ifaceDown(x *iface, now time.Time) {
 	if _, ok := p.active[x.name]; !ok {
 		return
 	}
-	p.apply(p.r.RemoveInterface(now, x.name)) // the goodbye goes out while the interface is still active
+	p.apply(now, p.r.RemoveInterface(now, x.name)) // the goodbye goes out while the interface is still active
 	if p.active[x.name] {
 		if err := p.d.env.IO.Unlisten(x.name, x.ifindex, dataplane.PIM); err != nil {
 			p.d.log.Debug("pim unlisten", "interface", x.name, "err", err)
@@ -175,7 +186,7 @@ func (p *pimComp) pushMembership(x *iface, g netip.Addr, now time.Time) {
 			}
 		}
 	}
-	p.apply(p.r.SetMembership(now, x.name, g, asm, include, exclude))
+	p.apply(now, p.r.SetMembership(now, x.name, g, asm, include, exclude))
 }
 
 func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
@@ -207,13 +218,51 @@ func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
 	}
 	if reg, ok := msg.(*wire.Register); ok && len(reg.Packet) >= 6 {
 		p.d.log.Debug("register", "from", h.Src, "null", reg.Null, "ipid", int(reg.Packet[4])<<8|int(reg.Packet[5]))
+		p.nativeDropped(reg)
 	}
-	p.apply(p.r.Receive(now, ifname, h.Src, h.Dst, msg))
+	p.apply(now, p.r.Receive(now, ifname, h.Src, h.Dst, msg))
+}
+
+type rpSwitch struct {
+	firstID int
+	wrongAt uint64
+}
+
+// nativeDropped tells PIM, before a Register is processed at the RP,
+// how many native packets the forwarder dropped since the first one: the
+// RP switches to native packets on the Register of the last of them, not
+// of the first (the Registers lag the native path).
+func (p *pimComp) nativeDropped(reg *wire.Register) {
+	s, g := reg.InnerSourceGroup()
+	k := dataplane.SG{Source: s, Group: g}
+	w, ok := p.rpSwitch[k]
+	if !ok {
+		return
+	}
+	if !p.r.SPTPending(s, g) {
+		delete(p.rpSwitch, k)
+		return
+	}
+	if c, err := p.d.env.Forwarder.SGCount(k); err == nil && c.WrongIf > w.wrongAt {
+		p.r.NativeDroppedThrough(s, g, w.firstID+int(c.WrongIf-w.wrongAt))
+	}
 }
 
 // apply sends what PIM wants sent, logs its events and marks the groups
-// whose forwarding may have changed.
-func (p *pimComp) apply(res pim.Result) {
+// whose forwarding may have changed. A Register-Stop goes out only once
+// the routes are in the forwarder: the RP must be taking the source's
+// native packets before the first hop stops registering them, or the
+// packets in between are dropped on both paths.
+func (p *pimComp) apply(now time.Time, res pim.Result) {
+	for _, k := range res.Changed {
+		p.d.touch(k.G) // re-derived at the end of the burst
+	}
+	for _, s := range res.Sends {
+		if _, ok := s.Msg.(*wire.RegisterStop); ok && len(res.Changed) > 0 {
+			p.d.flushRoutes(now)
+			break
+		}
+	}
 	for _, s := range res.Sends {
 		if s.Iface != "" && (p.d.ifs[s.Iface] == nil || !p.active[s.Iface]) {
 			continue
@@ -234,16 +283,13 @@ func (p *pimComp) apply(res pim.Result) {
 			p.d.log.Info("pim "+e.Kind.String(), "interface", e.Iface, "address", e.Addr)
 		}
 	}
-	for _, k := range res.Changed {
-		p.d.touch(k.G) // re-derived at the end of the burst
-	}
 }
 
 func (p *pimComp) nextDeadline() time.Time { return p.r.NextDeadline() }
 
-func (p *pimComp) advance(now time.Time) { p.apply(p.r.Advance(now)) }
+func (p *pimComp) advance(now time.Time) { p.apply(now, p.r.Advance(now)) }
 
-func (p *pimComp) endBurst(time.Time) { p.apply(p.r.FlushJoinPrunes()) }
+func (p *pimComp) endBurst(now time.Time) { p.apply(now, p.r.FlushJoinPrunes()) }
 
 // upcall handles forwarding-plane upcalls when PIM runs.
 func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
@@ -255,7 +301,7 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 		// but a Register carries the bytes as they are.
 		ip4.FixPartialUDPChecksum(up.Packet)
 		if s, ok := p.r.RegisterPacket(up.Packet); ok {
-			p.apply(pim.Result{Sends: []pim.Send{s}})
+			p.apply(now, pim.Result{Sends: []pim.Send{s}})
 		}
 		return
 	case dataplane.NoCache, dataplane.WrongVIF:
@@ -276,18 +322,30 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 		iif = ""
 	}
 	d.seeFlow(up.SG, iif, now)
-	p.apply(p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
+	p.apply(now, p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
 	d.touch(up.Group)
 	d.flushRoutes(now) // now: the kernel holds the flow's packets until then
-	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) && !p.r.IAmRP(up.Group) {
-		d.loop.watchSPTSwitch(d, up.SG, p.r.Config().SPTSwitchGuard)
+	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) {
+		if !p.r.IAmRP(up.Group) {
+			d.loop.watchSPTSwitch(d, up.SG, p.r.Config().SPTSwitchGuard)
+		} else if c, err := d.env.Forwarder.SGCount(up.SG); err == nil && up.IPID >= 0 {
+			p.rpSwitch[up.SG] = rpSwitch{firstID: up.IPID, wrongAt: c.WrongIf}
+		}
 	}
 }
 
-// completeSPTSwitch runs when the shared tree's copy of a flow's first
-// SPT packet has been forwarded (loop.watchSPTSwitch saw the count move).
-func (p *pimComp) completeSPTSwitch(now time.Time, k dataplane.SG) {
-	p.apply(p.r.CompleteSPTSwitch(now, k.Source, k.Group))
+// completeSPTSwitch runs when the SPT watcher saw the shared tree's copy
+// forwarded (seen: the counters then). If another SPT copy was dropped
+// since, its shared copy is still on the way: watch again.
+func (p *pimComp) completeSPTSwitch(now time.Time, k dataplane.SG, seen dataplane.Counters) {
+	if c, err := p.d.env.Forwarder.SGCount(k); err == nil && c.WrongIf != seen.WrongIf {
+		if p.r.SPTPending(k.Source, k.Group) {
+			p.d.loop.watchSPTSwitch(p.d, k, p.r.Config().SPTSwitchGuard)
+		}
+		return
+	}
+	p.d.log.Debug("spt switch: the shared tree's copies were forwarded", "sg", k)
+	p.apply(now, p.r.CompleteSPTSwitch(now, k.Source, k.Group))
 	p.d.flushRoutes(now)
 }
 
@@ -296,7 +354,7 @@ func (p *pimComp) completeSPTSwitch(now time.Time, k dataplane.SG) {
 func (p *pimComp) traffic(now time.Time, k dataplane.SG, c dataplane.Counters) {
 	p.r.Traffic(now, k.Source, k.Group, c.Packets, c.Bytes)
 	if iif, _, ok := p.r.Route(k.Source, k.Group); ok {
-		p.apply(p.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
+		p.apply(now, p.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
 	}
 }
 
@@ -313,7 +371,7 @@ func (p *pimComp) readMeasured(now time.Time) {
 		p.r.Traffic(now, k.S, k.G, c.Packets, c.Bytes)
 		if _, crossed := p.r.FlowFlags(k.S, k.G); crossed {
 			if iif, _, ok := p.r.Route(k.S, k.G); ok {
-				p.apply(p.r.DataArrived(now, k.S, k.G, iif, pim.DataActive))
+				p.apply(now, p.r.DataArrived(now, k.S, k.G, iif, pim.DataActive))
 			}
 		}
 	}
@@ -412,7 +470,7 @@ func (p *pimComp) checkReload(next *config.Config) error {
 func (p *pimComp) reload(next *config.Config, now time.Time) {
 	pc, _ := p.d.pimConfig(next)
 	old := p.r.Config()
-	p.apply(p.r.Reconfigure(now, pc))
+	p.apply(now, p.r.Reconfigure(now, pc))
 	if fmt.Sprint(old.RPs.Mappings()) != fmt.Sprint(pc.RPs.Mappings()) || fmt.Sprint(old.RPs.SSMRanges()) != fmt.Sprint(pc.RPs.SSMRanges()) {
 		p.d.log.Info("pim rp set changed", "rps", pc.RPs.Mappings(), "ssm", pc.RPs.SSMRanges())
 	}
@@ -434,7 +492,7 @@ func (p *pimComp) reload(next *config.Config, now time.Time) {
 			}
 			p.d.log.Info("pim interface mode changed", "interface", ic.Name, "active", is)
 		case p.ifConfig(x.cfg) != p.ifConfig(ic):
-			p.apply(p.r.ReconfigureInterface(now, ic.Name, p.ifConfig(ic)))
+			p.apply(now, p.r.ReconfigureInterface(now, ic.Name, p.ifConfig(ic)))
 			p.d.log.Info("pim interface settings changed", "interface", ic.Name, "dr_priority", ic.PIM.DRPriority, "hello_interval", ic.PIM.HelloInterval)
 		}
 	}

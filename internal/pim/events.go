@@ -405,6 +405,21 @@ func (r *Router) Traffic(now time.Time, s, g netip.Addr, packets, bytes uint64) 
 	}
 }
 
+// NativeDroppedThrough tells the RP, waiting to switch (S,G) from
+// Registers to native packets, that the data plane has dropped the native
+// copies of every packet up to IP identification id (its wrong-interface
+// counter moved past the first one). The switch then waits for the
+// Register carrying that packet, so no packet is dropped on both paths.
+func (r *Router) NativeDroppedThrough(s, g netip.Addr, id int) {
+	e := r.entries[SG{S: s, G: g}]
+	if e == nil || e.regs == nil || e.sptPending.IsZero() || e.sptBit || e.regs.firstNativeID < 0 {
+		return
+	}
+	if uint16(id)-uint16(e.regs.firstNativeID) < 0x8000 {
+		e.regs.firstNativeID = id & 0xffff
+	}
+}
+
 // SPTPending says whether (S,G) waits to move its input to the SPT.
 func (r *Router) SPTPending(s, g netip.Addr) bool {
 	e := r.entries[SG{S: s, G: g}]

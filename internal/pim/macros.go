@@ -461,4 +461,3 @@ func (r *Router) trackingDesiredStar(e *entry, iface string, now time.Time) bool
 	}
 	return r.rpIface(g) == iface && r.rptJoinDesired(g, now)
 }
-

@@ -25,10 +25,10 @@ func TestMatchPicksTheRouteTheLookupUsed(t *testing.T) {
 		met   uint32
 		ok    bool
 	}{
-		{"10.9.3.3", 2, gw1, protoOSPF, 20, true},   // the /16 via link 2, not the default
-		{"10.9.3.3", 3, gw2, protoOSPF, 30, true},   // the other /16 when the lookup went out link 3
-		{"10.9.1.1", 3, gw2, protoBGP, 0, true},     // a longer prefix wins
-		{"10.9.2.2", 2, gw1, protoOSPF, 20, true},   // a blackhole is no answer: the /16
+		{"10.9.3.3", 2, gw1, protoOSPF, 20, true}, // the /16 via link 2, not the default
+		{"10.9.3.3", 3, gw2, protoOSPF, 30, true}, // the other /16 when the lookup went out link 3
+		{"10.9.1.1", 3, gw2, protoBGP, 0, true},   // a longer prefix wins
+		{"10.9.2.2", 2, gw1, protoOSPF, 20, true}, // a blackhole is no answer: the /16
 		{"10.1.0.7", 2, netip.Addr{}, protoKernel, 0, true},
 		{"192.0.2.1", 2, gw1, protoBoot, 0, true},
 		{"192.0.2.1", 9, gw1, 0, 0, false},
