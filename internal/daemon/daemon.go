@@ -181,6 +181,9 @@ func (d *Daemon) PIM() *pim.Router {
 	return d.pim.r
 }
 
+// Upcalls is how many forwarding-plane upcalls the daemon has handled.
+func (d *Daemon) Upcalls() uint64 { return d.upcalls }
+
 // Routes is the MRIB (read-only use: tests, simulations).
 func (d *Daemon) Routes() *mrib.RIB { return d.rib }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"overcast/internal/dataplane"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
 )
@@ -680,5 +681,50 @@ func TestLANJoinSuppression(t *testing.T) {
 		if _, oifs, _ := u.R.Route(src, G); fmt.Sprint(oifs) != "[x]" {
 			t.Fatalf("tracking=%v: U's state lapsed: %v", tc.tracking, oifs)
 		}
+	}
+}
+
+// A receiver's IGMPv3 (S,G) join crosses three daemons hop by hop: each
+// daemon's forwarder holds the (S,G) route toward the receiver before the
+// source sends anything, and the first packet arrives exactly once.
+//
+//	src --- A --- B --- C --- rcv
+func TestJoinCrossesThreeDaemons(t *testing.T) {
+	n := New(t0, 11)
+	cfg := pim.Config{RPs: rpset(t, "")}
+	a, b, c := n.AddRouter("A", "10.255.0.1", cfg), n.AddRouter("B", "10.255.0.2", cfg), n.AddRouter("C", "10.255.0.3", cfg)
+	srcLAN, ab, bc, rcvLAN := n.AddLAN("src", "10.0.1.0/24", 1), n.AddLAN("ab", "10.1.1.0/24", 1), n.AddLAN("bc", "10.1.2.0/24", 1), n.AddLAN("rcv", "10.0.3.0/24", 1)
+	n.Connect(a, "src", srcLAN, pim.IfConfig{})
+	n.Connect(a, "ab", ab, pim.IfConfig{})
+	n.Connect(b, "ab", ab, pim.IfConfig{})
+	n.Connect(b, "bc", bc, pim.IfConfig{})
+	n.Connect(c, "bc", bc, pim.IfConfig{})
+	n.Connect(c, "rcv", rcvLAN, pim.IfConfig{})
+	src, rcv := n.AddHost(srcLAN), n.AddHost(rcvLAN)
+	n.Run(time.Second)
+	g := netip.MustParseAddr("232.5.5.5")
+	n.HostJoin(rcvLAN, rcv, g, src)
+	k := dataplane.SG{Source: src, Group: g}
+	for _, x := range []struct {
+		nd       *Node
+		iif, oif string
+	}{{a, "src", "ab"}, {b, "ab", "bc"}, {c, "bc", "rcv"}} {
+		r, ok := x.nd.FW.Route(k)
+		if !ok || r.IIF != x.iif || fmt.Sprint(r.OIFs) != "["+x.oif+"]" {
+			t.Fatalf("%s's forwarder before any data: %+v %v, want %s -> %s", x.nd.Name, r, ok, x.iif, x.oif)
+		}
+		if e, ok := x.nd.D.Routes().Get(k); !ok || len(e.Outputs) != 1 || (x.nd != c) != (e.Outputs[0].Origin.String() == "pim") {
+			t.Fatalf("%s's MRIB: %+v", x.nd.Name, e)
+		}
+	}
+	if got := n.SendData(srcLAN, src, g); got[rcv] != 1 || len(got) != 1 {
+		t.Fatalf("first packet: %v", got)
+	}
+	upcalls := 0
+	for _, nd := range []*Node{a, b, c} {
+		upcalls += int(nd.D.Upcalls())
+	}
+	if upcalls != 0 {
+		t.Errorf("%d upcalls: the routes were not all in place before the first packet", upcalls)
 	}
 }
