@@ -17,4 +17,5 @@ fuzz:
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
 bench:
 	go test -count=1 -run XXX -bench . -benchtime 3x ./internal/pim/
+	go test -count=1 -run XXX -bench . ./internal/daemon/
 	go test -count=1 -run XXX -bench . -benchtime 5x -timeout 90m ./test/e2e/

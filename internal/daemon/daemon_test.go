@@ -91,7 +91,7 @@ pim:
     - address: %s
 `
 
-func pimHarness(t *testing.T, rp string) *harness {
+func pimHarness(t testing.TB, rp string) *harness {
 	h := newHarness(t, fmt.Sprintf(pimBase, rp))
 	h.rt.routes[netip.MustParsePrefix("10.255.0.11/32")] = pim.RPF{Iface: "eth1", Neighbor: netip.MustParseAddr("10.0.1.2"), Protocol: "ospf", Preference: 110, Metric: 20}
 	h.rt.routes[netip.MustParsePrefix("10.255.0.12/32")] = pim.RPF{Iface: "eth2", Neighbor: netip.MustParseAddr("10.0.2.2"), Protocol: "ospf", Preference: 110, Metric: 30}

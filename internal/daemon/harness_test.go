@@ -64,7 +64,7 @@ func (t *table) Lookup(a netip.Addr) (pim.RPF, bool) {
 func (t *table) Invalidate() { t.invalidated++ }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	d    *Daemon
 	fw   *fake.Forwarder
 	io   *fake.PacketIO
@@ -76,7 +76,7 @@ type harness struct {
 
 // newHarness writes the config and starts a daemon whose interfaces are
 // eth0 (10.0.0.1/24), eth1 (10.0.1.1/24) ... eth9; lo holds 10.255.0.1.
-func newHarness(t *testing.T, yaml string) *harness {
+func newHarness(t testing.TB, yaml string) *harness {
 	t.Helper()
 	h := &harness{t: t, fw: fake.New(), io: fake.NewPacketIO(), now: t0,
 		ln: &links{ifs: map[string]dataplane.Link{}, local: []netip.Addr{netip.MustParseAddr("10.255.0.1")}},

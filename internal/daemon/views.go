@@ -65,7 +65,7 @@ func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
 		if e, ok := d.rib.Get(k); ok {
 			r.IIF, r.RPF, r.Flags = e.IIF, e.IIFOrigin.String(), e.Flags.String()
 			for _, o := range e.Outputs {
-				r.OIFs = append(r.OIFs, api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since))})
+				r.OIFs = append(r.OIFs, api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since()))})
 			}
 			r.Programs = d.rec.Holds(e.Route())
 		}

@@ -23,14 +23,21 @@ type Reconciler struct {
 // interned names: the first 64 as a bitmask, the rest (an overlay with
 // hundreds of outputs) in a slice.
 type programmed struct {
-	iif   uint16
 	oifs  uint64
-	more  []uint16
+	more  *[]uint16 // nil for the usual route with fewer than 64 output names in use
+	iif   uint16
 	peers bool
 }
 
+func (p programmed) extra() []uint16 {
+	if p.more == nil {
+		return nil
+	}
+	return *p.more
+}
+
 func (p programmed) equal(o programmed) bool {
-	return p.iif == o.iif && p.oifs == o.oifs && slices.Equal(p.more, o.more) && p.peers == o.peers
+	return p.iif == o.iif && p.oifs == o.oifs && slices.Equal(p.extra(), o.extra()) && p.peers == o.peers
 }
 
 // NewReconciler returns a reconciler over fw.
@@ -57,6 +64,7 @@ func (r *Reconciler) pack(rt Route) (programmed, error) {
 		return programmed{}, err
 	}
 	p := programmed{iif: iif, peers: len(rt.Peers) > 0}
+	var more []uint16
 	for _, o := range rt.OIFs {
 		i, err := r.id(o)
 		if err != nil {
@@ -65,10 +73,13 @@ func (r *Reconciler) pack(rt Route) (programmed, error) {
 		if i < 64 {
 			p.oifs |= 1 << i
 		} else {
-			p.more = append(p.more, i)
+			more = append(more, i)
 		}
 	}
-	slices.Sort(p.more)
+	if len(more) > 0 {
+		slices.Sort(more)
+		p.more = &more
+	}
 	return p, nil
 }
 
@@ -79,7 +90,7 @@ func (r *Reconciler) unpack(k SG, p programmed) Route {
 			rt.OIFs = append(rt.OIFs, r.names[i])
 		}
 	}
-	for _, i := range p.more {
+	for _, i := range p.extra() {
 		rt.OIFs = append(rt.OIFs, r.names[i])
 	}
 	slices.Sort(rt.OIFs)

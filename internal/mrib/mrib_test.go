@@ -43,14 +43,14 @@ func TestRIBProgramsOnlyChanges(t *testing.T) {
 	r.Set(t0.Add(time.Minute), entry(k, "up", "a", PIM, "b", IGMP))
 	r.Program(rec)
 	e, _ := r.Get(k)
-	if fw.Calls != calls || !e.Outputs[0].Since.Equal(t0) || !e.Outputs[1].Since.Equal(t0) {
+	if fw.Calls != calls || !e.Outputs[0].Since().Equal(t0) || !e.Outputs[1].Since().Equal(t0) {
 		t.Fatalf("re-derivation: %d calls, outputs %+v", fw.Calls-calls, e.Outputs)
 	}
 	// A new output starts its own uptime; an origin change restarts it.
 	r.Set(t0.Add(2*time.Minute), entry(k, "up", "a", IGMP, "b", IGMP, "c", Static))
 	r.Program(rec)
 	e, _ = r.Get(k)
-	if fw.Calls != calls+1 || !e.Outputs[0].Since.Equal(t0.Add(2*time.Minute)) || !e.Outputs[1].Since.Equal(t0) || e.Outputs[2].Origin != Static {
+	if fw.Calls != calls+1 || !e.Outputs[0].Since().Equal(t0.Add(2*time.Minute)) || !e.Outputs[1].Since().Equal(t0) || e.Outputs[2].Origin != Static {
 		t.Fatalf("change: %d calls, outputs %+v", fw.Calls-calls, e.Outputs)
 	}
 	// An output on an interface the forwarder lacks fails, stays marked,
