@@ -255,6 +255,17 @@ func (n *Net) Connect(nd *Node, iface string, l *LAN, ifc pim.IfConfig) *Port {
 	return p
 }
 
+// SetPIM changes a router's PIM settings the way an operator does: the
+// daemon reloads its config (RP set, thresholds, timers apply at once).
+func (n *Net) SetPIM(nd *Node, cfg pim.Config) {
+	nd.cfg = cfg
+	if err := nd.D.Reload(nd.parseConfig(), n.Now); err != nil {
+		panic(fmt.Sprintf("sim: %s: reload: %v", nd.Name, err))
+	}
+	nd.D.EndBurst(n.Now)
+	n.settle()
+}
+
 // AddHost puts a host on a LAN and returns its address.
 func (n *Net) AddHost(l *LAN) netip.Addr {
 	a := l.addr()

@@ -164,7 +164,10 @@ func TestSSMWithoutRP(t *testing.T) {
 	l := newSeedLab(t, pim.Config{})
 	n := l.n
 	for _, nd := range []*Node{l.r1, l.r2, l.r3} {
-		nd.R.SetRPs(n.Now, rpset(t, ""))
+		n.SetPIM(nd, pim.Config{RPs: rpset(t, "")}) // a reload without the RP
+		if rp, ok := nd.R.RP(G); ok {
+			t.Fatalf("%s still has RP %s after the reload", nd.Name, rp)
+		}
 	}
 	g := netip.MustParseAddr("232.1.1.1")
 	n.HostJoin(l.rcvLAN, l.rcv, g, l.src)
