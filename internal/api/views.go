@@ -12,11 +12,10 @@ import (
 // prints as text. One registration serves the CLI, the API and --json;
 // the daemon's components register the handler for the path.
 type View struct {
-	Words   string   // "igmp groups"
-	Aliases []string // other spellings ("ip igmp groups", ...)
-	Path    string   // "/v1/igmp/groups"
-	Arg     string   // the name of one trailing argument ("ADDR"), or ""
-	Help    string
+	Words   string                                 // "igmp groups"
+	Aliases []string                               // other spellings ("ip igmp groups", ...)
+	Path    string                                 // "/v1/igmp/groups"
+	Arg     string                                 // the name of one trailing argument ("ADDR"), or ""
 	New     func() any                             // a pointer to decode an answer into
 	Text    func(w io.Writer, words string, v any) // prints a decoded answer
 }
@@ -24,8 +23,8 @@ type View struct {
 // Handler answers a view's request (arg is the trailing argument).
 type Handler func(arg string) (any, error)
 
-func view[T any](words string, aliases []string, path, arg, help string, text func(io.Writer, string, T)) View {
-	return View{Words: words, Aliases: aliases, Path: path, Arg: arg, Help: help,
+func view[T any](words string, aliases []string, path, arg string, text func(io.Writer, string, T)) View {
+	return View{Words: words, Aliases: aliases, Path: path, Arg: arg,
 		New:  func() any { return new(T) },
 		Text: func(w io.Writer, words string, v any) { text(w, words, *(v.(*T))) }}
 }
@@ -46,17 +45,17 @@ const (
 
 // Views lists every show command.
 var Views = []View{
-	view("igmp groups", []string{"igmp group", "igmp membership", "ip igmp groups"}, PathIGMPGroups, "", "IGMP membership per interface", textIGMPGroups),
-	view("igmp interface", []string{"igmp interfaces", "ip igmp interface"}, PathIGMPInterfaces, "", "IGMP querier state and counters", textIGMPInterfaces),
-	view("mroute", []string{"ip mroute"}, PathMRoute, "", "multicast routes: input, outputs and who wants each", textMRoutes),
-	view("mroute count", []string{"ip mroute count"}, PathMRoute, "", "multicast routes with kernel counters and rates", textMRoutes),
-	view("pim neighbor", []string{"pim neighbors", "ip pim neighbor"}, PathPIMNeighbors, "", "PIM neighbours", textPIMNeighbors),
-	view("pim interface", []string{"pim interfaces", "ip pim interface"}, PathPIMInterfaces, "", "PIM interfaces, DR, timers", textPIMInterfaces),
-	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", "RP per group range, SSM ranges", textPIMRPs),
-	view("pim join", []string{"ip pim join", "pim state"}, PathPIMJoin, "", "PIM (*,G) and (S,G) join state", textPIMJoins),
-	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", "PIM assert winners per LAN", textPIMAsserts),
-	view("rpf", []string{"ip rpf"}, PathRPF, "ADDR", "RPF interface, neighbour, protocol and metric toward ADDR", textRPF),
-	view("status", nil, PathStatus, "", "daemon status", textStatus),
+	view("igmp groups", []string{"igmp group", "igmp membership", "ip igmp groups"}, PathIGMPGroups, "", textIGMPGroups),
+	view("igmp interface", []string{"igmp interfaces", "ip igmp interface"}, PathIGMPInterfaces, "", textIGMPInterfaces),
+	view("mroute", []string{"ip mroute"}, PathMRoute, "", textMRoutes),
+	view("mroute count", []string{"ip mroute count"}, PathMRoute, "", textMRoutes),
+	view("pim neighbor", []string{"pim neighbors", "ip pim neighbor"}, PathPIMNeighbors, "", textPIMNeighbors),
+	view("pim interface", []string{"pim interfaces", "ip pim interface"}, PathPIMInterfaces, "", textPIMInterfaces),
+	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", textPIMRPs),
+	view("pim join", []string{"ip pim join", "pim state"}, PathPIMJoin, "", textPIMJoins),
+	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", textPIMAsserts),
+	view("rpf", []string{"ip rpf"}, PathRPF, "ADDR", textRPF),
+	view("status", nil, PathStatus, "", textStatus),
 }
 
 // FindView finds the view the words name, and its argument.

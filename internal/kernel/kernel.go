@@ -155,13 +155,6 @@ func (h *Host) EnableRegister() error {
 	return nil
 }
 
-// RegisterVIF is the register VIF's number (for logs and tests).
-func (h *Host) RegisterVIF() (int, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.vifs.VIF(dataplane.RegisterName)
-}
-
 // VIF is an interface's VIF number (for `show igmp interface`).
 func (h *Host) VIF(name string) (int, bool) {
 	h.mu.Lock()
@@ -230,9 +223,6 @@ func (h *Host) Listen(iface string, ifindex int, proto dataplane.Proto) error {
 				return err
 			}
 		}
-		h.mu.Lock()
-		h.byIndex[ifindex] = iface
-		h.mu.Unlock()
 		return nil
 	case dataplane.PIM:
 		if err := h.openPIM(); err != nil {
@@ -336,12 +326,6 @@ func (h *Host) LocalAddrs() []netip.Addr {
 	return out
 }
 
-// Exists says whether an interface exists (config validation).
-func Exists(name string) bool {
-	_, err := net.InterfaceByName(name)
-	return err == nil
-}
-
 // Start delivers packets, upcalls and routing changes to sink until ctx
 // ends: one goroutine per socket and netlink's subscription.
 func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
@@ -355,60 +339,55 @@ func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
 	return nil
 }
 
-// StartPIM starts reading the PIM socket if it was opened after Start.
-func (h *Host) StartPIM(ctx context.Context, sink dataplane.Sink) {
-	if err := h.openPIM(); err == nil {
-		go h.readPIM(ctx, sink)
+// reads calls read until ctx ends or the socket closes; a failed read is
+// logged and retried.
+func (h *Host) reads(ctx context.Context, socket string, read func() error) {
+	for ctx.Err() == nil {
+		if err := read(); err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			h.log.Warn(socket+" socket read", "err", err)
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
+}
+
+// name is the daemon's interface with an ifindex ("" if none).
+func (h *Host) name(ifindex int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byIndex[ifindex]
 }
 
 func (h *Host) readMR(ctx context.Context, sink dataplane.Sink) {
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
-	for ctx.Err() == nil {
+	h.reads(ctx, "mroute", func() error {
 		m, err := h.mr.Read(buf, oob)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			h.log.Warn("mroute socket read", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
+			return err
 		}
-		if m.Upcall != nil {
-			u := m.Upcall
+		if u := m.Upcall; u != nil {
 			h.mu.Lock()
 			name := h.vifs.Name(u.VIF)
 			h.mu.Unlock()
 			sink.Upcall(dataplane.Upcall{Kind: u.Kind, Iface: name, SG: u.SG, Packet: u.Packet, IPID: u.IPID})
-			continue
+		} else if name := h.name(m.IfIndex); name != "" { // IGMP on other interfaces is not ours
+			sink.Packet(name, dataplane.IGMP, slices.Clone(m.Packet))
 		}
-		h.mu.Lock()
-		name := h.byIndex[m.IfIndex]
-		h.mu.Unlock()
-		if name == "" {
-			continue // IGMP on an interface we do not run on
-		}
-		sink.Packet(name, dataplane.IGMP, slices.Clone(m.Packet))
-	}
+		return nil
+	})
 }
 
 func (h *Host) readPIM(ctx context.Context, sink dataplane.Sink) {
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
-	for ctx.Err() == nil {
+	h.reads(ctx, "pim", func() error {
 		m, err := h.pimS.Read(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			h.log.Warn("pim socket read", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
+		if err == nil {
+			sink.Packet(h.name(m.IfIndex), dataplane.PIM, slices.Clone(m.Packet))
 		}
-		h.mu.Lock()
-		name := h.byIndex[m.IfIndex]
-		h.mu.Unlock()
-		sink.Packet(name, dataplane.PIM, slices.Clone(m.Packet))
-	}
+		return err
+	})
 }

@@ -22,9 +22,6 @@ type Forwarder struct {
 	Routes   map[dataplane.SG]dataplane.Route
 	counters map[dataplane.SG]dataplane.Counters
 	Calls    int // SetRoute + DelRoute calls, to check the reconciler is minimal
-	Register bool
-	// MaxIfaces limits interfaces as the kernel's 32 VIFs do (0: no limit).
-	MaxIfaces int
 }
 
 // New returns an empty forwarder.
@@ -37,9 +34,6 @@ func (f *Forwarder) AddInterface(name string, ifindex int) error {
 	defer f.mu.Unlock()
 	if _, ok := f.Ifaces[name]; ok {
 		return fmt.Errorf("fake: interface %s already added", name)
-	}
-	if f.MaxIfaces > 0 && len(f.Ifaces) >= f.MaxIfaces {
-		return fmt.Errorf("fake: %d interfaces is the limit", f.MaxIfaces)
 	}
 	f.Ifaces[name] = ifindex
 	return nil
@@ -59,7 +53,6 @@ func (f *Forwarder) DelInterface(name string) error {
 func (f *Forwarder) EnableRegister() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Register = true
 	f.Ifaces[dataplane.RegisterName] = 0
 	return nil
 }
@@ -175,7 +168,6 @@ type PacketIO struct {
 	Listening map[string]map[dataplane.Proto]bool
 	Sent      []Sent
 	OnSend    func(Sent)
-	SendErr   error
 }
 
 // NewPacketIO returns a recorder.
@@ -207,10 +199,6 @@ func (p *PacketIO) Listens(iface string, proto dataplane.Proto) bool {
 
 func (p *PacketIO) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []byte) error {
 	p.mu.Lock()
-	if p.SendErr != nil {
-		p.mu.Unlock()
-		return p.SendErr
-	}
 	s := Sent{Iface: iface, Proto: proto, Dst: dst, Pkt: slices.Clone(pkt)}
 	on := p.OnSend
 	if on == nil {

@@ -401,31 +401,30 @@ func (s *Socket) Send(ifindex int, pkt []byte, dst netip.Addr) error {
 // reach the socket only when joined; reports for routable groups carry
 // Router Alert and arrive through the kernel's router-alert chain.
 func (s *Socket) JoinGroup(ifindex int, group netip.Addr) error {
-	mreq := &unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifindex)}
-	var serr error
-	err := s.rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)
-	})
-	if err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("join %s on ifindex %d: %w", group, ifindex, serr)
-	}
-	return nil
+	return membership(s.rc, unix.IP_ADD_MEMBERSHIP, ifindex, group)
 }
 
 // LeaveGroup undoes JoinGroup.
 func (s *Socket) LeaveGroup(ifindex int, group netip.Addr) error {
+	return membership(s.rc, unix.IP_DROP_MEMBERSHIP, ifindex, group)
+}
+
+// membership joins (IP_ADD_MEMBERSHIP) or leaves (IP_DROP_MEMBERSHIP) a
+// group on an interface with a raw socket.
+func membership(rc syscall.RawConn, opt, ifindex int, group netip.Addr) error {
 	mreq := &unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifindex)}
 	var serr error
-	err := s.rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)
-	})
-	if err == nil {
-		err = serr
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, opt, mreq) }); err != nil {
+		return err
 	}
-	return err
+	if serr != nil {
+		what := "join"
+		if opt == unix.IP_DROP_MEMBERSHIP {
+			what = "leave"
+		}
+		return fmt.Errorf("%s %s on ifindex %d: %w", what, group, ifindex, serr)
+	}
+	return nil
 }
 
 // siocGetSGCnt is SIOCGETSGCNT (SIOCPROTOPRIVATE+1): one entry's counters.

@@ -76,33 +76,17 @@ func OpenPIM() (*PIMSocket, error) {
 // Close closes the socket.
 func (s *PIMSocket) Close() error { return s.f.Close() }
 
+// allPIMRouters is 224.0.0.13.
+var allPIMRouters = netip.AddrFrom4([4]byte{224, 0, 0, 13})
+
 // JoinAllPIMRouters joins 224.0.0.13 on an interface.
 func (s *PIMSocket) JoinAllPIMRouters(ifindex int) error {
-	mreq := &unix.IPMreqn{Multiaddr: [4]byte{224, 0, 0, 13}, Ifindex: int32(ifindex)}
-	var serr error
-	err := s.rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)
-	})
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("join 224.0.0.13 on ifindex %d: %w", ifindex, err)
-	}
-	return nil
+	return membership(s.rc, unix.IP_ADD_MEMBERSHIP, ifindex, allPIMRouters)
 }
 
 // LeaveAllPIMRouters undoes JoinAllPIMRouters.
 func (s *PIMSocket) LeaveAllPIMRouters(ifindex int) error {
-	mreq := &unix.IPMreqn{Multiaddr: [4]byte{224, 0, 0, 13}, Ifindex: int32(ifindex)}
-	var serr error
-	err := s.rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)
-	})
-	if err == nil {
-		err = serr
-	}
-	return err
+	return membership(s.rc, unix.IP_DROP_MEMBERSHIP, ifindex, allPIMRouters)
 }
 
 // PIMPacket is one PIM packet as read.
