@@ -20,8 +20,9 @@ import (
 // are cached until Invalidate; the daemon invalidates on every route
 // notification before asking PIM to re-check its trees.
 type Kernel struct {
-	mu    sync.Mutex
-	cache map[netip.Addr]answer
+	mu     sync.Mutex
+	cache  map[netip.Addr]answer
+	tables map[int][]Candidate // routing tables as listed since the last Invalidate
 }
 
 type answer struct {
@@ -39,7 +40,7 @@ func (k *Kernel) Lookup(dst netip.Addr) (pim.RPF, bool) {
 	if a, ok := k.cache[dst]; ok {
 		return a.rpf, a.ok
 	}
-	a := lookup(dst)
+	a := k.lookup(dst)
 	k.cache[dst] = a
 	return a.rpf, a.ok
 }
@@ -48,15 +49,19 @@ func (k *Kernel) Lookup(dst netip.Addr) (pim.RPF, bool) {
 func (k *Kernel) Invalidate() {
 	k.mu.Lock()
 	k.cache = map[netip.Addr]answer{}
+	k.tables = nil
 	k.mu.Unlock()
 }
 
-func lookup(dst netip.Addr) answer {
+func (k *Kernel) lookup(dst netip.Addr) answer {
 	rs, err := netlink.RouteGet(dst.AsSlice())
 	if err != nil || len(rs) == 0 {
 		return answer{}
 	}
 	r := rs[0]
+	if r.Type == unix.RTN_UNREACHABLE || r.Type == unix.RTN_BLACKHOLE || r.Type == unix.RTN_PROHIBIT {
+		return answer{}
+	}
 	ifi, err := net.InterfaceByIndex(r.LinkIndex)
 	if err != nil {
 		return answer{}
@@ -65,46 +70,59 @@ func lookup(dst netip.Addr) answer {
 	if r.Gw != nil {
 		out.Neighbor, _ = netip.AddrFromSlice(r.Gw.To4())
 	}
-	if r.Type == unix.RTN_UNREACHABLE || r.Type == unix.RTN_BLACKHOLE || r.Type == unix.RTN_PROHIBIT {
-		return answer{}
-	}
 	// RouteGet resolves the next hop but carries neither the metric nor
 	// the protocol: find the table route it came from.
 	table := r.Table
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
-	list, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
-	if err == nil {
-		var cands []Candidate
-		for _, x := range list {
-			c := Candidate{Protocol: int(x.Protocol), Metric: uint32(x.Priority), LinkIndex: x.LinkIndex, Type: x.Type}
-			if x.Dst == nil {
-				c.Prefix = netip.MustParsePrefix("0.0.0.0/0")
-			} else if a, ok := netip.AddrFromSlice(x.Dst.IP.To4()); ok {
-				bits, _ := x.Dst.Mask.Size()
-				c.Prefix = netip.PrefixFrom(a, bits)
-			} else {
-				continue
-			}
-			if x.Gw != nil {
-				c.Gateway, _ = netip.AddrFromSlice(x.Gw.To4())
-			}
-			for _, nh := range x.MultiPath {
-				if nh.LinkIndex == r.LinkIndex {
-					c.LinkIndex = nh.LinkIndex
-					if nh.Gw != nil {
-						c.Gateway, _ = netip.AddrFromSlice(nh.Gw.To4())
-					}
-				}
+	if m, ok := Match(k.table(table), dst, r.LinkIndex, out.Neighbor); ok {
+		out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol), Preference(m.Protocol), m.Metric
+	}
+	return answer{rpf: out, ok: true}
+}
+
+// table lists a routing table once per Invalidate (a full table can be
+// large; every lookup until the next route change shares the listing),
+// one candidate per next hop.
+func (k *Kernel) table(id int) []Candidate {
+	if cs, ok := k.tables[id]; ok {
+		return cs
+	}
+	list, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: id}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil
+	}
+	var cands []Candidate
+	for _, x := range list {
+		c := Candidate{Protocol: int(x.Protocol), Metric: uint32(x.Priority), LinkIndex: x.LinkIndex, Type: x.Type}
+		if x.Dst == nil {
+			c.Prefix = netip.MustParsePrefix("0.0.0.0/0")
+		} else if a, ok := netip.AddrFromSlice(x.Dst.IP.To4()); ok {
+			bits, _ := x.Dst.Mask.Size()
+			c.Prefix = netip.PrefixFrom(a, bits)
+		} else {
+			continue
+		}
+		if x.Gw != nil {
+			c.Gateway, _ = netip.AddrFromSlice(x.Gw.To4())
+		}
+		if len(x.MultiPath) == 0 {
+			cands = append(cands, c)
+		}
+		for _, nh := range x.MultiPath {
+			c.LinkIndex, c.Gateway = nh.LinkIndex, netip.Addr{}
+			if nh.Gw != nil {
+				c.Gateway, _ = netip.AddrFromSlice(nh.Gw.To4())
 			}
 			cands = append(cands, c)
 		}
-		if m, ok := Match(cands, dst, r.LinkIndex, out.Neighbor); ok {
-			out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol), Preference(m.Protocol), m.Metric
-		}
 	}
-	return answer{rpf: out, ok: true}
+	if k.tables == nil {
+		k.tables = map[int][]Candidate{}
+	}
+	k.tables[id] = cands
+	return cands
 }
 
 // Candidate is a route of the table, as far as RPF needs it.
