@@ -301,7 +301,7 @@ func (d *Daemon) removeInterface(x *iface, now time.Time) {
 	delete(d.ifs, x.name)
 	for k, f := range d.flows {
 		if f.iif == x.name {
-			delete(d.flows, k)
+			d.forgetFlow(k)
 		}
 	}
 	d.EndBurst(now)
@@ -356,6 +356,14 @@ func (d *Daemon) seeFlow(k dataplane.SG, iif string, now time.Time) *flow {
 	d.flows[k] = f
 	d.log.Debug("new flow", "sg", k, "iif", iif)
 	return f
+}
+
+// forgetFlow removes a flow, and what components keep about it.
+func (d *Daemon) forgetFlow(k dataplane.SG) {
+	delete(d.flows, k)
+	if d.pim != nil {
+		d.pim.forgetFlow(k)
+	}
 }
 
 // RoutingChanged re-checks RPF after a unicast route or link change.
@@ -447,10 +455,7 @@ func (d *Daemon) Tick(now time.Time) {
 	for k, f := range d.flows {
 		if now.Sub(f.lastActive) > d.cfg.Keepalive {
 			d.log.Debug("flow idle, removed", "sg", k)
-			delete(d.flows, k)
-			if d.pim != nil {
-				delete(d.pim.rpSwitch, k)
-			}
+			d.forgetFlow(k)
 			changed = true
 		}
 	}

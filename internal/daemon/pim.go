@@ -223,6 +223,9 @@ func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
 	p.apply(now, p.r.Receive(now, ifname, h.Src, h.Dst, msg))
 }
 
+// forgetFlow drops what the component keeps about a flow that went away.
+func (p *pimComp) forgetFlow(k dataplane.SG) { delete(p.rpSwitch, k) }
+
 type rpSwitch struct {
 	firstID int
 	wrongAt uint64

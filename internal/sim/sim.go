@@ -181,33 +181,27 @@ func (nd *Node) env() daemon.Env {
 			if t.SwitchToSPT != nil {
 				c.SwitchToSPT = t.SwitchToSPT
 			}
-			if t.JoinPruneInterval != 0 {
-				c.JoinPruneInterval = t.JoinPruneInterval
-			}
-			if t.SPTSwitchGuard != 0 {
-				c.SPTSwitchGuard = t.SPTSwitchGuard
-			}
-			if t.KeepalivePeriod != 0 {
-				c.KeepalivePeriod = t.KeepalivePeriod
-			}
+			override(&c.JoinPruneInterval, t.JoinPruneInterval)
+			override(&c.SPTSwitchGuard, t.SPTSwitchGuard)
+			override(&c.KeepalivePeriod, t.KeepalivePeriod)
 			c.CheckTimers = true // every NextDeadline is checked against a full scan
 		},
 		TunePIMIf: func(iface string, c *pim.IfConfig) {
 			t := nd.ifcs[iface]
 			c.TrackingSupport = c.TrackingSupport || t.TrackingSupport
-			if t.HelloPeriod != 0 {
-				c.HelloPeriod = t.HelloPeriod
-			}
-			if t.DRPriority != 0 {
-				c.DRPriority = t.DRPriority
-			}
-			if t.PropagationDelay != 0 {
-				c.PropagationDelay = t.PropagationDelay
-			}
-			if t.OverrideInterval != 0 {
-				c.OverrideInterval = t.OverrideInterval
-			}
+			override(&c.HelloPeriod, t.HelloPeriod)
+			override(&c.DRPriority, t.DRPriority)
+			override(&c.PropagationDelay, t.PropagationDelay)
+			override(&c.OverrideInterval, t.OverrideInterval)
 		},
+	}
+}
+
+// override sets *dst to v unless v is the zero value (not set in the test).
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func BenchmarkFirstPacketsOfNewSources(b *testing.B) {
 			for i := range trials {
 				g := fmt.Sprintf("239.3.0.%d", i+1)
 				var outs [2]strings.Builder
-				var cmds [2]interface{ Wait() error }
+				var cmds [2]*exec.Cmd
 				for j, node := range []string{"rcv", "rcv2"} {
 					c := l.Command(node, bin, "recv", "-json", "-q", "-g", g, "-duration", "4s")
 					c.Stdout = &outs[j]
