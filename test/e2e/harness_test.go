@@ -114,9 +114,13 @@ func send(t *testing.T, l *lab.Lab, node string, args ...string) {
 }
 
 // sendBackground runs a sender in a goroutine; its error is reported at cleanup.
-func sendBackground(t *testing.T, l *lab.Lab, node string, args ...string) {
+// sendBackground starts a sender and returns a function that waits, up
+// to d, for it to finish sending (a receiver stopped before then misses
+// the stream's tail, which no loss counter sees).
+func sendBackground(t *testing.T, l *lab.Lab, node string, args ...string) (wait func(d time.Duration)) {
 	errc := make(chan error, 1)
-	go func() { errc <- sendErr(l, node, args...) }()
+	done := make(chan struct{})
+	go func() { errc <- sendErr(l, node, args...); close(done) }()
 	t.Cleanup(func() {
 		select {
 		case err := <-errc:
@@ -126,6 +130,14 @@ func sendBackground(t *testing.T, l *lab.Lab, node string, args ...string) {
 		default: // still running: the lab teardown kills it
 		}
 	})
+	return func(d time.Duration) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(d):
+			t.Errorf("sender on %s still running after %s", node, d)
+		}
+	}
 }
 
 func sendErr(l *lab.Lab, node string, args ...string) error {

@@ -210,7 +210,7 @@ func TestPIMFailover(t *testing.T) {
 	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(api.NewClient(l.Socket("r3")), "lan", G) })
 	pimLabReady(t, l)
 	time.Sleep(200 * time.Millisecond)
-	sendBackground(t, l, "src", "-g", G, "-count", "4000", "-rate", "1000")
+	sent := sendBackground(t, l, "src", "-g", G, "-count", "4000", "-rate", "1000")
 	time.Sleep(1500 * time.Millisecond)
 	if rt, ok := mroute(t, l, "r3", "10.0.1.10", G); !ok || rt.IIF != "to-r1" {
 		t.Fatalf("R3 not on the SPT before the failure: %+v", rt)
@@ -223,7 +223,8 @@ func TestPIMFailover(t *testing.T) {
 	if _, err := l.Exec("r1", "ip", "link", "set", "to-r3", "down"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	sent(10 * time.Second)
+	time.Sleep(200 * time.Millisecond) // the last packets in flight
 	st := r.stop(t)
 	p, lost, dups := st.Total()
 	if rt, ok := mroute(t, l, "r3", "10.0.1.10", G); !ok || rt.IIF != "to-r2" {

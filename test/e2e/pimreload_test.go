@@ -44,7 +44,7 @@ func TestPIMReloadMovesRPWithTrafficFlowing(t *testing.T) {
 	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(api.NewClient(l.Socket("r3")), "lan", G) })
 	pimLabReady(t, l)
 	time.Sleep(200 * time.Millisecond)
-	sendBackground(t, l, "src", "-g", G, "-count", "6000", "-rate", "1000")
+	sent := sendBackground(t, l, "src", "-g", G, "-count", "6000", "-rate", "1000")
 	time.Sleep(1500 * time.Millisecond)
 	if rt, ok := mroute(t, l, "r3", "10.0.1.10", G); !ok || rt.IIF != "to-r2" {
 		t.Fatalf("R3 before the reload: %+v, want input to-r2 (the shared tree through R2)", rt)
@@ -61,7 +61,6 @@ func TestPIMReloadMovesRPWithTrafficFlowing(t *testing.T) {
 		}
 		os.WriteFile(f, []byte(moved), 0o644)
 	}
-	reloaded := time.Now()
 	for _, n := range []string{"r1", "r2", "r3"} {
 		l.Signal(n, syscall.SIGHUP)
 	}
@@ -90,7 +89,8 @@ func TestPIMReloadMovesRPWithTrafficFlowing(t *testing.T) {
 	if err != nil || len(rps) == 0 || rps[0].RP != "10.1.13.1" || !rps[0].Local {
 		t.Errorf("R1 show pim rp after the reload: %+v %v, want itself as the RP", rps, err)
 	}
-	time.Sleep(4500*time.Millisecond - time.Since(reloaded))
+	sent(10 * time.Second)
+	time.Sleep(200 * time.Millisecond) // the last packets in flight
 	st := r.stop(t)
 	p, lost, dups := st.Total()
 	t.Logf("RP moved by SIGHUP: R3 joined the new RP %s after the signal; %d packets, %d lost, %d duplicates of 6000", took, p, lost, dups)
