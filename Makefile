@@ -11,6 +11,8 @@ fuzz:
 	go test ./internal/packet/ip4 -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/packet/pim -run XXX -fuzz FuzzParse -fuzztime 60s
 	go test ./internal/pim -run XXX -fuzz FuzzRouter -fuzztime 60s
+	go test ./internal/packet/msdp -run XXX -fuzz FuzzParse -fuzztime 30s
+	go test ./internal/msdp -run XXX -fuzz FuzzSpeaker -fuzztime 60s
 	go test ./internal/daemon -run XXX -fuzz FuzzDaemon -fuzztime 60s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
