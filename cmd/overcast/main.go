@@ -23,6 +23,7 @@ import (
 	"overcast/internal/api"
 	"overcast/internal/config"
 	"overcast/internal/daemon"
+	"overcast/internal/dataplane"
 	"overcast/internal/kernel"
 	"overcast/internal/lab"
 	"overcast/internal/tools/mcast"
@@ -127,9 +128,19 @@ func runDaemon(args []string) error {
 		return err
 	}
 	defer host.Close() // the kernel flushes our VIFs and routes
+	var streams *kernel.Streams
+	defer func() {
+		if streams != nil {
+			streams.Shutdown()
+		}
+	}()
 	d, err := daemon.New(*cfg, daemon.Env{
 		Forwarder: host, IO: host, Links: host, Routing: host.Routing(),
 		Start: host.Start, VIF: host.VIF, PID: os.Getpid(),
+		Streams: func(sink dataplane.StreamSink) dataplane.Streams {
+			streams = kernel.NewStreams(sink, log)
+			return streams
+		},
 	}, log, level)
 	if err != nil {
 		return err

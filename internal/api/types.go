@@ -248,3 +248,68 @@ type PIMStats struct {
 	SendErrors uint64 `json:"send_errors"`
 	ASMInSSM   uint64 `json:"asm_joins_in_ssm_range_ignored"`
 }
+
+// MSDPPeer is one peer of `show msdp peer`.
+type MSDPPeer struct {
+	Address       string   `json:"address"`
+	Local         string   `json:"local"` // connection source
+	State         string   `json:"state"`
+	Role          string   `json:"role"`   // "connects" or "listens" (the lower address connects)
+	Uptime        Duration `json:"uptime"` // in the current state
+	Holdtime      Duration `json:"holdtime_expires,omitempty"`
+	Retry         Duration `json:"connect_retry,omitempty"`
+	LastReset     string   `json:"last_reset,omitempty"`
+	MeshGroup     string   `json:"mesh_group,omitempty"`
+	MD5           bool     `json:"md5"`
+	FilterIn      string   `json:"sa_filter_in,omitempty"`
+	FilterOut     string   `json:"sa_filter_out,omitempty"`
+	SALimit       int      `json:"sa_limit"`
+	Default       bool     `json:"default_peer"`
+	RemoteAS      uint32   `json:"remote_as,omitempty"`
+	SALearned     int      `json:"sa_learned"` // in the cache now
+	SAIn          uint64   `json:"sa_in"`
+	SAOut         uint64   `json:"sa_out"`
+	EntriesIn     uint64   `json:"sa_entries_in"`
+	EntriesOut    uint64   `json:"sa_entries_out"`
+	RequestsIn    uint64   `json:"sa_requests_in"`
+	ResponsesIn   uint64   `json:"sa_responses_in"`
+	KeepalivesIn  uint64   `json:"keepalives_in"`
+	KeepalivesOut uint64   `json:"keepalives_out"`
+	DataIn        uint64   `json:"sa_with_data_in"`
+	RPFFailures   uint64   `json:"rpf_failures"`
+	FilteredIn    uint64   `json:"filtered_in"`
+	FilteredOut   uint64   `json:"filtered_out"`
+	LimitDrops    uint64   `json:"limit_drops"`
+	OwnSAs        uint64   `json:"own_sas"`
+	Unknown       uint64   `json:"unknown_tlvs"`
+	Malformed     uint64   `json:"malformed"`
+	Resets        uint64   `json:"resets"`
+	Refused       uint64   `json:"connections_refused"`
+	AuthFailures  uint64   `json:"md5_failures"`
+}
+
+// MSDPSA is one entry of `show msdp sa-cache`.
+type MSDPSA struct {
+	Source  string   `json:"source"`
+	Group   string   `json:"group"`
+	RP      string   `json:"rp"`
+	Peer    string   `json:"peer,omitempty"` // learned from; empty when originated here
+	Local   bool     `json:"local"`          // originated by this router
+	AS      uint32   `json:"as,omitempty"`   // origin AS of the route to the RP (BGP)
+	Uptime  Duration `json:"uptime"`
+	Expires Duration `json:"expires,omitempty"`
+	Joined  bool     `json:"joined"` // this RP has receivers and joined toward the source
+}
+
+// MSDPRPF is `show msdp rpf-peer ADDR`: the peer SAs originated by an RP
+// are accepted from, and the rule that chose it.
+type MSDPRPF struct {
+	RP       string `json:"rp"`
+	Peer     string `json:"peer,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Table    string `json:"table,omitempty"` // where the route toward the RP came from
+	Protocol string `json:"protocol,omitempty"`
+	NextHop  string `json:"next_hop,omitempty"`
+	Iface    string `json:"interface,omitempty"`
+	Reason   string `json:"reason,omitempty"` // when no peer: why
+}

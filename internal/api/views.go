@@ -41,6 +41,9 @@ const (
 	PathPIMJoin        = "/v1/pim/join"
 	PathPIMAssert      = "/v1/pim/assert"
 	PathRPF            = "/v1/rpf"
+	PathMSDPPeer       = "/v1/msdp/peer"
+	PathMSDPSACache    = "/v1/msdp/sa-cache"
+	PathMSDPRPFPeer    = "/v1/msdp/rpf-peer"
 )
 
 // Views lists every show command.
@@ -56,6 +59,91 @@ var Views = []View{
 	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", textPIMAsserts),
 	view("rpf", []string{"ip rpf"}, PathRPF, "ADDR", textRPF),
 	view("status", nil, PathStatus, "", textStatus),
+	view("msdp peer", []string{"msdp peers", "ip msdp peer", "msdp summary", "ip msdp summary"}, PathMSDPPeer, "", textMSDPPeers),
+	view("msdp peer", []string{"ip msdp peer"}, PathMSDPPeer, "ADDR", textMSDPPeers),
+	view("msdp sa-cache", []string{"ip msdp sa-cache"}, PathMSDPSACache, "", textMSDPSACache),
+	view("msdp sa-cache", []string{"ip msdp sa-cache"}, PathMSDPSACache, "ADDR", textMSDPSACache),
+	view("msdp rpf-peer", []string{"ip msdp rpf-peer"}, PathMSDPRPFPeer, "ADDR", textMSDPRPF),
+}
+
+// textMSDPPeers prints one block per peer, as Cisco's show ip msdp peer.
+func textMSDPPeers(w io.Writer, what string, rows []MSDPPeer) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no MSDP peers")
+		return
+	}
+	for _, p := range rows {
+		as := "?"
+		if p.RemoteAS != 0 {
+			as = fmt.Sprint(p.RemoteAS)
+		}
+		fmt.Fprintf(w, "MSDP Peer %s, AS %s\n", p.Address, as)
+		fmt.Fprintf(w, "  Connection status:\n")
+		fmt.Fprintf(w, "    State: %s (%s), Resets: %d, Connection source: %s\n", p.State, p.Role, p.Resets, p.Local)
+		fmt.Fprintf(w, "    Uptime(Downtime): %s, Messages sent/received: %d/%d\n", p.Uptime, p.SAOut+p.KeepalivesOut, p.SAIn+p.KeepalivesIn+p.RequestsIn+p.ResponsesIn)
+		if p.LastReset != "" {
+			fmt.Fprintf(w, "    Last reset: %s\n", p.LastReset)
+		}
+		md5 := "none"
+		if p.MD5 {
+			md5 = "TCP-MD5 (RFC 2385)"
+		}
+		fmt.Fprintf(w, "    Authentication: %s, failures: %d, connections refused: %d\n", md5, p.AuthFailures, p.Refused)
+		fmt.Fprintf(w, "  SA Filtering:\n    Input (S,G) filter: %s, Output (S,G) filter: %s\n", orNone(p.FilterIn), orNone(p.FilterOut))
+		mesh := "none"
+		if p.MeshGroup != "" {
+			mesh = p.MeshGroup
+		}
+		fmt.Fprintf(w, "  Peer ttl threshold: 0, Mesh group: %s, Default peer: %v\n", mesh, p.Default)
+		limit := "No-limit"
+		if p.SALimit > 0 {
+			limit = fmt.Sprint(p.SALimit)
+		}
+		fmt.Fprintf(w, "  SAs learned from this peer: %d, SAs limit: %s\n", p.SALearned, limit)
+		fmt.Fprintf(w, "  SA messages in/out: %d/%d (entries %d/%d), SA-Requests in: %d, SA-Responses in: %d, with data: %d\n",
+			p.SAIn, p.SAOut, p.EntriesIn, p.EntriesOut, p.RequestsIn, p.ResponsesIn, p.DataIn)
+		fmt.Fprintf(w, "  Dropped: RPF failures %d, filtered in/out %d/%d, over limit %d, own SAs back %d, unknown TLVs %d, malformed %d\n",
+			p.RPFFailures, p.FilteredIn, p.FilteredOut, p.LimitDrops, p.OwnSAs, p.Unknown, p.Malformed)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// textMSDPSACache prints Cisco's layout: (S, G), RP x, BGP/AS n,
+// uptime/expires, Peer y.
+func textMSDPSACache(w io.Writer, what string, rows []MSDPSA) {
+	fmt.Fprintf(w, "MSDP Source-Active Cache - %d entries\n", len(rows))
+	for _, r := range rows {
+		peer := r.Peer
+		if r.Local {
+			peer = "local (originated here)"
+		}
+		exp := "-"
+		if r.Expires > 0 {
+			exp = r.Expires.String()
+		}
+		joined := ""
+		if r.Joined {
+			joined = ", joined"
+		}
+		fmt.Fprintf(w, "(%s, %s), RP %s, BGP/AS %d, %s/%s, Peer %s%s\n", r.Source, r.Group, r.RP, r.AS, r.Uptime, exp, peer, joined)
+	}
+}
+
+func textMSDPRPF(w io.Writer, what string, r MSDPRPF) {
+	if r.Peer == "" {
+		fmt.Fprintf(w, "RPF peer for RP %s: none\n  %s\n", r.RP, r.Reason)
+	} else {
+		fmt.Fprintf(w, "RPF peer for RP %s: %s\n  Rule: %s\n", r.RP, r.Peer, r.Rule)
+	}
+	if r.Table != "" {
+		fmt.Fprintf(w, "  Route toward the RP: %s (%s), next hop %s, interface %s\n", r.Table, dash(r.Protocol), dash(r.NextHop), dash(r.Iface))
+	}
 }
 
 // FindView finds the view the words name, and its argument.

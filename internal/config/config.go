@@ -23,6 +23,7 @@ type Config struct {
 	LogLevel   string        `yaml:"log-level"`
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
+	MSDP       *MSDP         `yaml:"msdp"`      // MSDP between RPs; nil: off
 	Interfaces []Interface   `yaml:"interfaces"`
 
 	file string    // the file it was read from
@@ -55,6 +56,52 @@ type PIM struct {
 	SPTThreshold      []SPTRule     `yaml:"spt-threshold"`
 	JoinPruneInterval time.Duration `yaml:"join-prune-interval"` // default 60s
 	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // last resort for the SPT switch; default 20ms (the daemon switches when counters show it safe)
+}
+
+// MSDP is MSDP between RPs (RFC 3618).
+type MSDP struct {
+	// Source is this router's address for MSDP sessions (connect-source;
+	// each peer may override it); OriginatorID is the RP address in the
+	// SAs it originates (default Source; an anycast RP sets its unique
+	// address here).
+	Source       string                  `yaml:"source"`
+	OriginatorID string                  `yaml:"originator-id"`
+	SALimit      int                     `yaml:"sa-limit"`
+	Keepalive    time.Duration           `yaml:"keepalive"`
+	HoldTime     time.Duration           `yaml:"hold-time"`
+	ConnectRetry time.Duration           `yaml:"connect-retry"`
+	Peers        []MSDPPeer              `yaml:"peers"`
+	RPFPeers     []MSDPRPFPeer           `yaml:"rpf-peers"`
+	Policies     map[string][]PolicyRule `yaml:"policies"`
+}
+
+// MSDPPeer is one MSDP peer.
+type MSDPPeer struct {
+	Address     string `yaml:"address"`
+	Source      string `yaml:"source"`
+	MeshGroup   string `yaml:"mesh-group"`
+	Password    string `yaml:"password"`
+	SAFilterIn  string `yaml:"sa-filter-in"`
+	SAFilterOut string `yaml:"sa-filter-out"`
+	SALimit     int    `yaml:"sa-limit"`
+	Default     bool   `yaml:"default"`
+	RemoteAS    uint32 `yaml:"remote-as"`
+}
+
+// MSDPRPFPeer is a static peer-RPF rule: SAs originated by an RP in the
+// prefix are accepted from the peer.
+type MSDPRPFPeer struct {
+	RP   string `yaml:"rp"`
+	Peer string `yaml:"peer"`
+}
+
+// PolicyRule is one ordered rule of an SA filter: permit or deny entries
+// matching every prefix given.
+type PolicyRule struct {
+	Action string `yaml:"action"`
+	Source string `yaml:"source"`
+	Group  string `yaml:"group"`
+	RP     string `yaml:"rp"`
 }
 
 // RP is a static RP for a group range.
@@ -282,6 +329,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	if err := checkPIM(&c, at, bad); err != nil {
 		return nil, err
 	}
+	if err := checkMSDP(&c, at, bad); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -341,6 +391,130 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 		return bad(at("pim", "spt-switch-guard"), "spt-switch-guard %v: want 0..1s", p.SPTSwitchGuard)
 	}
 	return nil
+}
+
+// BuiltinPolicies are the SA filter names every config may use without
+// defining them (internal/msdp.Builtin).
+var BuiltinPolicies = map[string]bool{"scoped": true}
+
+func checkMSDP(c *Config, at func(...any) int, bad func(int, string, ...any) error) error {
+	m := c.MSDP
+	if m == nil {
+		return nil
+	}
+	if c.PIM == nil {
+		return bad(at("msdp"), "msdp runs between RPs: add a pim section with this router as an rp")
+	}
+	unicast := func(s string, line int, what string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
+			return bad(line, "%s %q is not a unicast IPv4 address", what, s)
+		}
+		return nil
+	}
+	if m.Source != "" {
+		if err := unicast(m.Source, at("msdp", "source"), "msdp source"); err != nil {
+			return err
+		}
+	}
+	if m.OriginatorID != "" {
+		if err := unicast(m.OriginatorID, at("msdp", "originator-id"), "msdp originator-id"); err != nil {
+			return err
+		}
+	}
+	if m.SALimit < 0 {
+		return bad(at("msdp", "sa-limit"), "sa-limit %d: want 0 (default) or more", m.SALimit)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"keepalive", m.Keepalive}, {"hold-time", m.HoldTime}, {"connect-retry", m.ConnectRetry}} {
+		if d.v < 0 || (d.v > 0 && d.v < time.Second) || d.v > time.Hour {
+			return bad(at("msdp", d.key), "msdp %s %v: want 1s..1h", d.key, d.v)
+		}
+	}
+	if m.Keepalive > 0 && m.HoldTime > 0 && m.Keepalive >= m.HoldTime {
+		return bad(at("msdp", "keepalive"), "msdp keepalive %v must be shorter than hold-time %v", m.Keepalive, m.HoldTime)
+	}
+	for name, rules := range m.Policies {
+		if BuiltinPolicies[name] {
+			return bad(at("msdp", "policies", name), "policy %q is built in; choose another name", name)
+		}
+		for j, r := range rules {
+			switch r.Action {
+			case "permit", "deny":
+			default:
+				return bad(at("msdp", "policies", name, j), "policy %s rule %d: action %q, want permit or deny", name, j+1, r.Action)
+			}
+			for _, f := range []struct{ k, v string }{{"source", r.Source}, {"group", r.Group}, {"rp", r.RP}} {
+				if f.v == "" {
+					continue
+				}
+				if _, err := ParsePrefixOrAddr(f.v); err != nil {
+					return bad(at("msdp", "policies", name, j, f.k), "policy %s rule %d: %s %q is not an IPv4 prefix or address", name, j+1, f.k, f.v)
+				}
+			}
+		}
+	}
+	seen := map[string]int{}
+	for i, p := range m.Peers {
+		line := at("msdp", "peers", i)
+		if err := unicast(p.Address, at("msdp", "peers", i, "address"), "msdp peer address"); err != nil {
+			return err
+		}
+		if prev, dup := seen[p.Address]; dup {
+			return bad(line, "msdp peer %s listed twice (first on line %d)", p.Address, prev)
+		}
+		seen[p.Address] = line
+		src := p.Source
+		if src == "" {
+			src = m.Source
+		}
+		if src == "" {
+			return bad(line, "msdp peer %s: no source address (set msdp source, or source on the peer: this router's address the peer connects to)", p.Address)
+		}
+		if err := unicast(src, at("msdp", "peers", i, "source"), "msdp peer source"); err != nil {
+			return err
+		}
+		if src == p.Address {
+			return bad(line, "msdp peer %s is this router's own source address", p.Address)
+		}
+		if len(p.Password) > 80 {
+			return bad(at("msdp", "peers", i, "password"), "msdp peer %s: password of %d bytes; TCP-MD5 keys are at most 80", p.Address, len(p.Password))
+		}
+		for _, f := range []struct{ k, v string }{{"sa-filter-in", p.SAFilterIn}, {"sa-filter-out", p.SAFilterOut}} {
+			if f.v == "" || BuiltinPolicies[f.v] {
+				continue
+			}
+			if _, ok := m.Policies[f.v]; !ok {
+				return bad(at("msdp", "peers", i, f.k), "msdp peer %s: %s %q is not a policy (define it under msdp policies, or use scoped)", p.Address, f.k, f.v)
+			}
+		}
+		if p.SALimit < 0 {
+			return bad(at("msdp", "peers", i, "sa-limit"), "sa-limit %d: want 0 (none) or more", p.SALimit)
+		}
+	}
+	for i, r := range m.RPFPeers {
+		if _, err := ParsePrefixOrAddr(r.RP); err != nil {
+			return bad(at("msdp", "rpf-peers", i, "rp"), "rpf-peer rp %q is not an IPv4 prefix or address", r.RP)
+		}
+		if _, ok := seen[r.Peer]; !ok {
+			return bad(at("msdp", "rpf-peers", i, "peer"), "rpf-peer %q is not one of the msdp peers", r.Peer)
+		}
+	}
+	return nil
+}
+
+// ParsePrefixOrAddr reads "a.b.c.d/n" or "a.b.c.d" (a /32).
+func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+		return netip.PrefixFrom(a, 32), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 prefix", s)
+	}
+	return p.Masked(), nil
 }
 
 // yamlError turns yaml.v3's messages into file:line: reason.

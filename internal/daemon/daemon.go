@@ -61,6 +61,11 @@ type Env struct {
 	// (simulations: timer checks, policies the file cannot express).
 	TunePIM   func(*pim.Config)
 	TunePIMIf func(iface string, c *pim.IfConfig)
+	// Streams opens the TCP sessions of MSDP, reporting to the sink it is
+	// given (nil: no session protocols). Now is the clock synchronous
+	// tests drive stream events with (the real loop uses time.Now).
+	Streams func(dataplane.StreamSink) dataplane.Streams
+	Now     func() time.Time
 }
 
 // component is one protocol of the daemon. Each wraps a pure core and is
@@ -120,7 +125,8 @@ type Daemon struct {
 	added int
 
 	igmp *igmpComp
-	pim  *pimComp // nil when PIM is off
+	pim  *pimComp  // nil when PIM is off
+	msdp *msdpComp // nil when MSDP is off
 
 	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
@@ -201,6 +207,9 @@ func (d *Daemon) components() []component {
 	if d.pim != nil {
 		cs = append(cs, d.pim)
 	}
+	if d.msdp != nil {
+		cs = append(cs, d.msdp)
+	}
 	return cs
 }
 
@@ -216,6 +225,13 @@ func (d *Daemon) Start(now time.Time) error {
 			return err
 		}
 		d.pim = p
+	}
+	if d.cfg.MSDP != nil && d.pim != nil {
+		m, err := newMSDP(d, now)
+		if err != nil {
+			return err
+		}
+		d.msdp = m
 	}
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
 		// Routes a predecessor left are adopted: kept if still wanted,
@@ -366,6 +382,56 @@ func (d *Daemon) forgetFlow(k dataplane.SG) {
 	}
 }
 
+// StreamUp, StreamFailed, StreamData and StreamDown are the session
+// protocols' TCP events (Env.Streams).
+func (d *Daemon) StreamUp(now time.Time, id dataplane.StreamID, local, remote netip.AddrPort, inbound bool) {
+	if d.msdp != nil {
+		d.msdp.streamUp(now, id, local, remote, inbound)
+	}
+}
+
+func (d *Daemon) StreamFailed(now time.Time, id dataplane.StreamID, err error) {
+	if d.msdp != nil {
+		d.msdp.streamFailed(now, id, err)
+	}
+}
+
+func (d *Daemon) StreamData(now time.Time, id dataplane.StreamID, b []byte) {
+	if d.msdp != nil {
+		d.msdp.streamData(now, id, b)
+	}
+}
+
+func (d *Daemon) StreamDown(now time.Time, id dataplane.StreamID, err error) {
+	if d.msdp != nil {
+		d.msdp.streamDown(now, id, err)
+	}
+}
+
+// streamSink is where Streams report: the loop's queue under Run, else
+// straight into the event methods at Env.Now (synchronous tests).
+func (d *Daemon) streamSink() dataplane.StreamSink {
+	if d.loop.live || d.env.Now == nil {
+		return sink{d}
+	}
+	return syncStreams{d}
+}
+
+type syncStreams struct{ d *Daemon }
+
+func (s syncStreams) StreamUp(id dataplane.StreamID, local, remote netip.AddrPort, inbound bool) {
+	s.d.StreamUp(s.d.env.Now(), id, local, remote, inbound)
+}
+func (s syncStreams) StreamFailed(id dataplane.StreamID, err error) {
+	s.d.StreamFailed(s.d.env.Now(), id, err)
+}
+func (s syncStreams) StreamData(id dataplane.StreamID, b []byte) {
+	s.d.StreamData(s.d.env.Now(), id, b)
+}
+func (s syncStreams) StreamDown(id dataplane.StreamID, err error) {
+	s.d.StreamDown(s.d.env.Now(), id, err)
+}
+
 // RoutingChanged re-checks RPF after a unicast route or link change.
 func (d *Daemon) RoutingChanged(now time.Time) {
 	d.env.Routing.Invalidate()
@@ -373,6 +439,9 @@ func (d *Daemon) RoutingChanged(now time.Time) {
 		d.pim.apply(now, d.pim.r.RPFChanged(now))
 	}
 	d.reconcile(now)
+	if d.msdp != nil {
+		d.msdp.endBurst(now)
+	}
 }
 
 // Advance runs every component's timers due at now.
@@ -472,7 +541,7 @@ func (d *Daemon) Tick(now time.Time) {
 func (d *Daemon) derive(f *flow, now time.Time) {
 	e := mrib.Entry{SG: f.key}
 	if d.pim != nil {
-		d.pim.route(f, &e)
+		d.pim.route(f, &e, now)
 	} else {
 		d.igmp.route(f, &e)
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"time"
 
@@ -75,6 +76,22 @@ func (s sink) Packet(iface string, proto dataplane.Proto, pkt []byte) {
 
 func (s sink) Upcall(up dataplane.Upcall) {
 	s.d.post(func() { s.d.Upcall(time.Now(), up) })
+}
+
+func (s sink) StreamUp(id dataplane.StreamID, local, remote netip.AddrPort, inbound bool) {
+	s.d.post(func() { s.d.StreamUp(time.Now(), id, local, remote, inbound) })
+}
+
+func (s sink) StreamFailed(id dataplane.StreamID, err error) {
+	s.d.post(func() { s.d.StreamFailed(time.Now(), id, err) })
+}
+
+func (s sink) StreamData(id dataplane.StreamID, b []byte) {
+	s.d.post(func() { s.d.StreamData(time.Now(), id, b) })
+}
+
+func (s sink) StreamDown(id dataplane.StreamID, err error) {
+	s.d.post(func() { s.d.StreamDown(time.Now(), id, err) })
 }
 
 func (s sink) RoutingChanged() {

@@ -10,6 +10,7 @@ import (
 	"overcast/internal/dataplane"
 	"overcast/internal/igmp"
 	"overcast/internal/mrib"
+	"overcast/internal/msdp"
 	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
@@ -260,6 +261,9 @@ func (p *pimComp) apply(now time.Time, res pim.Result) {
 	for _, k := range res.Changed {
 		p.d.touch(k.G) // re-derived at the end of the burst
 	}
+	if p.d.msdp != nil {
+		p.d.msdp.pimChanged(res.Changed)
+	}
 	for _, s := range res.Sends {
 		if _, ok := s.Msg.(*wire.RegisterStop); ok && len(res.Changed) > 0 {
 			p.d.flushRoutes(now)
@@ -413,7 +417,7 @@ func (p *pimComp) adoptFlows(now time.Time, ks []pim.SG) {
 // F register, T on the SPT, R (S,G,rpt) pruned, J threshold crossed, P
 // pruned). A flow PIM does not forward is installed with no outputs, so
 // the kernel stops asking about it.
-func (p *pimComp) route(f *flow, e *mrib.Entry) {
+func (p *pimComp) route(f *flow, e *mrib.Entry, now time.Time) {
 	k := f.key
 	iif, oifs, ok := p.r.Route(k.Source, k.Group)
 	e.Flags = mrib.Sparse
@@ -448,6 +452,14 @@ func (p *pimComp) route(f *flow, e *mrib.Entry) {
 	}
 	if crossed {
 		e.Flags |= mrib.Threshold
+	}
+	if m := p.d.msdp; m != nil {
+		if m.s.Cached(msdp.SG{S: k.Source, G: k.Group}) {
+			e.Flags |= mrib.MSDPCreated
+		}
+		if p.r.MSDPCandidate(now, k.Source, k.Group) {
+			e.Flags |= mrib.Advertised
+		}
 	}
 	if len(e.Outputs) == 0 {
 		e.Flags |= mrib.Pruned

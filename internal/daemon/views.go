@@ -32,6 +32,11 @@ func (d *Daemon) viewFuncs() map[string]viewFunc {
 				return nil, api.BadRequest{Err: errors.New("PIM is not running on this daemon: add a pim: section (or pim: true on an interface) to the config and restart")}
 			}
 		}
+		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/msdp/") {
+			m[v.Path] = func(time.Time, string) (any, error) {
+				return nil, api.BadRequest{Err: errors.New("MSDP is not running on this daemon: add an msdp: section with peers to the config and restart")}
+			}
+		}
 	}
 	return m
 }

@@ -154,3 +154,28 @@ type Links interface {
 	Link(name string) (Link, error)
 	LocalAddrs() []netip.Addr // every IPv4 address of the host (RP and register checks)
 }
+
+// StreamID names one TCP connection of a Streams.
+type StreamID uint64
+
+// Streams carries the TCP sessions of the session protocols (MSDP). It
+// reports through a StreamSink: connections accepted or dialled, their
+// bytes, dial failures and closes. Nothing blocks the caller.
+type Streams interface {
+	// Listen accepts connections to local (port included); keys are the
+	// TCP-MD5 keys (RFC 2385) by remote address, replacing earlier ones.
+	Listen(local netip.AddrPort, keys map[netip.Addr]string) error
+	// Dial connects from local to remote; the outcome comes as StreamUp
+	// or StreamFailed with the returned ID.
+	Dial(local netip.Addr, remote netip.AddrPort, key string) StreamID
+	Write(id StreamID, b []byte) error
+	Close(id StreamID)
+}
+
+// StreamSink receives what Streams reports.
+type StreamSink interface {
+	StreamUp(id StreamID, local, remote netip.AddrPort, inbound bool)
+	StreamFailed(id StreamID, err error)
+	StreamData(id StreamID, b []byte)
+	StreamDown(id StreamID, err error)
+}

@@ -72,6 +72,8 @@ const (
 	SPT                           // T: forwarding on the source's tree
 	RPTPruned                     // R: (S,G,rpt) pruned upstream
 	Threshold                     // J: SPT threshold crossed
+	MSDPCreated                   // M: created for a source an MSDP SA named
+	Advertised                    // A: a candidate for MSDP advertisement (this RP originates its SA)
 )
 
 // String prints the flags as the letters of Cisco's `show ip mroute`.
@@ -80,7 +82,7 @@ func (f Flags) String() string {
 	for _, x := range []struct {
 		f Flags
 		c byte
-	}{{Sparse, 'S'}, {Connected, 'C'}, {RegisterOut, 'F'}, {SPT, 'T'}, {RPTPruned, 'R'}, {Threshold, 'J'}, {Pruned, 'P'}} {
+	}{{Sparse, 'S'}, {Connected, 'C'}, {RegisterOut, 'F'}, {SPT, 'T'}, {RPTPruned, 'R'}, {Threshold, 'J'}, {MSDPCreated, 'M'}, {Advertised, 'A'}, {Pruned, 'P'}} {
 		if f&x.f != 0 {
 			b.WriteByte(x.c)
 		}

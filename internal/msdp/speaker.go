@@ -99,19 +99,19 @@ type Result struct {
 
 // PeerStats counts a peer's messages and drops.
 type PeerStats struct {
-	SAIn, SAOut                uint64 // SA messages
-	SAEntriesIn, SAEntriesOut  uint64
-	RequestsIn, ResponsesIn    uint64
+	SAIn, SAOut                 uint64 // SA messages
+	SAEntriesIn, SAEntriesOut   uint64
+	RequestsIn, ResponsesIn     uint64
 	KeepalivesIn, KeepalivesOut uint64
-	DataIn                     uint64 // SAs that carried a data packet
-	RPFFailures                uint64 // SAs dropped: not from the peer-RPF peer
-	FilteredIn, FilteredOut    uint64 // entries
-	LimitDrops                 uint64 // entries over the SA limit
-	OwnSAs                     uint64 // SAs naming this router as originator
-	Unknown                    uint64 // TLVs of unknown type
-	Malformed                  uint64
-	Resets                     uint64
-	Refused                    uint64 // connections refused (wrong side)
+	DataIn                      uint64 // SAs that carried a data packet
+	RPFFailures                 uint64 // SAs dropped: not from the peer-RPF peer
+	FilteredIn, FilteredOut     uint64 // entries
+	LimitDrops                  uint64 // entries over the SA limit
+	OwnSAs                      uint64 // SAs naming this router as originator
+	Unknown                     uint64 // TLVs of unknown type
+	Malformed                   uint64
+	Resets                      uint64
+	Refused                     uint64 // connections refused (wrong side)
 }
 
 type peer struct {

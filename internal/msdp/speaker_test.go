@@ -264,7 +264,9 @@ func TestPeerRPFRules(t *testing.T) {
 		{name: "iii IGP next hop", route: &Route{Table: "unicast", Protocol: "ospf", NextHop: a("10.0.0.3")}, peer: "10.0.0.3", rule: "iii: IGP"},
 		{name: "iv closest AS, highest address", route: &Route{Table: "mbgp", NextHop: a("192.0.2.1"), BGP: &BGPPath{Peer: a("192.0.2.1"), ASPath: []uint32{65002, 65009}}},
 			tweak: func(c *Config) { c.Peers[0].AS, c.Peers[1].AS = 65002, 65002 }, peer: "10.0.0.3", rule: "iv:"},
-		{name: "v static", tweak: func(c *Config) { c.StaticRPF = []StaticRPF{{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Peer: a("10.0.0.4")}} }, peer: "10.0.0.4", rule: "v:"},
+		{name: "v static", tweak: func(c *Config) {
+			c.StaticRPF = []StaticRPF{{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Peer: a("10.0.0.4")}}
+		}, peer: "10.0.0.4", rule: "v:"},
 		{name: "vi default", tweak: func(c *Config) { c.Peers[1].Default = true }, peer: "10.0.0.3", rule: "vi:"},
 		{name: "none", peer: "", rule: ""},
 	} {

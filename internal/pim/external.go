@@ -1,0 +1,56 @@
+package pim
+
+import (
+	"net/netip"
+	"time"
+)
+
+// SourceActive tells the RP that an RP in another domain has source s
+// sending to g (an MSDP Source-Active, RFC 3618 section 3). When g has
+// receivers here (the RP's (*,G) has outgoing interfaces), the RP creates
+// (S,G) with its keepalive running, so JoinDesired(S,G) holds and it joins
+// toward s (RFC 7761 section 4.2). It reports whether it did: without
+// receivers nothing is created, and the caller offers the source again
+// when (*,G) state appears.
+func (r *Router) SourceActive(now time.Time, s, g netip.Addr) (Result, bool) {
+	if !r.IAmRP(g) || r.cfg.RPs.IsSSM(g) || !s.IsValid() || r.IsLocal(s) {
+		return Result{}, false
+	}
+	if len(r.immediateOlist(SG{G: g})) == 0 {
+		return Result{}, false
+	}
+	e := r.ensure(now, SG{S: s, G: g})
+	if kat := now.Add(r.cfg.KeepalivePeriod); e.kat.Before(kat) {
+		e.kat = kat
+	}
+	r.markChanged(e)
+	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
+	return r.flush(), true
+}
+
+// HasReceivers says whether this RP's (*,G) has outgoing interfaces.
+func (r *Router) HasReceivers(g netip.Addr) bool {
+	return r.IAmRP(g) && len(r.immediateOlist(SG{G: g})) > 0
+}
+
+// MSDPCandidate says whether this router, as RP for g, should originate
+// an MSDP SA for (S,G): the source registered to it, or is directly
+// connected to it, and is active (keepalive running). Cisco's mroute flag A.
+func (r *Router) MSDPCandidate(now time.Time, s, g netip.Addr) bool {
+	e := r.entries[SG{S: s, G: g}]
+	if e == nil || !s.IsValid() || !r.IAmRP(g) || r.cfg.RPs.IsSSM(g) || !r.katRunning(e, now) {
+		return false
+	}
+	return e.regs != nil || r.directlyConnected(s)
+}
+
+// MSDPCandidates lists every (S,G) MSDPCandidate holds for.
+func (r *Router) MSDPCandidates(now time.Time) []SG {
+	var out []SG
+	for k := range r.entries {
+		if k.S.IsValid() && r.MSDPCandidate(now, k.S, k.G) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
