@@ -126,6 +126,7 @@ type peer struct {
 	stats   PeerStats
 	reason  string // last reset
 	cached  int    // SAs in the cache learned from this peer
+	fails   int    // dials failed in a row
 }
 
 type cacheKey struct{ S, G, RP netip.Addr }
@@ -243,7 +244,7 @@ func (s *Speaker) Connected(now time.Time, peer netip.Addr) Result {
 func (s *Speaker) established(now time.Time, p *peer) {
 	p.rx = nil
 	p.holdAt = now.Add(s.cfg.HoldTime)
-	p.reason = ""
+	p.reason, p.fails = "", 0
 	s.setState(now, p, Established, "")
 	s.sendKeepalive(now, p)
 	// The new peer learns at once what this router originates and what
@@ -265,6 +266,13 @@ func (s *Speaker) established(now time.Time, p *peer) {
 func (s *Speaker) DialFailed(now time.Time, peer netip.Addr, err error) Result {
 	if p := s.peers[peer]; p != nil && p.state == Connecting {
 		p.reason = "connect: " + err.Error()
+		// A refused dial (the peer not yet listening, as when two RPs
+		// start together) is retried after 1, 2, 4 ... seconds, up to
+		// ConnectRetry-Period, rather than a whole period later.
+		p.fails++
+		if d := time.Second << min(p.fails-1, 5); d < s.cfg.ConnectRetry {
+			p.retryAt = now.Add(d)
+		}
 	}
 	return s.take()
 }

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"overcast/internal/api"
+	"overcast/internal/lab"
+)
+
+// msdpLab is seed 002's design in two domains, each PIM-SM with a static
+// RP on a loopback and MSDP between the RPs:
+//
+//	src --- a1 --- rpa (RP-A, lo 10.255.1.1) === rpb (RP-B, lo 10.255.2.1) --- b1 --- rcv
+//
+// Domain A's routers use RP-A, domain B's RP-B; unicast routing is
+// static. cfg overrides a router's overcast config ("" leaves the node to
+// FRR).
+func msdpLab(cfg map[string]string) string {
+	const igmp = "query-interval: 5s, query-response-interval: 1s"
+	node := func(name, def string) string {
+		if c, ok := cfg[name]; ok {
+			return c
+		}
+		return def
+	}
+	msdp := func(self, peer string) string {
+		return fmt.Sprintf("      msdp:\n        source: %s\n        peers: [{address: %s}]\n", self, peer)
+	}
+	return `name: msdp
+nodes:
+  - name: src
+    routes: ["default via 10.0.1.1"]
+  - name: rcv
+    routes: ["default via 10.0.3.1"]
+  - name: a1
+    kind: router
+    routes: ["default via 10.1.1.2"]
+` + node("a1", overcastPIM("10.255.1.1", igmp, "src", "to-rpa")) + `
+  - name: rpa
+    kind: router
+    loopback: [10.255.1.1/32]
+    routes: ["10.0.1.0/24 via 10.1.1.1", "default via 10.1.2.2"]
+` + node("rpa", overcastPIM("10.255.1.1", igmp, "to-a1", "to-rpb")+msdp("10.255.1.1", "10.255.2.1")) + `
+  - name: rpb
+    kind: router
+    loopback: [10.255.2.1/32]
+    routes: ["10.0.3.0/24 via 10.1.3.2", "default via 10.1.2.1"]
+` + node("rpb", overcastPIM("10.255.2.1", igmp, "to-rpa", "to-b1")+msdp("10.255.2.1", "10.255.1.1")) + `
+  - name: b1
+    kind: router
+    routes: ["default via 10.1.3.1"]
+` + node("b1", overcastPIM("10.255.2.1", igmp, "to-rpb", "lan")) + `
+links:
+  - {a: "src:eth0",   a-addr: 10.0.1.10/24, b: "a1:src",    b-addr: 10.0.1.1/24}
+  - {a: "a1:to-rpa",  a-addr: 10.1.1.1/24,  b: "rpa:to-a1", b-addr: 10.1.1.2/24}
+  - {a: "rpa:to-rpb", a-addr: 10.1.2.1/24,  b: "rpb:to-rpa", b-addr: 10.1.2.2/24}
+  - {a: "rpb:to-b1",  a-addr: 10.1.3.1/24,  b: "b1:to-rpb", b-addr: 10.1.3.2/24}
+  - {a: "rcv:eth0",   a-addr: 10.0.3.10/24, b: "b1:lan",    b-addr: 10.0.3.1/24}
+`
+}
+
+func msdpEstablished(t *testing.T, l *lab.Lab, node, peer string) {
+	t.Helper()
+	eventually(t, 40*time.Second, node+" MSDP peer "+peer+" established", func() string {
+		ps, err := api.NewClient(l.Socket(node)).MSDPPeers()
+		if err != nil {
+			return err.Error()
+		}
+		for _, p := range ps {
+			if p.Address == peer {
+				if p.State == "Established" {
+					return ""
+				}
+				return fmt.Sprintf("%+v", p)
+			}
+		}
+		return fmt.Sprintf("no peer %s in %+v", peer, ps)
+	})
+}
+
+// checkAfterJoin: the receiver got one stream, no duplicates, and every
+// packet from its first one on (the packets before it are the ones sent
+// while the SA and the (S,G) join crossed the domains).
+func checkAfterJoin(t *testing.T, r *receiver, total int) (first uint64) {
+	t.Helper()
+	st := r.stop(t)
+	p, lost, dups := st.Total()
+	if len(st.Streams) != 1 || dups != 0 || lost != 0 || uint64(p)+st.Streams[0].FirstSeq != uint64(total) {
+		var miss []uint64
+		if len(st.Streams) > 0 {
+			miss = st.Streams[0].MissingSample
+		}
+		t.Fatalf("receiver: %d packets, %d lost (%v), %d duplicates, streams %d; want every packet after the first received", p, lost, miss, dups, len(st.Streams))
+	}
+	return st.Streams[0].FirstSeq
+}
+
+// Two Overcast domains: the source's RP originates an SA, the receivers'
+// RP caches it, joins toward the source across the border, and the
+// receiver gets every packet after the join.
+func TestMSDPTwoDomains(t *testing.T) {
+	l := startLab(t, msdpLab(nil))
+	msdpEstablished(t, l, "rpa", "10.255.2.1")
+	msdpEstablished(t, l, "rpb", "10.255.1.1")
+	ps, _ := api.NewClient(l.Socket("rpa")).MSDPPeers()
+	if len(ps) != 1 || ps[0].Role != "connects" {
+		t.Errorf("rpa (the lower address) should connect: %+v", ps)
+	}
+	r := startRecv(t, l, "rcv", "-g", G)
+	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(api.NewClient(l.Socket("b1")), "lan", G) })
+	pimNeighbors(t, l, "rpb", "to-rpa", "10.1.2.1")
+	pimNeighbors(t, l, "rpa", "to-a1", "10.1.1.1")
+	time.Sleep(500 * time.Millisecond)
+	send(t, l, "src", "-g", G, "-count", "3000", "-rate", "1000")
+	time.Sleep(300 * time.Millisecond)
+	first := checkAfterJoin(t, r, 3000)
+	t.Logf("cross-domain source start: first packet received was seq %d (%d ms of the stream before the SA and the join crossed)", first, first)
+
+	sas, err := api.NewClient(l.Socket("rpb")).MSDPSACache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sas) != 1 || sas[0].Source != "10.0.1.10" || sas[0].Group != G || sas[0].RP != "10.255.1.1" || sas[0].Peer != "10.255.1.1" {
+		t.Fatalf("rpb sa-cache: %+v", sas)
+	}
+	out, err := l.Exec("rpb", bin, "show", "msdp", "sa-cache", "-s", l.Socket("rpb"))
+	if err != nil || !strings.Contains(out, "(10.0.1.10, "+G+"), RP 10.255.1.1, BGP/AS 0, ") || !strings.Contains(out, "Peer 10.255.1.1") {
+		t.Errorf("show msdp sa-cache text: %v\n%s", err, out)
+	}
+	local, _ := api.NewClient(l.Socket("rpa")).MSDPSACache()
+	if len(local) != 1 || !local[0].Local {
+		t.Errorf("rpa originates: %+v", local)
+	}
+	if rt, ok := mroute(t, l, "rpb", "10.0.1.10", G); !ok || !strings.Contains(rt.Flags, "M") || rt.IIF != "to-rpa" {
+		t.Errorf("rpb (S,G): %+v, want flag M, input to-rpa", rt)
+	}
+	if rt, ok := mroute(t, l, "rpa", "10.0.1.10", G); !ok || !strings.Contains(rt.Flags, "A") || oifNames(rt) != "to-rpb" {
+		t.Errorf("rpa (S,G): %+v, want flag A, output to-rpb", rt)
+	}
+	v, err := api.NewClient(l.Socket("rpb")).MSDPRPFPeer("10.255.1.1")
+	if err != nil || v.Peer != "10.255.1.1" || !strings.HasPrefix(v.Rule, "i:") {
+		t.Errorf("rpb rpf-peer for RP-A: %+v %v", v, err)
+	}
+}
