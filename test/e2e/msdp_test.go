@@ -16,7 +16,8 @@ import (
 //	src --- a1 --- rpa (RP-A, lo 10.255.1.1) === rpb (RP-B, lo 10.255.2.1) --- b1 --- rcv
 //
 // Domain A's routers use RP-A, domain B's RP-B; unicast routing is
-// static. cfg overrides a router's overcast config ("" leaves the node to
+// static, with no default routes (FRR's pimd does not resolve RPF over
+// a default route unless told to). cfg overrides a router's overcast config ("" leaves the node to
 // FRR).
 func msdpLab(cfg map[string]string) string {
 	const igmp = "query-interval: 5s, query-response-interval: 1s"
@@ -37,21 +38,21 @@ nodes:
     routes: ["default via 10.0.3.1"]
   - name: a1
     kind: router
-    routes: ["default via 10.1.1.2"]
+    routes: ["10.255.1.1/32 via 10.1.1.2", "10.255.2.1/32 via 10.1.1.2", "10.0.3.0/24 via 10.1.1.2", "10.1.2.0/24 via 10.1.1.2", "10.1.3.0/24 via 10.1.1.2"]
 ` + node("a1", overcastPIM("10.255.1.1", igmp, "src", "to-rpa")) + `
   - name: rpa
     kind: router
     loopback: [10.255.1.1/32]
-    routes: ["10.0.1.0/24 via 10.1.1.1", "default via 10.1.2.2"]
+    routes: ["10.0.1.0/24 via 10.1.1.1", "10.255.2.1/32 via 10.1.2.2", "10.0.3.0/24 via 10.1.2.2", "10.1.3.0/24 via 10.1.2.2"]
 ` + node("rpa", overcastPIM("10.255.1.1", igmp, "to-a1", "to-rpb")+msdp("10.255.1.1", "10.255.2.1")) + `
   - name: rpb
     kind: router
     loopback: [10.255.2.1/32]
-    routes: ["10.0.3.0/24 via 10.1.3.2", "default via 10.1.2.1"]
+    routes: ["10.0.3.0/24 via 10.1.3.2", "10.255.1.1/32 via 10.1.2.1", "10.0.1.0/24 via 10.1.2.1", "10.1.1.0/24 via 10.1.2.1"]
 ` + node("rpb", overcastPIM("10.255.2.1", igmp, "to-rpa", "to-b1")+msdp("10.255.2.1", "10.255.1.1")) + `
   - name: b1
     kind: router
-    routes: ["default via 10.1.3.1"]
+    routes: ["10.255.2.1/32 via 10.1.3.1", "10.255.1.1/32 via 10.1.3.1", "10.0.1.0/24 via 10.1.3.1", "10.1.1.0/24 via 10.1.3.1", "10.1.2.0/24 via 10.1.3.1"]
 ` + node("b1", overcastPIM("10.255.2.1", igmp, "to-rpb", "lan")) + `
 links:
   - {a: "src:eth0",   a-addr: 10.0.1.10/24, b: "a1:src",    b-addr: 10.0.1.1/24}
@@ -143,5 +144,89 @@ func TestMSDPTwoDomains(t *testing.T) {
 	v, err := api.NewClient(l.Socket("rpb")).MSDPRPFPeer("10.255.1.1")
 	if err != nil || v.Peer != "10.255.1.1" || !strings.HasPrefix(v.Rule, "i:") {
 		t.Errorf("rpb rpf-peer for RP-A: %+v %v", v, err)
+	}
+}
+
+// FRR pimd configurations for the MSDP lab.
+var frrMSDP = map[string]string{
+	"a1":  "interface src\n ip pim\n ip igmp\ninterface to-rpa\n ip pim\nip pim rp 10.255.1.1 224.0.0.0/4\n",
+	"rpa": "interface lo\n ip pim\ninterface to-a1\n ip pim\ninterface to-rpb\n ip pim\nip pim rp 10.255.1.1 224.0.0.0/4\nip msdp peer 10.255.2.1 source 10.255.1.1\nip msdp timers 60 75 2\n",
+	"rpb": "interface lo\n ip pim\ninterface to-rpa\n ip pim\ninterface to-b1\n ip pim\nip pim rp 10.255.2.1 224.0.0.0/4\nip msdp peer 10.255.1.1 source 10.255.2.1\nip msdp timers 60 75 2\n",
+	"b1":  "interface to-rpb\n ip pim\ninterface lan\n ip pim\n ip igmp\nip pim rp 10.255.2.1 224.0.0.0/4\n",
+}
+
+// One domain all FRR (pimd with ip msdp peer), the other all Overcast,
+// both ways round: the session comes up, SAs flow across, the receiving
+// RP joins toward the source, and the receiver gets every packet after
+// the join.
+func TestMSDPWithFRR(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		frr  []string
+	}{{"FRR source domain", []string{"a1", "rpa"}}, {"FRR receiver domain", []string{"rpb", "b1"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			over := map[string]string{}
+			for _, n := range c.frr {
+				over[n] = ""
+			}
+			l := startLab(t, msdpLab(over))
+			frrs := map[string]*frr{}
+			for _, n := range c.frr {
+				frrs[n] = startFRR(t, l, n, frrMSDP[n])
+			}
+			if _, err := l.Exec("src", "ethtool", "-K", "eth0", "tx", "off"); err != nil {
+				t.Fatal(err)
+			}
+			overRP, frrRP, overPeer := "rpb", frrs["rpa"], "10.255.1.1"
+			if frrRP == nil {
+				overRP, frrRP, overPeer = "rpa", frrs["rpb"], "10.255.2.1"
+			}
+			defer func() {
+				if !t.Failed() {
+					return
+				}
+				for n, f := range frrs {
+					for _, cmd := range []string{"show ip msdp peer", "show ip msdp sa", "show ip pim upstream", "show ip mroute", "show ip pim neighbor", "show ip igmp groups"} {
+						out, _ := f.vtysh(cmd)
+						t.Logf("%s (FRR) %s:\n%s", n, cmd, out)
+					}
+				}
+				for _, n := range []string{"a1", "rpa", "rpb", "b1"} {
+					if frrs[n] == nil {
+						for _, w := range []string{"msdp peer", "msdp sa-cache", "mroute", "pim join", "pim neighbor"} {
+							out, _ := l.Exec(n, append([]string{bin, "show"}, append(strings.Fields(w), "-s", l.Socket(n))...)...)
+							t.Logf("%s (Overcast) show %s:\n%s", n, w, out)
+						}
+					}
+				}
+			}()
+			msdpEstablished(t, l, overRP, overPeer)
+			eventually(t, 40*time.Second, "FRR's MSDP peer up", func() string {
+				out, _ := frrRP.vtysh("show ip msdp peer")
+				if strings.Contains(out, "established") {
+					return ""
+				}
+				return out
+			})
+			r := startRecv(t, l, "rcv", "-g", G)
+			time.Sleep(4 * time.Second) // IGMP, (*,G) joins, PIM adjacencies on both kinds of router
+			send(t, l, "src", "-g", G, "-count", "3000", "-rate", "1000")
+			time.Sleep(500 * time.Millisecond)
+			sa, _ := frrRP.vtysh("show ip msdp sa")
+			first := checkAfterJoin(t, r, 3000)
+			t.Logf("%s: first packet received was seq %d", c.name, first)
+			if overRP == "rpb" {
+				sas, _ := api.NewClient(l.Socket("rpb")).MSDPSACache()
+				if len(sas) != 1 || sas[0].RP != "10.255.1.1" || sas[0].Source != "10.0.1.10" {
+					t.Errorf("Overcast rpb cache of FRR's SA: %+v", sas)
+				}
+			} else if !strings.Contains(sa, "10.0.1.10") || !strings.Contains(sa, G) {
+				t.Errorf("FRR rpb has no SA from Overcast:\n%s", sa)
+			}
+			ps, _ := api.NewClient(l.Socket(overRP)).MSDPPeers()
+			if len(ps) != 1 || ps[0].Malformed != 0 || ps[0].Unknown != 0 || ps[0].KeepalivesIn == 0 {
+				t.Errorf("%s peer counters: %+v", overRP, ps)
+			}
+		})
 	}
 }
