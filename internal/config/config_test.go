@@ -123,3 +123,56 @@ func TestSPTThresholdParse(t *testing.T) {
 		}
 	}
 }
+
+const goodMSDP = `pim:
+  rp: [{address: 10.255.0.1}]
+msdp:
+  source: 10.255.0.1
+  sa-limit: 1000
+  peers:
+    - {address: 10.255.0.2, mesh-group: core, password: s3cret, sa-filter-in: scoped, sa-filter-out: mine}
+    - {address: 192.0.2.1, source: 192.0.2.2, default: true, remote-as: 65002}
+  rpf-peers: [{rp: 198.51.100.0/24, peer: 192.0.2.1}]
+  policies:
+    mine:
+      - {action: deny, group: 239.0.0.0/8}
+      - {action: permit}
+interfaces:
+  - name: eth0
+`
+
+func TestGoodMSDP(t *testing.T) {
+	c, err := Parse("overcast.yaml", []byte(goodMSDP), exists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.MSDP
+	if m.Source != "10.255.0.1" || len(m.Peers) != 2 || m.Peers[0].MeshGroup != "core" || m.Peers[1].RemoteAS != 65002 ||
+		len(m.Policies["mine"]) != 2 || m.RPFPeers[0].Peer != "192.0.2.1" {
+		t.Fatalf("%+v", m)
+	}
+}
+
+func TestRejectedMSDP(t *testing.T) {
+	base := "pim:\n  rp: [{address: 10.255.0.1}]\ninterfaces:\n  - name: eth0\nmsdp:\n"
+	cases := []struct{ name, text, want string }{
+		{"no pim", "interfaces:\n  - name: eth0\nmsdp:\n  source: 10.0.0.1\n", "overcast.yaml:4: msdp runs between RPs"},
+		{"no source", base + "  peers: [{address: 10.0.0.2}]\n", "overcast.yaml:6: msdp peer 10.0.0.2: no source address"},
+		{"bad peer", base + "  source: 10.0.0.1\n  peers: [{address: 239.1.1.1}]\n", `overcast.yaml:7: msdp peer address "239.1.1.1"`},
+		{"peer twice", base + "  source: 10.0.0.1\n  peers:\n    - {address: 10.0.0.2}\n    - {address: 10.0.0.2}\n", "overcast.yaml:9: msdp peer 10.0.0.2 listed twice (first on line 8)"},
+		{"own address", base + "  source: 10.0.0.1\n  peers: [{address: 10.0.0.1}]\n", "is this router's own source address"},
+		{"unknown policy", base + "  source: 10.0.0.1\n  peers: [{address: 10.0.0.2, sa-filter-in: nope}]\n", `overcast.yaml:7: msdp peer 10.0.0.2: sa-filter-in "nope" is not a policy`},
+		{"bad action", base + "  policies:\n    p: [{action: allow}]\n", `policy p rule 1: action "allow"`},
+		{"builtin name", base + "  policies:\n    scoped: [{action: permit}]\n", `policy "scoped" is built in`},
+		{"bad prefix", base + "  policies:\n    p: [{action: deny, source: 10.0.0.0/33}]\n", `source "10.0.0.0/33"`},
+		{"rpf peer unknown", base + "  source: 10.0.0.1\n  rpf-peers: [{rp: 10.9.0.0/16, peer: 10.0.0.7}]\n", `rpf-peer "10.0.0.7" is not one of the msdp peers`},
+		{"timers", base + "  keepalive: 90s\n  hold-time: 75s\n", "msdp keepalive 1m30s must be shorter than hold-time"},
+		{"long key", base + "  source: 10.0.0.1\n  peers: [{address: 10.0.0.2, password: " + strings.Repeat("k", 81) + "}]\n", "TCP-MD5 keys are at most 80"},
+	}
+	for _, c := range cases {
+		_, err := Parse("overcast.yaml", []byte(c.text), exists)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
