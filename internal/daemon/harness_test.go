@@ -76,7 +76,10 @@ type harness struct {
 
 // newHarness writes the config and starts a daemon whose interfaces are
 // eth0 (10.0.0.1/24), eth1 (10.0.1.1/24) ... eth9; lo holds 10.255.0.1.
-func newHarness(t testing.TB, yaml string) *harness {
+func newHarness(t testing.TB, yaml string) *harness { return newHarnessWith(t, yaml, nil) }
+
+// newHarnessWith lets a test change the host and the Env before start.
+func newHarnessWith(t testing.TB, yaml string, hook func(h *harness, env *Env)) *harness {
 	t.Helper()
 	h := &harness{t: t, fw: fake.New(), io: fake.NewPacketIO(), now: t0,
 		ln: &links{ifs: map[string]dataplane.Link{}, local: []netip.Addr{netip.MustParseAddr("10.255.0.1")}},
@@ -89,9 +92,13 @@ func newHarness(t testing.TB, yaml string) *harness {
 	h.path = filepath.Join(t.TempDir(), "overcast.yaml")
 	h.write(yaml)
 	var err error
-	h.d, err = New(h.path, Env{Forwarder: h.fw, IO: h.io, Links: h.ln, Routing: h.rt,
-		Jitter: func(max time.Duration) time.Duration { return max / 2 }, Rand32: func() uint32 { return 0x1234 }},
-		slog.New(slog.DiscardHandler), nil)
+	env := Env{Forwarder: h.fw, IO: h.io, Links: h.ln, Routing: h.rt,
+		Jitter: func(max time.Duration) time.Duration { return max / 2 }, Rand32: func() uint32 { return 0x1234 },
+		Now: func() time.Time { return h.now }}
+	if hook != nil {
+		hook(h, &env)
+	}
+	h.d, err = New(h.path, env, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
