@@ -40,14 +40,14 @@ func Serve(ctx context.Context, path string, handlers map[string]Handler) error 
 	served := map[string]bool{}
 	for _, v := range Views {
 		h := handlers[v.Path]
-		if h == nil || served[v.Path] {
-			continue // two views may share a path (mroute, mroute count)
-		}
-		served[v.Path] = true
 		p := v.Path
 		if v.Arg != "" {
-			p += "/{arg}"
+			p += "/{arg}" // a view may be served with and without its argument (msdp peer [ADDR])
 		}
+		if h == nil || served[p] {
+			continue // two views may share a path (mroute, mroute count)
+		}
+		served[p] = true
 		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
 			out, err := h(r.PathValue("arg"))
 			var bad BadRequest

@@ -65,6 +65,9 @@ func (s *Streams) Listen(local netip.AddrPort, keys map[netip.Addr]string) error
 			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
 			return errors.Join(err, serr)
 		}}
+		// Go listens with MPTCP by default where the kernel has it, and
+		// MPTCP sockets refuse TCP-MD5 (ENOPROTOOPT): plain TCP.
+		lc.SetMultipathTCP(false)
 		nl, err := lc.Listen(context.Background(), "tcp4", local.String())
 		if err != nil {
 			return err
@@ -122,6 +125,7 @@ func (s *Streams) Dial(local netip.Addr, remote netip.AddrPort, key string) data
 				err := c.Control(func(fd uintptr) { serr = setMD5(int(fd), remote.Addr(), key) })
 				return errors.Join(err, serr)
 			}}
+		d.SetMultipathTCP(false)
 		c, err := d.Dial("tcp4", remote.String())
 		if err != nil {
 			s.sink.StreamFailed(id, err)
