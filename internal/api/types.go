@@ -176,6 +176,10 @@ type PIMRP struct {
 	Local  bool   `json:"local"` // this router is the RP
 	RPFIf  string `json:"rpf_interface"`
 	SSM    bool   `json:"ssm"` // an SSM range: no RP
+	// Anycast lists the RFC 4610 set sharing the RP address (unique
+	// addresses), and Forwarded counts Registers copied to them.
+	Anycast   []string `json:"anycast_set,omitempty"`
+	Forwarded uint64   `json:"registers_forwarded,omitempty"`
 }
 
 // PIMJoin is one (*,G) or (S,G) entry of `show pim join`.

@@ -297,6 +297,9 @@ func textPIMRPs(w0 io.Writer, what string, rows []PIMRP) {
 		case r.Local:
 			note = "this router is the RP"
 		}
+		if len(r.Anycast) > 0 {
+			note += fmt.Sprintf("; anycast RP set %s (RFC 4610), %d Registers forwarded", strings.Join(r.Anycast, " "), r.Forwarded)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Groups, dash(r.RP), dash(r.RPFIf), note)
 	}
 }

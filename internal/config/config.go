@@ -56,6 +56,14 @@ type PIM struct {
 	SPTThreshold      []SPTRule     `yaml:"spt-threshold"`
 	JoinPruneInterval time.Duration `yaml:"join-prune-interval"` // default 60s
 	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // last resort for the SPT switch; default 20ms (the daemon switches when counters show it safe)
+	AnycastRP         []AnycastRP   `yaml:"anycast-rp"`          // RFC 4610 anycast RP sets
+}
+
+// AnycastRP is an RFC 4610 anycast RP set: the RPs sharing Address, by
+// their unique addresses (this router's own among them).
+type AnycastRP struct {
+	Address string   `yaml:"address"`
+	Members []string `yaml:"members"`
 }
 
 // MSDP is MSDP between RPs (RFC 3618).
@@ -382,6 +390,33 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 		}
 		if _, _, _, err := r.Parse(); err != nil {
 			return bad(at("pim", "spt-threshold", i, "threshold"), "%v", err)
+		}
+	}
+	for i, a := range p.AnycastRP {
+		addr, err := netip.ParseAddr(a.Address)
+		if err != nil || !addr.Is4() || addr.IsMulticast() {
+			return bad(at("pim", "anycast-rp", i, "address"), "anycast-rp address %q is not a unicast IPv4 address", a.Address)
+		}
+		isRP := false
+		for _, rp := range p.RP {
+			isRP = isRP || rp.Address == a.Address
+		}
+		if !isRP {
+			return bad(at("pim", "anycast-rp", i, "address"), "anycast-rp %s is not one of the rp addresses: list it under pim rp too", a.Address)
+		}
+		if len(a.Members) < 2 {
+			return bad(at("pim", "anycast-rp", i, "members"), "anycast-rp %s: list every RP of the set by its unique address (at least two, this router's included)", a.Address)
+		}
+		seenM := map[string]bool{}
+		for j, m := range a.Members {
+			ma, err := netip.ParseAddr(m)
+			if err != nil || !ma.Is4() || ma.IsMulticast() || m == a.Address {
+				return bad(at("pim", "anycast-rp", i, "members", j), "anycast-rp member %q is not a unicast IPv4 address other than the anycast one", m)
+			}
+			if seenM[m] {
+				return bad(at("pim", "anycast-rp", i, "members", j), "anycast-rp member %s listed twice", m)
+			}
+			seenM[m] = true
 		}
 	}
 	if p.JoinPruneInterval != 0 && (p.JoinPruneInterval < time.Second || p.JoinPruneInterval > 18000*time.Second) {

@@ -60,6 +60,16 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 		slices.SortStableFunc(rules, func(a, b rule) int { return b.p.Bits() - a.p.Bits() })
 		pc.JoinPruneInterval = p.JoinPruneInterval
 		pc.SPTSwitchGuard = p.SPTSwitchGuard
+		for _, a := range p.AnycastRP {
+			if pc.AnycastRP == nil {
+				pc.AnycastRP = map[netip.Addr][]netip.Addr{}
+			}
+			var ms []netip.Addr
+			for _, m := range a.Members {
+				ms = append(ms, netip.MustParseAddr(m))
+			}
+			pc.AnycastRP[netip.MustParseAddr(a.Address)] = ms
+		}
 	}
 	if len(ssm) == 0 {
 		ssm = []netip.Prefix{pim.DefaultSSMRange}
@@ -274,7 +284,13 @@ func (p *pimComp) apply(now time.Time, res pim.Result) {
 		if s.Iface != "" && (p.d.ifs[s.Iface] == nil || !p.active[s.Iface]) {
 			continue
 		}
-		if err := p.d.env.IO.Send(s.Iface, dataplane.PIM, s.Dst, s.Msg.Marshal()); err != nil {
+		var err error
+		if ss, ok := p.d.env.IO.(dataplane.SourceSender); ok && s.Src.IsValid() && s.Iface == "" {
+			err = ss.SendFrom(s.Src, s.Dst, dataplane.PIM, s.Msg.Marshal())
+		} else {
+			err = p.d.env.IO.Send(s.Iface, dataplane.PIM, s.Dst, s.Msg.Marshal())
+		}
+		if err != nil {
 			p.sendErrors++
 			p.d.log.Debug("pim send", "interface", s.Iface, "dst", s.Dst, "err", err)
 			continue

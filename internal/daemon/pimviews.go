@@ -52,6 +52,10 @@ func (p *pimComp) rpView(time.Time, string) (any, error) {
 	rps := p.r.Config().RPs
 	for _, m := range rps.Mappings() {
 		row := api.PIMRP{Groups: m.Range.String(), RP: m.RP.String(), Local: p.r.IsLocal(m.RP)}
+		for _, a := range p.r.Config().AnycastRP[m.RP] {
+			row.Anycast = append(row.Anycast, a.String())
+			row.Forwarded = p.r.AnycastForwarded()
+		}
 		if x, ok := p.r.LookupRPF(m.RP); ok {
 			row.RPFIf = x.Iface
 		}

@@ -134,6 +134,12 @@ type PacketIO interface {
 	Send(iface string, proto Proto, dst netip.Addr, pkt []byte) error
 }
 
+// SourceSender is a PacketIO that can send unicast from a chosen local
+// address (an anycast RP forwards Registers from its unique address).
+type SourceSender interface {
+	SendFrom(src, dst netip.Addr, proto Proto, pkt []byte) error
+}
+
 // Sink receives what the planes report. The daemon's event loop
 // implements it by queueing each report as an event.
 type Sink interface {

@@ -288,6 +288,17 @@ func (h *Host) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []b
 	return fmt.Errorf("send: unknown protocol %v", proto)
 }
 
+// SendFrom implements dataplane.SourceSender: unicast PIM from src.
+func (h *Host) SendFrom(src, dst netip.Addr, proto dataplane.Proto, pkt []byte) error {
+	if proto != dataplane.PIM {
+		return fmt.Errorf("send from %s: only PIM", src)
+	}
+	if err := h.openPIM(); err != nil {
+		return err
+	}
+	return h.pimS.SendFrom(src, dst, pkt)
+}
+
 // Link reads an interface's index, first IPv4 address and MULTICAST flag.
 func (h *Host) Link(name string) (dataplane.Link, error) {
 	ni, err := net.InterfaceByName(name)

@@ -226,12 +226,17 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		r.res.Sends = append(r.res.Sends, Send{Dst: src, Msg: &wire.RegisterStop{Group: wire.GroupPrefix(g), Source: s}})
 	}
 	rp, ok := r.RP(g)
-	if !ok || !r.addrs[rp] || dst != rp {
+	// A Register another anycast RP forwarded comes to this RP's own
+	// member address, from the other's (RFC 4610 section 4).
+	set := r.cfg.AnycastRP[rp]
+	fromMember := ok && r.addrs[dst] && slices.Contains(set, dst) && slices.Contains(set, src)
+	if !ok || !r.addrs[rp] || (dst != rp && !fromMember) {
 		stop()
 		return
 	}
 	k := SG{S: s, G: g}
 	e := r.ensure(now, k)
+	r.forwardAnycast(rp, src, m)
 	if len(m.Packet) >= 6 && !m.Null {
 		g := e.registers()
 		g.lastID, g.lastAt = int(m.Packet[4])<<8|int(m.Packet[5]), now
@@ -243,7 +248,13 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		r.markChanged(e)
 	}
 	sent := false
-	if e.sptBit || (r.rpJoinsSource(g) && len(r.inheritedOlist(k)) == 0) {
+	// An anycast RP that copies the source's Registers to the other RPs
+	// of its set holds its Register-Stop for a while when it has no
+	// receivers of its own: the others may, and until their joins toward
+	// the source are built the copies are all they get.
+	holding := !e.sptBit && len(r.cfg.AnycastRP[rp]) > 0 && !slices.Contains(r.cfg.AnycastRP[rp], src) &&
+		now.Sub(e.created) < AnycastRegisterHold
+	if !holding && (e.sptBit || (r.rpJoinsSource(g) && len(r.inheritedOlist(k)) == 0)) {
 		stop()
 		sent = true
 	}
@@ -255,6 +266,40 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		}
 	}
 }
+
+// forwardAnycast is RFC 4610 section 4: a Register from a DR (not from
+// another member of rp's anycast set) is copied to every other member,
+// sent from this router's own member address; one from a member is not
+// forwarded again.
+func (r *Router) forwardAnycast(rp, src netip.Addr, m *wire.Register) {
+	set := r.cfg.AnycastRP[rp]
+	if len(set) == 0 || slices.Contains(set, src) {
+		return
+	}
+	var me netip.Addr
+	for _, a := range set {
+		if r.addrs[a] {
+			me = a
+		}
+	}
+	if !me.IsValid() {
+		return // this router is not in the set it serves: nothing to say from
+	}
+	for _, a := range set {
+		if a != me {
+			r.res.Sends = append(r.res.Sends, Send{Dst: a, Src: me, Msg: m})
+		}
+	}
+	r.anycastForwarded++
+}
+
+// AnycastRegisterHold is how long an anycast RP keeps taking a new
+// source's Registers (no Register-Stop) while it copies them to the other
+// RPs of its set, so their receivers lose nothing while they join.
+const AnycastRegisterHold = 2 * time.Second
+
+// AnycastForwarded counts Registers copied to the other anycast RPs.
+func (r *Router) AnycastForwarded() uint64 { return r.anycastForwarded }
 
 // receiveRegisterStop is the DR side (4.4.1).
 func (r *Router) receiveRegisterStop(now time.Time, m *wire.RegisterStop) {

@@ -74,6 +74,10 @@ type Config struct {
 	SPTSwitchGuard time.Duration // 2 ms when 0; negative for none
 	MTU            int           // largest PIM message; 1480 when 0
 	AssertTime     time.Duration // how long assert state lasts; 180 s
+	// AnycastRP lists, per anycast RP address, the unique addresses of
+	// every RP sharing it (RFC 4610): an RP forwards the Registers it gets
+	// from DRs to the others, from its own unique address.
+	AnycastRP map[netip.Addr][]netip.Addr
 	// CheckTimers makes NextDeadline verify its cached answer against a
 	// scan of every timer and panic if a timer would fire late (tests and
 	// simulations; slow).
@@ -283,6 +287,7 @@ type Send struct {
 	Iface string
 	Dst   netip.Addr
 	Msg   wire.Message
+	Src   netip.Addr // the source address to send from; zero: the kernel's choice
 }
 
 // Result is what a call wants done: packets, neighbour events, and the
@@ -307,6 +312,8 @@ type Router struct {
 	jitter   func(time.Duration) time.Duration
 	ifaces   map[string]*Interface
 	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
+
+	anycastForwarded uint64 // Registers copied to the other anycast RPs
 	entries  map[SG]*entry
 	byGroup  map[netip.Addr][]*entry // the entries of each group (usually one or two)
 	members  map[string]map[SG]bool  // local receivers: (*,G) include or (S,G) include per interface

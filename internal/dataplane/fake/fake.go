@@ -159,6 +159,7 @@ type Sent struct {
 	Proto dataplane.Proto
 	Dst   netip.Addr
 	Pkt   []byte
+	Src   netip.Addr // set by SendFrom
 }
 
 // PacketIO implements dataplane.PacketIO by recording: sent packets go to
@@ -200,6 +201,21 @@ func (p *PacketIO) Listens(iface string, proto dataplane.Proto) bool {
 func (p *PacketIO) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []byte) error {
 	p.mu.Lock()
 	s := Sent{Iface: iface, Proto: proto, Dst: dst, Pkt: slices.Clone(pkt)}
+	on := p.OnSend
+	if on == nil {
+		p.Sent = append(p.Sent, s)
+	}
+	p.mu.Unlock()
+	if on != nil {
+		on(s)
+	}
+	return nil
+}
+
+// SendFrom implements dataplane.SourceSender.
+func (p *PacketIO) SendFrom(src, dst netip.Addr, proto dataplane.Proto, pkt []byte) error {
+	p.mu.Lock()
+	s := Sent{Proto: proto, Dst: dst, Pkt: slices.Clone(pkt), Src: src}
 	on := p.OnSend
 	if on == nil {
 		p.Sent = append(p.Sent, s)

@@ -126,6 +126,22 @@ func (s *PIMSocket) Read(buf, oob []byte) (PIMPacket, error) {
 	return p, nil
 }
 
+// SendFrom sends a unicast PIM message to dst from the local address src
+// (IP_PKTINFO's ipi_spec_dst), routed by the kernel.
+func (s *PIMSocket) SendFrom(src, dst netip.Addr, msg []byte) error {
+	oob := unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: src.As4()})
+	sa := &unix.SockaddrInet4{Addr: dst.As4()}
+	var serr error
+	err := s.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), msg, oob, sa, 0)
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
 // Send sends a PIM message (the payload after the IP header) to dst: out
 // of ifindex for link-local multicast, routed by the kernel for unicast
 // (ifindex 0).
