@@ -25,6 +25,8 @@ import (
 	"overcast/internal/daemon"
 	"overcast/internal/dataplane"
 	"overcast/internal/kernel"
+	"overcast/internal/mbgp"
+	"overcast/internal/mbgp/gobgp"
 	"overcast/internal/lab"
 	"overcast/internal/tools/mcast"
 )
@@ -141,6 +143,7 @@ func runDaemon(args []string) error {
 			streams = kernel.NewStreams(sink, log)
 			return streams
 		},
+		MBGP: func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
 	}, log, level)
 	if err != nil {
 		return err

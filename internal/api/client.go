@@ -81,3 +81,6 @@ func (c *Client) MSDPSACache() ([]MSDPSA, error) { return get[[]MSDPSA](c, PathM
 func (c *Client) MSDPRPFPeer(rp string) (MSDPRPF, error) {
 	return get[MSDPRPF](c, PathMSDPRPFPeer+"/"+rp)
 }
+
+func (c *Client) BGPRoutes() ([]BGPRoute, error)  { return get[[]BGPRoute](c, PathBGPMulticast) }
+func (c *Client) BGPSummary() (BGPSummary, error) { return get[BGPSummary](c, PathBGPSummary) }

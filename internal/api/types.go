@@ -241,6 +241,41 @@ type RPF struct {
 	Protocol   string `json:"protocol,omitempty"`
 	Preference uint32 `json:"preference"`
 	Local      bool   `json:"local"`
+	// Table is where the route came from, Cisco's "RPF type": mbgp (the
+	// IPv4 multicast BGP table) or unicast; Route is the MBGP prefix.
+	Table string `json:"table,omitempty"`
+	Route string `json:"route,omitempty"`
+}
+
+// BGPRoute is a best path of `show bgp ipv4 multicast`.
+type BGPRoute struct {
+	Prefix   string   `json:"prefix"`
+	NextHop  string   `json:"next_hop,omitempty"`
+	Peer     string   `json:"peer,omitempty"`
+	PeerAS   uint32   `json:"peer_as,omitempty"`
+	External bool     `json:"ebgp"`
+	Local    bool     `json:"local"`
+	MED      uint32   `json:"med"`
+	ASPath   []uint32 `json:"as_path"`
+}
+
+// BGPSummary is `show bgp ipv4 multicast summary`.
+type BGPSummary struct {
+	AS        uint32        `json:"as"`
+	RouterID  string        `json:"router_id"`
+	Routes    int           `json:"routes"`
+	Neighbors []BGPNeighbor `json:"neighbors"`
+}
+
+// BGPNeighbor is one neighbour of the summary.
+type BGPNeighbor struct {
+	Address  string   `json:"address"`
+	AS       uint32   `json:"as"`
+	State    string   `json:"state"`
+	Uptime   Duration `json:"uptime"`
+	Received int      `json:"prefixes_received"`
+	Accepted int      `json:"prefixes_accepted"`
+	MD5      bool     `json:"md5"`
 }
 
 // PIMStats are the daemon's PIM counters, in Status.

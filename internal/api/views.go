@@ -44,6 +44,8 @@ const (
 	PathMSDPPeer       = "/v1/msdp/peer"
 	PathMSDPSACache    = "/v1/msdp/sa-cache"
 	PathMSDPRPFPeer    = "/v1/msdp/rpf-peer"
+	PathBGPMulticast   = "/v1/bgp/ipv4/multicast"
+	PathBGPSummary     = "/v1/bgp/ipv4/multicast/summary"
 )
 
 // Views lists every show command.
@@ -64,6 +66,46 @@ var Views = []View{
 	view("msdp sa-cache", []string{"ip msdp sa-cache"}, PathMSDPSACache, "", textMSDPSACache),
 	view("msdp sa-cache", []string{"ip msdp sa-cache"}, PathMSDPSACache, "ADDR", textMSDPSACache),
 	view("msdp rpf-peer", []string{"ip msdp rpf-peer"}, PathMSDPRPFPeer, "ADDR", textMSDPRPF),
+	view("bgp ipv4 multicast", []string{"ip mbgp", "mbgp"}, PathBGPMulticast, "", textBGPRoutes),
+	view("bgp ipv4 multicast summary", []string{"mbgp summary"}, PathBGPSummary, "", textBGPSummary),
+}
+
+// textBGPRoutes prints Cisco's show bgp ipv4 multicast layout.
+func textBGPRoutes(w0 io.Writer, what string, rows []BGPRoute) {
+	fmt.Fprintln(w0, "Status codes: * valid, > best, i - internal; Origin: i - IGP")
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "   Network\tNext Hop\tMetric\tPath")
+	for _, r := range rows {
+		code := "*>"
+		if !r.External && !r.Local {
+			code = "*>i"
+		}
+		nh := r.NextHop
+		if r.Local {
+			nh = "0.0.0.0"
+		}
+		var path []string
+		for _, a := range r.ASPath {
+			path = append(path, fmt.Sprint(a))
+		}
+		fmt.Fprintf(w, "%s %s\t%s\t%d\t%s\n", code, r.Prefix, dash(nh), r.MED, strings.TrimSpace(strings.Join(path, " ")+" i"))
+	}
+	w.Flush()
+	fmt.Fprintf(w0, "Total number of prefixes %d\n", len(rows))
+}
+
+func textBGPSummary(w0 io.Writer, what string, s BGPSummary) {
+	fmt.Fprintf(w0, "BGP router identifier %s, local AS number %d\nIPv4 multicast best paths: %d\n\n", s.RouterID, s.AS, s.Routes)
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintln(w, "Neighbor\tAS\tUp/Down\tState/PfxRcd\tMD5")
+	for _, n := range s.Neighbors {
+		st := n.State
+		if st == "Established" {
+			st = fmt.Sprint(n.Received)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%v\n", n.Address, n.AS, n.Uptime, dash(st), n.MD5)
+	}
 }
 
 // textMSDPPeers prints one block per peer, as Cisco's show ip msdp peer.
@@ -359,8 +401,12 @@ func textRPF(w0 io.Writer, what string, rows RPF) {
 	case rows.Local:
 		fmt.Fprintf(w, "%s\tlocal address of this router\n", rows.Address)
 	default:
-		fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  RPF type:\tunicast (%s)\n  Metric preference:\t%d\n  Metric:\t%d\n", rows.Address, rows.Iface,
-			dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], dash(rows.Protocol), rows.Preference, rows.Metric)
+		typ := "unicast (" + dash(rows.Protocol) + ")"
+		if rows.Table == "mbgp" {
+			typ = "mbgp (" + rows.Route + ")"
+		}
+		fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  RPF type:\t%s\n  Metric preference:\t%d\n  Metric:\t%d\n", rows.Address, rows.Iface,
+			dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], typ, rows.Preference, rows.Metric)
 	}
 }
 

@@ -24,6 +24,7 @@ type Config struct {
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
 	MSDP       *MSDP         `yaml:"msdp"`      // MSDP between RPs; nil: off
+	BGP        *BGP          `yaml:"bgp"`       // MBGP (IPv4 multicast) for RPF; nil: off
 	Interfaces []Interface   `yaml:"interfaces"`
 
 	file string    // the file it was read from
@@ -81,6 +82,26 @@ type MSDP struct {
 	Peers        []MSDPPeer              `yaml:"peers"`
 	RPFPeers     []MSDPRPFPeer           `yaml:"rpf-peers"`
 	Policies     map[string][]PolicyRule `yaml:"policies"`
+}
+
+// BGP is the embedded MBGP speaker: sessions for the IPv4 multicast
+// address family, whose best paths RPF prefers to the unicast table.
+type BGP struct {
+	AS                uint32        `yaml:"as"`
+	RouterID          string        `yaml:"router-id"`
+	Listen            []string      `yaml:"listen"` // addresses to accept sessions on; default all
+	Port              int           `yaml:"port"`   // default 179
+	Neighbors         []BGPNeighbor `yaml:"neighbors"`
+	MulticastNetworks []string      `yaml:"multicast-networks"` // announced with next hop self
+}
+
+// BGPNeighbor is one BGP neighbour.
+type BGPNeighbor struct {
+	Address  string `yaml:"address"`
+	RemoteAS uint32 `yaml:"remote-as"`
+	Source   string `yaml:"source"`
+	Password string `yaml:"password"`
+	Multihop uint8  `yaml:"ebgp-multihop"`
 }
 
 // MSDPPeer is one MSDP peer.
@@ -340,6 +361,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	if err := checkMSDP(&c, at, bad); err != nil {
 		return nil, err
 	}
+	if err := checkBGP(&c, at, bad); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -535,6 +559,61 @@ func checkMSDP(c *Config, at func(...any) int, bad func(int, string, ...any) err
 		}
 		if _, ok := seen[r.Peer]; !ok {
 			return bad(at("msdp", "rpf-peers", i, "peer"), "rpf-peer %q is not one of the msdp peers", r.Peer)
+		}
+	}
+	return nil
+}
+
+func checkBGP(c *Config, at func(...any) int, bad func(int, string, ...any) error) error {
+	b := c.BGP
+	if b == nil {
+		return nil
+	}
+	if b.AS == 0 {
+		return bad(at("bgp"), "bgp needs as: this router's autonomous system number")
+	}
+	unicast := func(s string, line int, what string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
+			return bad(line, "%s %q is not a unicast IPv4 address", what, s)
+		}
+		return nil
+	}
+	if err := unicast(b.RouterID, at("bgp", "router-id"), "bgp router-id"); err != nil {
+		return err
+	}
+	for i, a := range b.Listen {
+		if err := unicast(a, at("bgp", "listen", i), "bgp listen address"); err != nil {
+			return err
+		}
+	}
+	if b.Port < -1 || b.Port > 65535 {
+		return bad(at("bgp", "port"), "bgp port %d: want 1..65535 (or -1: do not listen)", b.Port)
+	}
+	seen := map[string]int{}
+	for i, n := range b.Neighbors {
+		if err := unicast(n.Address, at("bgp", "neighbors", i, "address"), "bgp neighbor address"); err != nil {
+			return err
+		}
+		if prev, dup := seen[n.Address]; dup {
+			return bad(at("bgp", "neighbors", i), "bgp neighbor %s listed twice (first on line %d)", n.Address, prev)
+		}
+		seen[n.Address] = at("bgp", "neighbors", i)
+		if n.RemoteAS == 0 {
+			return bad(at("bgp", "neighbors", i), "bgp neighbor %s needs remote-as", n.Address)
+		}
+		if n.Source != "" {
+			if err := unicast(n.Source, at("bgp", "neighbors", i, "source"), "bgp neighbor source"); err != nil {
+				return err
+			}
+		}
+		if len(n.Password) > 80 {
+			return bad(at("bgp", "neighbors", i, "password"), "bgp neighbor %s: password of %d bytes; TCP-MD5 keys are at most 80", n.Address, len(n.Password))
+		}
+	}
+	for i, s := range b.MulticastNetworks {
+		if _, err := ParsePrefixOrAddr(s); err != nil {
+			return bad(at("bgp", "multicast-networks", i), "multicast-network %q is not an IPv4 prefix", s)
 		}
 	}
 	return nil

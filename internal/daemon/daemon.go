@@ -23,6 +23,7 @@ import (
 
 	"overcast/internal/config"
 	"overcast/internal/dataplane"
+	"overcast/internal/mbgp"
 	"overcast/internal/mrib"
 	"overcast/internal/pim"
 )
@@ -66,6 +67,10 @@ type Env struct {
 	// tests drive stream events with (the real loop uses time.Now).
 	Streams func(dataplane.StreamSink) dataplane.Streams
 	Now     func() time.Time
+	// MBGP makes the BGP speaker for the IPv4 multicast family; onChange
+	// is called (from any goroutine) when its best paths change. Nil: no
+	// BGP.
+	MBGP func(onChange func()) mbgp.Speaker
 }
 
 // component is one protocol of the daemon. Each wraps a pure core and is
@@ -127,6 +132,7 @@ type Daemon struct {
 	igmp *igmpComp
 	pim  *pimComp  // nil when PIM is off
 	msdp *msdpComp // nil when MSDP is off
+	mbgp *mbgpComp // nil when BGP is off
 
 	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
@@ -204,6 +210,9 @@ func (d *Daemon) Config() *config.Config { return d.cfg }
 // components lists the running components, in the order they see events.
 func (d *Daemon) components() []component {
 	cs := []component{d.igmp}
+	if d.mbgp != nil {
+		cs = append(cs, d.mbgp)
+	}
 	if d.pim != nil {
 		cs = append(cs, d.pim)
 	}
@@ -219,6 +228,13 @@ func (d *Daemon) Start(now time.Time) error {
 	d.start, d.countersAt = now, now
 	d.rec = dataplane.NewReconciler(d.env.Forwarder)
 	d.igmp = &igmpComp{d: d, ifs: map[string]*igmpIface{}}
+	if d.cfg.BGP != nil {
+		m, err := newMBGP(d)
+		if err != nil {
+			return err
+		}
+		d.mbgp = m
+	}
 	if d.cfg.PIMEnabled() {
 		p, err := newPIM(d, now)
 		if err != nil {
@@ -265,6 +281,9 @@ func (d *Daemon) Stop(now time.Time) {
 		}
 	}
 	d.EndBurst(now)
+	if d.mbgp != nil {
+		d.mbgp.stop()
+	}
 }
 
 func (d *Daemon) setLevel(s string) {

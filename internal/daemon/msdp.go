@@ -103,6 +103,16 @@ func prefixOrNone(s string) (netip.Prefix, error) {
 type routesAdapter struct{ d *Daemon }
 
 func (r routesAdapter) RouteTo(a netip.Addr) (msdp.Route, bool) {
+	if m := r.d.mbgp; m != nil {
+		if rt, ok := m.s.Lookup(a); ok && !rt.Local {
+			out := msdp.Route{Table: "mbgp", Protocol: "bgp", Prefix: rt.Prefix, NextHop: rt.NextHop,
+				BGP: &msdp.BGPPath{Peer: rt.Peer, PeerAS: rt.PeerAS, External: rt.External, ASPath: rt.ASPath}}
+			if x, ok := (rpfTables{r.d}).resolve(rt); ok {
+				out.Iface = x.Iface
+			}
+			return out, true
+		}
+	}
 	x, ok := r.d.env.Routing.Lookup(a)
 	if !ok {
 		return msdp.Route{}, false

@@ -106,7 +106,7 @@ func newPIM(d *Daemon, now time.Time) (*pimComp, error) {
 		d.log.Warn("the forwarder cannot carry PIM registers: first-hop registers and RP decapsulation are off")
 	}
 	p := &pimComp{d: d, active: map[string]bool{}, started: now, rpSwitch: map[dataplane.SG]rpSwitch{}}
-	p.r = pim.NewRouter(pc, d.env.Routing, d.env.Jitter)
+	p.r = pim.NewRouter(pc, rpfTables{d}, d.env.Jitter)
 	for _, a := range d.env.Links.LocalAddrs() {
 		p.r.AddLocalAddress(a)
 	}

@@ -71,6 +71,9 @@ func (d *Daemon) checkReload(next *config.Config) error {
 	if d.pim == nil && next.PIMEnabled() {
 		return next.Errorf(next.Line("pim"), "PIM is off in the running configuration: turning it on needs a restart (the kernel's register VIF and PIM mode are set at start)")
 	}
+	if d.mbgp == nil && next.BGP != nil {
+		return next.Errorf(next.Line("bgp"), "BGP is off in the running configuration: turning it on needs a restart (systemctl restart overcast)")
+	}
 	if d.msdp == nil && next.MSDP != nil {
 		return next.Errorf(next.Line("msdp"), "MSDP is off in the running configuration: turning it on needs a restart (systemctl restart overcast)")
 	}

@@ -32,6 +32,11 @@ func (d *Daemon) viewFuncs() map[string]viewFunc {
 				return nil, api.BadRequest{Err: errors.New("PIM is not running on this daemon: add a pim: section (or pim: true on an interface) to the config and restart")}
 			}
 		}
+		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/bgp/") {
+			m[v.Path] = func(time.Time, string) (any, error) {
+				return nil, api.BadRequest{Err: errors.New("BGP is not running on this daemon: add a bgp: section (as, router-id, neighbors) to the config and restart")}
+			}
+		}
 		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/msdp/") {
 			m[v.Path] = func(time.Time, string) (any, error) {
 				return nil, api.BadRequest{Err: errors.New("MSDP is not running on this daemon: add an msdp: section with peers to the config and restart")}
@@ -113,10 +118,14 @@ func (d *Daemon) rpfView(_ time.Time, arg string) (any, error) {
 	if d.pim != nil {
 		x, ok = d.pim.r.LookupRPF(a)
 	} else {
-		x, ok = d.env.Routing.Lookup(a)
+		x, ok = rpfTables{d}.Lookup(a)
 	}
 	out.Found, out.Iface, out.Metric, out.Preference, out.Protocol = ok, x.Iface, x.Metric, x.Preference, x.Protocol
 	out.Local = ok && x.Iface == ""
+	out.Table = x.Table
+	if x.Prefix.IsValid() {
+		out.Route = x.Prefix.String()
+	}
 	if x.Neighbor.IsValid() {
 		out.Neighbor = x.Neighbor.String()
 	}

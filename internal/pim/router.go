@@ -22,6 +22,8 @@ type RPF struct {
 	Preference uint32 // administrative distance, for asserts
 	Metric     uint32
 	Protocol   string // who installed the route: connected, kernel, static, ospf, bgp, ...
+	Table      string // which table decided: "mbgp" or "unicast"
+	Prefix     netip.Prefix
 }
 
 // Routing answers unicast route lookups (the kernel's table via netlink
