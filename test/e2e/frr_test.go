@@ -24,6 +24,12 @@ type frr struct {
 
 func startFRR(t testing.TB, l *lab.Lab, node, pimdConf string) *frr {
 	t.Helper()
+	return startFRRWith(t, l, node, pimdConf, "")
+}
+
+// startFRRWith also runs bgpd with bgpdConf when it is not empty.
+func startFRRWith(t testing.TB, l *lab.Lab, node, pimdConf, bgpdConf string) *frr {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "frr-")
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +37,19 @@ func startFRR(t testing.TB, l *lab.Lab, node, pimdConf string) *frr {
 	f := &frr{l: l, node: node, dir: dir}
 	os.WriteFile(filepath.Join(dir, "zebra.conf"), []byte("hostname "+node+"\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "pimd.conf"), []byte(pimdConf), 0o644)
+	daemons := []string{"zebra", "pimd"}
+	if bgpdConf != "" {
+		// FRR's RPF reads only the unicast RIB unless told to look at
+		// the multicast RIB first, where bgpd puts ipv4 multicast routes.
+		os.WriteFile(filepath.Join(dir, "zebra.conf"), []byte("hostname "+node+"\nip multicast rpf-lookup-mode mrib-then-urib\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "bgpd.conf"), []byte(bgpdConf), 0o644)
+		daemons = append(daemons, "bgpd")
+	}
 	if out, err := exec.Command("chown", "-R", "frr:frr", dir).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
 	os.Chmod(dir, 0o777)
-	for _, d := range []string{"zebra", "pimd"} {
+	for _, d := range daemons {
 		out, err := l.Exec(node, "/usr/lib/frr/"+d, "-d", "-u", "frr", "-g", "frr",
 			"-f", filepath.Join(dir, d+".conf"), "-i", filepath.Join(dir, d+".pid"),
 			"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "-P", "0")
@@ -44,7 +58,7 @@ func startFRR(t testing.TB, l *lab.Lab, node, pimdConf string) *frr {
 		}
 	}
 	t.Cleanup(func() {
-		for _, d := range []string{"pimd", "zebra"} {
+		for _, d := range []string{"bgpd", "pimd", "zebra"} {
 			if b, err := os.ReadFile(filepath.Join(dir, d+".pid")); err == nil {
 				exec.Command("kill", strings.TrimSpace(string(b))).Run()
 			}

@@ -103,3 +103,115 @@ func TestMBGPRPF(t *testing.T) {
 		})
 	}
 }
+
+// FRR configurations for mbgpLab: pimd as in frrMSDP (plus the
+// multicast-only link), bgpd peering for the IPv4 multicast family only.
+var frrMBGP = map[string][2]string{
+	"a1": {frrMSDP["a1"], ""},
+	"rpa": {strings.Replace(frrMSDP["rpa"], "interface to-rpb\n ip pim\n", "interface to-rpb\n ip pim\ninterface to-rpb-m\n ip pim\n", 1),
+		"router bgp 65001\n bgp router-id 10.255.1.1\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor 10.1.9.2 remote-as 65002\n neighbor 10.1.9.2 update-source 10.1.9.1\n neighbor 10.1.9.2 timers connect 2\n" +
+			" address-family ipv4 unicast\n  no neighbor 10.1.9.2 activate\n exit-address-family\n address-family ipv4 multicast\n  network 10.0.1.0/24\n  neighbor 10.1.9.2 activate\n exit-address-family\n"},
+	"rpb": {strings.Replace(frrMSDP["rpb"], "interface to-rpa\n ip pim\n", "interface to-rpa\n ip pim\ninterface to-rpa-m\n ip pim\n", 1),
+		"router bgp 65002\n bgp router-id 10.255.2.1\n no bgp ebgp-requires-policy\n neighbor 10.1.9.1 remote-as 65001\n neighbor 10.1.9.1 update-source 10.1.9.2\n neighbor 10.1.9.1 timers connect 2\n" +
+			" address-family ipv4 unicast\n  no neighbor 10.1.9.1 activate\n exit-address-family\n address-family ipv4 multicast\n  neighbor 10.1.9.1 activate\n exit-address-family\n"},
+	"b1": {frrMSDP["b1"], ""},
+}
+
+// MBGP and MSDP with FRR, both ways round: domain A all FRR (bgpd
+// announcing the source LAN in ipv4 multicast) and domain B Overcast
+// (GoBGP learning it; its only path to the source is that route), then
+// the reverse (Overcast announcing, FRR's bgpd learning; FRR's pimd
+// cannot use the multicast RIB, see below). The receiver gets every
+// packet after the join.
+func TestMBGPWithFRR(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		frr  []string
+	}{{"FRR source domain", []string{"a1", "rpa"}}, {"FRR receiver domain", []string{"rpb", "b1"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lab := mbgpLab(true)
+			for _, n := range tc.frr {
+				// Drop the node's overcast block: FRR runs there.
+				i := strings.Index(lab, "  - name: "+n+"\n")
+				j := strings.Index(lab[i:], "    overcast: |\n")
+				k := strings.Index(lab[i+j:], "\n  - name: ")
+				if k < 0 {
+					k = strings.Index(lab[i+j:], "\nlinks:")
+				}
+				lab = lab[:i+j] + lab[i+j+k+1:]
+			}
+			l := startLab(t, lab)
+			if tc.frr[0] == "rpb" {
+				// FRR 8.4's pimd does not track the multicast RIB (FRR
+				// issue 9667, fixed in 10.3): RPF reads only unicast
+				// routes, so FRR's RP gets one over the same link the
+				// MBGP route names. That MBGP routes are exchanged is
+				// checked below on FRR's bgpd.
+				if _, err := l.Exec("rpb", "ip", "route", "add", "10.0.1.0/24", "via", "10.1.9.1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frrs := map[string]*frr{}
+			for _, n := range tc.frr {
+				frrs[n] = startFRRWith(t, l, n, frrMBGP[n][0], frrMBGP[n][1])
+			}
+			if _, err := l.Exec("src", "ethtool", "-K", "eth0", "tx", "off"); err != nil {
+				t.Fatal(err)
+			}
+			overRP := "rpb"
+			if frrs["rpb"] != nil {
+				overRP = "rpa"
+			}
+			other := map[string]string{"rpa": "10.255.2.1", "rpb": "10.255.1.1"}[overRP]
+			msdpEstablished(t, l, overRP, other)
+			c := api.NewClient(l.Socket(overRP))
+			eventually(t, 40*time.Second, overRP+"'s BGP session with FRR", func() string {
+				s, err := c.BGPSummary()
+				if err != nil || len(s.Neighbors) != 1 || s.Neighbors[0].State != "Established" {
+					return fmt.Sprintf("%+v %v", s, err)
+				}
+				return ""
+			})
+			if overRP == "rpb" {
+				eventually(t, 20*time.Second, "FRR's multicast route at Overcast rpb", func() string {
+					if rpf, _ := c.RPF("10.0.1.10"); rpf.Table != "mbgp" || rpf.Iface != "to-rpa-m" {
+						return fmt.Sprintf("%+v", rpf)
+					}
+					return ""
+				})
+			} else {
+				eventually(t, 20*time.Second, "Overcast's multicast route at FRR rpb", func() string {
+					out, _ := frrs["rpb"].vtysh("show bgp ipv4 multicast")
+					if !strings.Contains(out, "10.0.1.0/24") || !strings.Contains(out, "10.1.9.1") {
+						return out
+					}
+					return ""
+				})
+			}
+			r := startRecv(t, l, "rcv", "-g", G)
+			time.Sleep(4 * time.Second) // IGMP, (*,G) joins, PIM adjacencies on both kinds of router
+			send(t, l, "src", "-g", G, "-count", "2000", "-rate", "1000")
+			time.Sleep(500 * time.Millisecond)
+			defer func() {
+				if t.Failed() {
+					for n, f := range frrs {
+						for _, cmd := range []string{"show running-config", "show ip rpf 10.0.1.10", "show ip rpf", "show bgp ipv4 multicast", "show ip pim upstream", "show ip mroute", "show ip msdp sa"} {
+							out, _ := f.vtysh(cmd)
+							t.Logf("%s (FRR) %s:\n%s", n, cmd, out)
+						}
+					}
+				}
+			}()
+			first := checkAfterJoin(t, r, 2000)
+			t.Logf("%s: first packet received was seq %d", tc.name, first)
+			if overRP == "rpa" {
+				out, _ := frrs["rpb"].vtysh("show ip mroute")
+				if !strings.Contains(out, "to-rpa-m") {
+					t.Errorf("FRR rpb's (S,G) does not come in on the multicast-only link:\n%s", out)
+				}
+			} else if rt, ok := mroute(t, l, "rpb", "10.0.1.10", G); !ok || rt.IIF != "to-rpa-m" {
+				t.Errorf("rpb (S,G): %+v, want input to-rpa-m", rt)
+			}
+		})
+	}
+}
