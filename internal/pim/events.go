@@ -257,6 +257,7 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	if !holding && (e.sptBit || (r.rpJoinsSource(g) && len(r.inheritedOlist(k)) == 0)) {
 		stop()
 		sent = true
+		e.registers().stopAt = now
 	}
 	if e.sptBit || r.rpJoinsSource(g) {
 		if sent {
@@ -376,9 +377,11 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 				// The Register carrying this packet was already read (the
 				// two sockets race): its copy is forwarded; switch now.
 				e.sptBit, e.sptPending = true, time.Time{}
-			case r.IAmRP(g) && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing):
-				// No Registers are arriving (stopped, or never sent): no
-				// copy to wait for.
+			case r.IAmRP(g) && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing ||
+				!e.regs.stopAt.IsZero() && now.Sub(e.regs.stopAt) < r.cfg.RegisterSuppression/2):
+				// No Registers are arriving (stopped, never sent, or this
+				// RP sent the DR a Register-Stop lately: it registers no
+				// more): no copy to wait for.
 				e.sptBit, e.sptPending = true, time.Time{}
 			case e.sptPending.IsZero() && r.IAmRP(g):
 				// The RP switches from Registers to native packets when

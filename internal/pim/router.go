@@ -230,6 +230,7 @@ type registers struct {
 	firstNativeID int       // IP ID of the first native packet, -1 unknown
 	lastID        int       // IP ID inside the latest Register, -1 none
 	lastAt        time.Time // when the latest data Register arrived
+	stopAt        time.Time // when this RP last sent the source's DR a Register-Stop
 }
 
 // registers returns the entry's register tracking, made on first use.
