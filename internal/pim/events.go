@@ -208,6 +208,17 @@ func atOrAfter(pkt []byte, first int) bool {
 	return id-uint16(first) < 0x8000
 }
 
+// registersStopped says whether no more Registers of (S,G) are on their
+// way to this RP: none came lately, or it sent the DR a Register-Stop
+// lately (within half the suppression time, before the DR's probe).
+func (r *Router) registersStopped(e *entry, now time.Time) bool {
+	last := e.lastRegisterAt()
+	if last.IsZero() || now.Sub(last) > registersFlowing {
+		return true
+	}
+	return !e.regs.stopAt.IsZero() && now.Sub(e.regs.stopAt) < r.cfg.RegisterSuppression/2
+}
+
 // registersFlowing is how recent the last Register must be for the RP to
 // treat Registers as still arriving when native packets begin.
 const registersFlowing = 50 * time.Millisecond
@@ -377,8 +388,7 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 				// The Register carrying this packet was already read (the
 				// two sockets race): its copy is forwarded; switch now.
 				e.sptBit, e.sptPending = true, time.Time{}
-			case r.IAmRP(g) && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing ||
-				!e.regs.stopAt.IsZero() && now.Sub(e.regs.stopAt) < r.cfg.RegisterSuppression/2):
+			case r.IAmRP(g) && r.registersStopped(e, now):
 				// No Registers are arriving (stopped, never sent, or this
 				// RP sent the DR a Register-Stop lately: it registers no
 				// more): no copy to wait for.

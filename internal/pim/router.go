@@ -612,10 +612,11 @@ func (r *Router) reconcileUpstream(e *entry, now time.Time) {
 		if ok {
 			e.joined, e.upIface, e.upNbr = true, up.iface, up.nbr
 			r.queue(up, e.key, true, false, now)
-			if e.key.S.IsValid() && r.IAmRP(e.key.G) && !e.sptBit && (e.lastRegisterAt().IsZero() || now.Sub(e.lastRegisterAt()) > registersFlowing) {
-				// The RP joins a source whose Registers have stopped: the
-				// first packet will come natively, so expect it there
-				// rather than drop it as arriving on the wrong interface.
+			if e.key.S.IsValid() && r.IAmRP(e.key.G) && !e.sptBit && r.registersStopped(e, now) {
+				// The RP joins a source whose Registers have stopped (or
+				// that it told to stop): the first packet will come
+				// natively, so expect it there rather than drop it as
+				// arriving on the wrong interface.
 				e.sptBit = true
 			}
 		}
