@@ -190,9 +190,11 @@ func (m *msdpComp) advance(now time.Time) {
 		// keepalive running while their SAs do.
 		m.refreshAt = now.Add(recheckEvery)
 		if p := m.d.pim; p != nil {
-			for _, v := range m.s.Cache() {
-				if !v.Local && p.r.HasReceivers(v.G) {
-					m.offer(now, v.S, v.G)
+			for _, g := range m.s.Groups() {
+				if p.r.HasReceivers(g) {
+					for _, a := range m.s.Sources(g) {
+						m.offer(now, a.S, a.G)
+					}
 				}
 			}
 		}

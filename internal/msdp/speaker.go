@@ -129,23 +129,33 @@ type peer struct {
 	fails   int    // dials failed in a row
 }
 
-type cacheKey struct{ S, G, RP netip.Addr }
+// The cache is kept compact: at 100,000 SAs every byte counts (IPv4
+// addresses as 4 bytes, times as Unix nanoseconds, per-group slices).
+type a4 [4]byte
+
+func to4(a netip.Addr) a4      { return a.As4() }
+func (a a4) addr() netip.Addr { return netip.AddrFrom4(a) }
+
+type cacheKey struct{ S, G, RP a4 }
 
 type saEntry struct {
-	peer    netip.Addr // learned from
-	created time.Time
-	expires time.Time
+	peer    a4 // learned from
+	created int64
+	expires int64
 }
+
+func key(s, g, rp netip.Addr) cacheKey { return cacheKey{S: to4(s), G: to4(g), RP: to4(rp)} }
 
 // Speaker is one router's MSDP core.
 type Speaker struct {
 	cfg    Config
 	routes Routes
 	peers  map[netip.Addr]*peer
-	cache  map[cacheKey]*saEntry
-	byG    map[netip.Addr]map[cacheKey]bool
-	local  map[SG]time.Time // originated, with when first seen
-	advAt  time.Time        // next SA-Advertisement
+	cache   map[cacheKey]saEntry
+	byG     map[a4][]cacheKey // the cached SAs of each group
+	local   map[SG]time.Time  // originated, with when first seen
+	advAt   time.Time         // next SA-Advertisement
+	sweepAt time.Time         // next pass over the cache for expired SAs
 	res    Result
 
 	// Totals over all peers that outlive a peer's removal.
@@ -158,7 +168,7 @@ func New(cfg Config, routes Routes) (*Speaker, error) {
 		return nil, err
 	}
 	s := &Speaker{cfg: cfg.withDefaults(), routes: routes, peers: map[netip.Addr]*peer{},
-		cache: map[cacheKey]*saEntry{}, byG: map[netip.Addr]map[cacheKey]bool{}, local: map[SG]time.Time{}}
+		cache: map[cacheKey]saEntry{}, byG: map[a4][]cacheKey{}, local: map[SG]time.Time{}}
 	return s, nil
 }
 
@@ -252,10 +262,10 @@ func (s *Speaker) established(now time.Time, p *peer) {
 	s.advertiseTo(now, p)
 	byRP := map[netip.Addr][]wire.Entry{}
 	for k, e := range s.sortedCache() {
-		if e.peer == p.cfg.Address || s.sameMesh(e.peer, p.cfg.Address) {
+		if from := e.peer.addr(); from == p.cfg.Address || s.sameMesh(from, p.cfg.Address) {
 			continue
 		}
-		byRP[k.RP] = append(byRP[k.RP], wire.Entry{Source: k.S, Group: k.G})
+		byRP[k.RP.addr()] = append(byRP[k.RP.addr()], wire.Entry{Source: k.S.addr(), Group: k.G.addr()})
 	}
 	for _, rp := range sortedAddrs(byRP) {
 		s.sendSA(p, &wire.SA{RP: rp, Entries: byRP[rp]})
@@ -372,36 +382,36 @@ func (s *Speaker) receiveSA(now time.Time, p *peer, m *wire.SA) {
 			p.stats.FilteredIn++
 			continue
 		}
-		k := cacheKey{S: e.Source, G: e.Group, RP: m.RP}
-		c := s.cache[k]
-		if c == nil {
+		k := key(e.Source, e.Group, m.RP)
+		c, ok := s.cache[k]
+		if !ok {
 			if len(s.cache) >= s.cfg.SALimit || (p.cfg.SALimit > 0 && p.cached >= p.cfg.SALimit) {
 				p.stats.LimitDrops++
 				s.limitDrops++
 				continue
 			}
-			c = &saEntry{peer: p.cfg.Address, created: now}
-			s.cache[k] = c
-			if s.byG[k.G] == nil {
-				s.byG[k.G] = map[cacheKey]bool{}
-			}
-			s.byG[k.G][k] = true
+			c = saEntry{peer: to4(p.cfg.Address), created: now.UnixNano()}
+			s.byG[k.G] = append(s.byG[k.G], k)
 			p.cached++
+			if s.sweepAt.IsZero() {
+				s.sweepAt = now.Add(time.Second)
+			}
 			a := Active{SG: SG{S: e.Source, G: e.Group}, RP: m.RP}
 			if i == 0 && len(m.Data) > 0 {
 				a.Data = m.Data
 			}
 			s.res.Learned = append(s.res.Learned, a)
-		} else if c.peer != p.cfg.Address {
+		} else if from := c.peer.addr(); from != p.cfg.Address {
 			// Learned again from another accepted peer (the RPF peer
 			// changed): it is now this one's.
-			if q := s.peers[c.peer]; q != nil {
+			if q := s.peers[from]; q != nil {
 				q.cached--
 			}
-			c.peer = p.cfg.Address
+			c.peer = to4(p.cfg.Address)
 			p.cached++
 		}
-		c.expires = now.Add(s.cfg.SAState)
+		c.expires = now.Add(s.cfg.SAState).UnixNano()
+		s.cache[k] = c
 		kept = append(kept, e)
 	}
 	if len(kept) == 0 || m.Response {
@@ -422,8 +432,8 @@ func (s *Speaker) receiveSA(now time.Time, p *peer, m *wire.SA) {
 // answerRequest sends an SA-Response of the cached sources of g.
 func (s *Speaker) answerRequest(p *peer, g netip.Addr) {
 	byRP := map[netip.Addr][]wire.Entry{}
-	for k := range s.byG[g] {
-		byRP[k.RP] = append(byRP[k.RP], wire.Entry{Source: k.S, Group: k.G})
+	for _, k := range s.byG[to4(g)] {
+		byRP[k.RP.addr()] = append(byRP[k.RP.addr()], wire.Entry{Source: k.S.addr(), Group: k.G.addr()})
 	}
 	for sg := range s.local {
 		if sg.G == g {
@@ -573,23 +583,35 @@ func (s *Speaker) Advance(now time.Time) Result {
 			}
 		}
 	}
-	for k, e := range s.cache {
-		if !e.expires.After(now) {
-			s.drop(k, e)
+	if !s.sweepAt.IsZero() && !s.sweepAt.After(now) {
+		// Once a second at most: a pass over 100,000 SAs is not free.
+		n := now.UnixNano()
+		for k, e := range s.cache {
+			if e.expires <= n {
+				s.drop(k, e)
+			}
+		}
+		s.sweepAt = time.Time{}
+		if len(s.cache) > 0 {
+			s.sweepAt = now.Add(time.Second)
 		}
 	}
 	return s.take()
 }
 
-func (s *Speaker) drop(k cacheKey, e *saEntry) {
+func (s *Speaker) drop(k cacheKey, e saEntry) {
 	delete(s.cache, k)
-	if m := s.byG[k.G]; m != nil {
-		delete(m, k)
-		if len(m) == 0 {
-			delete(s.byG, k.G)
-		}
+	ks := s.byG[k.G]
+	if i := slices.Index(ks, k); i >= 0 {
+		ks[i] = ks[len(ks)-1]
+		ks = ks[:len(ks)-1]
 	}
-	if p := s.peers[e.peer]; p != nil {
+	if len(ks) == 0 {
+		delete(s.byG, k.G)
+	} else {
+		s.byG[k.G] = ks
+	}
+	if p := s.peers[e.peer.addr()]; p != nil {
 		p.cached--
 	}
 }
@@ -611,9 +633,7 @@ func (s *Speaker) NextDeadline() time.Time {
 			early(p.kaAt)
 		}
 	}
-	for _, e := range s.cache {
-		early(e.expires)
-	}
+	early(s.sweepAt)
 	return next
 }
 
@@ -621,8 +641,8 @@ func (s *Speaker) NextDeadline() time.Time {
 // at this RP: it joins toward each).
 func (s *Speaker) Sources(g netip.Addr) []Active {
 	var out []Active
-	for k := range s.byG[g] {
-		out = append(out, Active{SG: SG{S: k.S, G: k.G}, RP: k.RP})
+	for _, k := range s.byG[to4(g)] {
+		out = append(out, Active{SG: SG{S: k.S.addr(), G: k.G.addr()}, RP: k.RP.addr()})
 	}
 	slices.SortFunc(out, func(a, b Active) int { return cmp.Or(a.S.Compare(b.S), a.RP.Compare(b.RP)) })
 	return out
@@ -630,8 +650,9 @@ func (s *Speaker) Sources(g netip.Addr) []Active {
 
 // Cached says whether any RP's SA for (S,G) is cached.
 func (s *Speaker) Cached(sg SG) bool {
-	for k := range s.byG[sg.G] {
-		if k.S == sg.S {
+	src := to4(sg.S)
+	for _, k := range s.byG[to4(sg.G)] {
+		if k.S == src {
 			return true
 		}
 	}
@@ -754,15 +775,15 @@ func (s *Speaker) sortedPeers() []*peer {
 	return out
 }
 
-func (s *Speaker) sortedCache() func(yield func(cacheKey, *saEntry) bool) {
+func (s *Speaker) sortedCache() func(yield func(cacheKey, saEntry) bool) {
 	keys := make([]cacheKey, 0, len(s.cache))
 	for k := range s.cache {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b cacheKey) int {
-		return cmp.Or(a.RP.Compare(b.RP), a.G.Compare(b.G), a.S.Compare(b.S))
+		return cmp.Or(cmp.Compare(string(a.RP[:]), string(b.RP[:])), cmp.Compare(string(a.G[:]), string(b.G[:])), cmp.Compare(string(a.S[:]), string(b.S[:])))
 	})
-	return func(yield func(cacheKey, *saEntry) bool) {
+	return func(yield func(cacheKey, saEntry) bool) {
 		for _, k := range keys {
 			if !yield(k, s.cache[k]) {
 				return
@@ -811,7 +832,7 @@ func (s *Speaker) Reconfigure(now time.Time, cfg Config) (Result, error) {
 	s.cfg = cfg
 	// What removed or reset peers taught goes with them.
 	for k, e := range s.cache {
-		if s.peers[e.peer] == nil {
+		if s.peers[e.peer.addr()] == nil {
 			s.drop(k, e)
 		}
 	}

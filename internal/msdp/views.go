@@ -51,7 +51,8 @@ type SAView struct {
 func (s *Speaker) Cache() []SAView {
 	out := make([]SAView, 0, len(s.cache)+len(s.local))
 	for k, e := range s.cache {
-		out = append(out, SAView{SG: SG{S: k.S, G: k.G}, RP: k.RP, Peer: e.peer, Created: e.created, Expires: e.expires})
+		out = append(out, SAView{SG: SG{S: k.S.addr(), G: k.G.addr()}, RP: k.RP.addr(), Peer: e.peer.addr(),
+			Created: time.Unix(0, e.created), Expires: time.Unix(0, e.expires)})
 	}
 	for sg, at := range s.local {
 		out = append(out, SAView{SG: sg, RP: s.cfg.Originator, Local: true, Created: at})
@@ -59,6 +60,15 @@ func (s *Speaker) Cache() []SAView {
 	slices.SortFunc(out, func(a, b SAView) int {
 		return cmp.Or(a.G.Compare(b.G), a.S.Compare(b.S), a.RP.Compare(b.RP))
 	})
+	return out
+}
+
+// Groups lists the groups with cached SAs.
+func (s *Speaker) Groups() []netip.Addr {
+	out := make([]netip.Addr, 0, len(s.byG))
+	for g := range s.byG {
+		out = append(out, g.addr())
+	}
 	return out
 }
 
