@@ -190,11 +190,9 @@ func (m *msdpComp) advance(now time.Time) {
 		// keepalive running while their SAs do.
 		m.refreshAt = now.Add(recheckEvery)
 		if p := m.d.pim; p != nil {
-			for _, g := range m.s.Groups() {
-				if p.r.HasReceivers(g) {
-					for _, a := range m.s.Sources(g) {
-						m.offer(now, a.S, a.G)
-					}
+			for _, g := range p.r.GroupsWithReceivers() {
+				for _, a := range m.s.Sources(g) {
+					m.offer(now, a.S, a.G)
 				}
 			}
 		}

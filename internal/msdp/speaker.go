@@ -394,7 +394,7 @@ func (s *Speaker) receiveSA(now time.Time, p *peer, m *wire.SA) {
 			s.byG[k.G] = append(s.byG[k.G], k)
 			p.cached++
 			if s.sweepAt.IsZero() {
-				s.sweepAt = now.Add(time.Second)
+				s.sweepAt = now.Add(sweepEvery)
 			}
 			a := Active{SG: SG{S: e.Source, G: e.Group}, RP: m.RP}
 			if i == 0 && len(m.Data) > 0 {
@@ -557,6 +557,9 @@ func (s *Speaker) advertiseTo(now time.Time, p *peer) {
 	s.sendSA(p, &wire.SA{RP: s.cfg.Originator, Entries: es})
 }
 
+// sweepEvery is how often the cache is swept for expired SAs.
+const sweepEvery = 10 * time.Second
+
 // Advance runs the timers due at now.
 func (s *Speaker) Advance(now time.Time) Result {
 	for _, p := range s.sortedPeers() {
@@ -584,7 +587,8 @@ func (s *Speaker) Advance(now time.Time) Result {
 		}
 	}
 	if !s.sweepAt.IsZero() && !s.sweepAt.After(now) {
-		// Once a second at most: a pass over 100,000 SAs is not free.
+		// Every sweepEvery: a pass over 100,000 SAs is not free, and an
+		// SA a few seconds past its 150 s matters to nobody.
 		n := now.UnixNano()
 		for k, e := range s.cache {
 			if e.expires <= n {
@@ -593,7 +597,7 @@ func (s *Speaker) Advance(now time.Time) Result {
 		}
 		s.sweepAt = time.Time{}
 		if len(s.cache) > 0 {
-			s.sweepAt = now.Add(time.Second)
+			s.sweepAt = now.Add(sweepEvery)
 		}
 	}
 	return s.take()

@@ -28,6 +28,18 @@ func (r *Router) SourceActive(now time.Time, s, g netip.Addr) (Result, bool) {
 	return r.flush(), true
 }
 
+// GroupsWithReceivers lists the groups this router is RP for whose (*,G)
+// has outgoing interfaces.
+func (r *Router) GroupsWithReceivers() []netip.Addr {
+	var out []netip.Addr
+	for k := range r.entries {
+		if !k.S.IsValid() && r.HasReceivers(k.G) {
+			out = append(out, k.G)
+		}
+	}
+	return out
+}
+
 // HasReceivers says whether this RP's (*,G) has outgoing interfaces.
 func (r *Router) HasReceivers(g netip.Addr) bool {
 	return r.IAmRP(g) && len(r.immediateOlist(SG{G: g})) > 0
