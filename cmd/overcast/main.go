@@ -25,9 +25,9 @@ import (
 	"overcast/internal/daemon"
 	"overcast/internal/dataplane"
 	"overcast/internal/kernel"
+	"overcast/internal/lab"
 	"overcast/internal/mbgp"
 	"overcast/internal/mbgp/gobgp"
-	"overcast/internal/lab"
 	"overcast/internal/tools/mcast"
 )
 

@@ -57,12 +57,12 @@ func newMBGP(d *Daemon) (*mbgpComp, error) {
 	return &mbgpComp{d: d, s: s}, nil
 }
 
-func (m *mbgpComp) name() string                         { return "mbgp" }
+func (m *mbgpComp) name() string                          { return "mbgp" }
 func (m *mbgpComp) ifaceUp(x *iface, now time.Time) error { return nil }
 func (m *mbgpComp) ifaceDown(x *iface, now time.Time)     {}
-func (m *mbgpComp) nextDeadline() time.Time              { return time.Time{} }
-func (m *mbgpComp) advance(now time.Time)                {}
-func (m *mbgpComp) endBurst(now time.Time)               {}
+func (m *mbgpComp) nextDeadline() time.Time               { return time.Time{} }
+func (m *mbgpComp) advance(now time.Time)                 {}
+func (m *mbgpComp) endBurst(now time.Time)                {}
 
 func (m *mbgpComp) checkReload(next *config.Config) error {
 	if next.BGP == nil {

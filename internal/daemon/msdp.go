@@ -34,6 +34,7 @@ type msdpComp struct {
 	// the whole set is next rebuilt from PIM (between rebuilds, changed
 	// (S,G)s are checked one by one).
 	originated map[msdp.SG]bool
+	dataSent   map[msdp.SG]int // data packets sent in SAs per new source
 	changed    map[pim.SG]bool
 	groups     map[netip.Addr]bool // groups whose (*,G) changed at this RP
 	recheckAt  time.Time
@@ -134,7 +135,7 @@ func newMSDP(d *Daemon, now time.Time) (*msdpComp, error) {
 	}
 	m := &msdpComp{d: d, s: s, streams: d.env.Streams(d.streamSink()), conns: map[dataplane.StreamID]netip.Addr{},
 		byPeer: map[netip.Addr]dataplane.StreamID{}, dialing: map[dataplane.StreamID]netip.Addr{},
-		originated: map[msdp.SG]bool{}, changed: map[pim.SG]bool{}, groups: map[netip.Addr]bool{}}
+		originated: map[msdp.SG]bool{}, dataSent: map[msdp.SG]int{}, changed: map[pim.SG]bool{}, groups: map[netip.Addr]bool{}}
 	if err := m.listen(cfg); err != nil {
 		return nil, err
 	}
@@ -219,6 +220,11 @@ func (m *msdpComp) originateAll(now time.Time) {
 		return a.S.Compare(b.S)
 	})
 	m.originated = next
+	for sg := range m.dataSent {
+		if !next[sg] {
+			delete(m.dataSent, sg)
+		}
+	}
 	m.apply(now, m.s.Originate(now, sgs))
 }
 
@@ -320,11 +326,94 @@ func (m *msdpComp) apply(now time.Time, r msdp.Result) {
 	}
 	for _, a := range r.Learned {
 		m.d.log.Debug("msdp sa learned", "source", a.S, "group", a.G, "rp", a.RP, "data", len(a.Data))
-		m.offer(now, a.S, a.G)
+		joined := m.offer(now, a.S, a.G)
 		if len(a.Data) > 0 {
-			m.dataNoFwd++
+			if joined && m.deliver(a) {
+				m.dataFwd++
+			} else {
+				m.dataNoFwd++
+			}
 		}
 	}
+}
+
+// deliver sends the data packet an SA carried to this RP's receivers of
+// its group: out of the (S,G)'s outgoing interfaces, TTL decremented, as
+// if forwarded (RFC 3618 section 3). The packet is checked to be the
+// SA's (S,G) first.
+func (m *msdpComp) deliver(a msdp.Active) bool {
+	inj, ok := m.d.env.Forwarder.(dataplane.Injector)
+	p := m.d.pim
+	if !ok || p == nil {
+		return false
+	}
+	pkt := a.Data
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || int(pkt[0]&15)*4 > len(pkt) || pkt[8] <= 1 ||
+		netip.AddrFrom4([4]byte(pkt[12:16])) != a.S || netip.AddrFrom4([4]byte(pkt[16:20])) != a.G {
+		return false
+	}
+	iif, oifs, ok := p.r.Route(a.S, a.G)
+	if !ok || iif == "" || iif == pim.RegisterVIF {
+		return false // no path toward the source: this RP did not join it
+	}
+	if c, err := m.d.env.Forwarder.SGCount(dataplane.SG{Source: a.S, Group: a.G}); err == nil && c.Packets > 0 {
+		return false // the stream already flows here: this copy would be a duplicate
+	}
+	out := append([]byte(nil), pkt...)
+	out[8]-- // TTL
+	hl := int(out[0]&15) * 4
+	out[10], out[11] = 0, 0
+	var sum uint32
+	for i := 0; i+1 < hl; i += 2 {
+		sum += uint32(out[i])<<8 | uint32(out[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	out[10], out[11] = byte(^sum>>8), byte(^sum)
+	sent := false
+	for _, o := range oifs {
+		if o == iif || o == pim.RegisterVIF || m.d.ifs[o] == nil {
+			continue
+		}
+		if err := inj.Inject(o, out); err != nil {
+			m.d.log.Debug("msdp sa data", "interface", o, "err", err)
+			continue
+		}
+		sent = true
+	}
+	return sent
+}
+
+// dataSAs bounds how many of a new source's first packets ride in SAs.
+const dataSAs = 16
+
+// originateData sends a data packet of a source registering to this RP
+// inside an SA, while nothing here forwards the source yet (no outgoing
+// interface for its Registers): the first SA carries the first packet,
+// and the packets that follow until another domain's join arrives ride
+// in SAs too, so that domain's receivers lose none of them (RFC 3618
+// section 3 lets an RP carry data in SAs; FRR ignores it). At most
+// dataSAs per source.
+func (m *msdpComp) originateData(now time.Time, s, g netip.Addr, pkt []byte) {
+	sg := msdp.SG{S: s, G: g}
+	p := m.d.pim
+	if m.dataSent[sg] >= dataSAs || !p.r.MSDPCandidate(now, s, g) {
+		return
+	}
+	// Once the forwarder holds a route sending the Registers' packets
+	// somewhere, they are forwarded: no more data in SAs. (Until it holds
+	// it, both may carry a packet; the receiving RP drops the SA's copy
+	// once its own route has forwarded anything.)
+	if e, ok := m.d.rib.Get(dataplane.SG{Source: s, Group: g}); ok {
+		if r := e.Route(); len(r.OIFs) > 0 && m.d.rec.Holds(r) {
+			m.dataSent[sg] = dataSAs
+			return
+		}
+	}
+	m.dataSent[sg]++
+	m.originated[sg] = true
+	m.apply(now, m.s.OriginateData(now, sg, pkt))
 }
 
 // --- Stream events ---------------------------------------------------------

@@ -8,6 +8,7 @@ import (
 	"overcast/internal/api"
 	"overcast/internal/dataplane"
 	"overcast/internal/dataplane/fake"
+	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
 )
@@ -105,5 +106,45 @@ func TestMSDPTwoDaemons(t *testing.T) {
 	v, _ := a.d.View(a.now, api.PathMSDPPeer, "")
 	if p := v.([]api.MSDPPeer)[0]; p.State != "Established" || p.Resets != 0 || p.KeepalivesIn < 9 {
 		t.Fatalf("after 10 min: %+v", p)
+	}
+}
+
+// The first packet of a source that registers to A rides in A's first
+// SA; B, with a receiver, joins and sends that packet out to its
+// receiver itself (TTL one less), before any native packet could come.
+func TestMSDPDataInSA(t *testing.T) {
+	hub := fake.NewHub()
+	withHub := func(local string) func(h *harness, env *Env) {
+		return func(h *harness, env *Env) {
+			h.ln.local = []netip.Addr{netip.MustParseAddr(local)}
+			env.Streams = func(s dataplane.StreamSink) dataplane.Streams { return hub.New(s) }
+		}
+	}
+	a := newHarnessWith(t, msdpA, withHub("10.255.0.1"))
+	b := newHarnessWith(t, msdpB, func(h *harness, env *Env) {
+		withHub("10.255.0.2")(h, env)
+		h.rt.routes[netip.MustParsePrefix("10.7.0.0/16")] = pim.RPF{Iface: "eth2", Neighbor: netip.MustParseAddr("10.0.2.2"), Protocol: "static"}
+	})
+	hub.Run()
+	b.hello("eth2", "10.0.2.2")
+	b.report("eth1", "10.0.1.10", asm("239.1.1.1"))
+	inner := ip4.Header{TTL: 30, Protocol: ip4.ProtoUDP, Src: netip.MustParseAddr("10.7.0.10"), Dst: netip.MustParseAddr("239.1.1.1")}.Marshal([]byte("payload-0000"))
+	a.register("10.0.0.5", "10.255.0.1", &wire.Register{Packet: inner})
+	hub.Run()
+	if len(b.fw.Injected) != 1 || b.fw.Injected[0].Oif != "eth1" {
+		t.Fatalf("B injected %+v, want the SA's packet out of eth1", b.fw.Injected)
+	}
+	got := b.fw.Injected[0].Pkt
+	h, _, err := ip4.Parse(got)
+	if err != nil || h.TTL != 29 || h.Src != netip.MustParseAddr("10.7.0.10") || string(got[len(got)-12:]) != "payload-0000" {
+		t.Fatalf("injected packet %+v %v", h, err)
+	}
+	v, _ := a.d.View(a.now, api.PathMSDPPeer, "")
+	if p := v.([]api.MSDPPeer)[0]; p.SAOut < 1 {
+		t.Fatalf("A sent no SA: %+v", p)
+	}
+	v, _ = b.d.View(b.now, api.PathMSDPPeer, "")
+	if p := v.([]api.MSDPPeer)[0]; p.DataIn != 1 {
+		t.Fatalf("B counts %d SAs with data", p.DataIn)
 	}
 }

@@ -23,8 +23,10 @@ type pimComp struct {
 	r       *pim.Router
 	active  map[string]bool // interfaces that speak PIM; the others are passive (receivers only)
 	started time.Time
-	// rpSwitch: flows the RP moves from Registers to native packets, with
-	// the first native packet's IP ID and the wrong-interface count then.
+	// rpSwitch: flows the RP takes Registers for, with the forwarder's
+	// wrong-interface count at the first Register (no native packet can be
+	// dropped before the RP joins toward the source) and, once native
+	// packets come, the first one's IP ID.
 	rpSwitch map[dataplane.SG]rpSwitch
 
 	rxPackets, txPackets, malformed, sendErrors, asmInSSM uint64
@@ -33,6 +35,12 @@ type pimComp struct {
 func (p *pimComp) name() string { return "pim" }
 
 // pimRouterConfig builds the router configuration from the file.
+// msdpRegisterHold is how long an RP with MSDP peers keeps taking a new
+// source's Registers: long enough for the SA to reach the other domains
+// and their joins to come back (milliseconds to tens of them), after
+// which its Register-Stop goes as usual.
+const msdpRegisterHold = 2 * time.Second
+
 func pimRouterConfig(c *config.Config) (pim.Config, error) {
 	pc := pim.Config{KeepalivePeriod: c.Keepalive}
 	var ssm []netip.Prefix
@@ -60,6 +68,9 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 		slices.SortStableFunc(rules, func(a, b rule) int { return b.p.Bits() - a.p.Bits() })
 		pc.JoinPruneInterval = p.JoinPruneInterval
 		pc.SPTSwitchGuard = p.SPTSwitchGuard
+		if c.MSDP != nil && len(c.MSDP.Peers) > 0 {
+			pc.RegisterStopHold = msdpRegisterHold
+		}
 		for _, a := range p.AnycastRP {
 			if pc.AnycastRP == nil {
 				pc.AnycastRP = map[netip.Addr][]netip.Addr{}
@@ -232,33 +243,52 @@ func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
 		p.nativeDropped(reg)
 	}
 	p.apply(now, p.r.Receive(now, ifname, h.Src, h.Dst, msg))
+	if reg, ok := msg.(*wire.Register); ok && !reg.Null && p.d.msdp != nil {
+		// A new source at this RP: its first packet rides in the first SA.
+		if s, g := reg.InnerSourceGroup(); p.r.IAmRP(g) {
+			p.d.msdp.originateData(now, s, g, reg.Packet)
+		}
+	}
 }
 
 // forgetFlow drops what the component keeps about a flow that went away.
 func (p *pimComp) forgetFlow(k dataplane.SG) { delete(p.rpSwitch, k) }
 
 type rpSwitch struct {
-	firstID int
-	wrongAt uint64
+	firstID int    // IP ID of the first native packet; -1 none yet
+	base    uint64 // wrong-interface count before any native packet
 }
 
 // nativeDropped tells PIM, before a Register is processed at the RP,
 // how many native packets the forwarder dropped since the first one: the
 // RP switches to native packets on the Register of the last of them, not
-// of the first (the Registers lag the native path).
+// of the first (the Registers lag the native path). The count is taken
+// against the baseline of the first Register, not read when the first
+// native packet's upcall is handled: by then more may have been dropped,
+// and the switch would come one packet early and lose it.
 func (p *pimComp) nativeDropped(reg *wire.Register) {
 	s, g := reg.InnerSourceGroup()
+	if !p.r.IAmRP(g) {
+		return
+	}
 	k := dataplane.SG{Source: s, Group: g}
 	w, ok := p.rpSwitch[k]
 	if !ok {
+		var base uint64
+		if c, err := p.d.env.Forwarder.SGCount(k); err == nil {
+			base = c.WrongIf
+		}
+		p.rpSwitch[k] = rpSwitch{firstID: -1, base: base}
 		return
 	}
 	if !p.r.SPTPending(s, g) {
-		delete(p.rpSwitch, k)
+		if w.firstID >= 0 {
+			delete(p.rpSwitch, k) // switched: the next Registers start afresh
+		}
 		return
 	}
-	if c, err := p.d.env.Forwarder.SGCount(k); err == nil && c.WrongIf > w.wrongAt {
-		p.r.NativeDroppedThrough(s, g, w.firstID+int(c.WrongIf-w.wrongAt))
+	if c, err := p.d.env.Forwarder.SGCount(k); err == nil && w.firstID >= 0 && c.WrongIf > w.base+1 {
+		p.r.NativeDroppedThrough(s, g, w.firstID+int(c.WrongIf-w.base-1))
 	}
 }
 
@@ -340,6 +370,16 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 		kind = pim.DataWrongIf
 	}
 	d.log.Debug("upcall", "kind", up.Kind, "sg", up.SG, "iif", name, "ipid", up.IPID)
+	// The RP's first native packet: read the wrong-interface count now,
+	// before anything else, should no Register have set a baseline.
+	var wrongNow uint64
+	if kind == pim.DataWrongIf && p.r.IAmRP(up.Group) {
+		if _, ok := p.rpSwitch[up.SG]; !ok {
+			if c, err := d.env.Forwarder.SGCount(up.SG); err == nil {
+				wrongNow = c.WrongIf
+			}
+		}
+	}
 	iif := name
 	if name == dataplane.RegisterName {
 		iif = ""
@@ -351,8 +391,13 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) {
 		if !p.r.IAmRP(up.Group) {
 			d.loop.watchSPTSwitch(d, up.SG, p.r.Config().SPTSwitchGuard)
-		} else if c, err := d.env.Forwarder.SGCount(up.SG); err == nil && up.IPID >= 0 {
-			p.rpSwitch[up.SG] = rpSwitch{firstID: up.IPID, wrongAt: c.WrongIf}
+		} else if w, ok := p.rpSwitch[up.SG]; ok && up.IPID >= 0 {
+			if w.firstID < 0 {
+				w.firstID = up.IPID
+				p.rpSwitch[up.SG] = w
+			}
+		} else if up.IPID >= 0 && wrongNow > 0 {
+			p.rpSwitch[up.SG] = rpSwitch{firstID: up.IPID, base: wrongNow - 1}
 		}
 	}
 }

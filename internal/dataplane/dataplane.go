@@ -98,6 +98,13 @@ type Registerer interface {
 	EnableRegister() error
 }
 
+// Injector is a forwarder that can send one whole IPv4 packet out of an
+// interface as if it had forwarded it (the data an MSDP SA carries, which
+// reached this router inside a TCP session rather than on an interface).
+type Injector interface {
+	Inject(oif string, pkt []byte) error
+}
+
 // RouteLister is a forwarder that can list the routes it holds, so a
 // restarted daemon can adopt them instead of flushing forwarding.
 type RouteLister interface {

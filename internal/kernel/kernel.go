@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"overcast/internal/dataplane"
 	"overcast/internal/dataplane/linuxmr"
 	"overcast/internal/igmp"
@@ -30,6 +32,8 @@ type Host struct {
 	mr   *linuxmr.Socket
 	pimS *linuxmr.PIMSocket
 	rt   *rpf.Kernel
+
+	injFD int // raw IPPROTO_RAW socket for Inject; 0 until first use
 
 	mu      sync.Mutex // the VIF table: read by the reader goroutine
 	vifs    VIFTable
@@ -286,6 +290,34 @@ func (h *Host) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []b
 		return h.pimS.Send(ifindex, dst, pkt)
 	}
 	return fmt.Errorf("send: unknown protocol %v", proto)
+}
+
+// Inject implements dataplane.Injector: the packet, header included (TTL
+// already decremented), goes out of oif through a raw socket that writes
+// its own headers, with multicast loopback off.
+func (h *Host) Inject(oif string, pkt []byte) error {
+	h.mu.Lock()
+	ifindex := h.ifindex[oif]
+	fd := h.injFD
+	if fd == 0 {
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if err != nil {
+			h.mu.Unlock()
+			return fmt.Errorf("inject: raw socket: %w", err)
+		}
+		unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0)
+		h.injFD, fd = s, s
+	}
+	h.mu.Unlock()
+	if ifindex == 0 {
+		return fmt.Errorf("inject on %s: not an interface of this daemon", oif)
+	}
+	if len(pkt) < 20 {
+		return errors.New("inject: not an IPv4 packet")
+	}
+	dst := [4]byte(pkt[16:20])
+	oob := unix.PktInfo4(&unix.Inet4Pktinfo{Ifindex: int32(ifindex)})
+	return unix.Sendmsg(fd, pkt, oob, &unix.SockaddrInet4{Addr: dst}, 0)
 }
 
 // SendFrom implements dataplane.SourceSender: unicast PIM from src.

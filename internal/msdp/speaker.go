@@ -79,6 +79,7 @@ type Active struct {
 	SG
 	RP   netip.Addr
 	Data []byte
+	New  bool // first SA for this (S,G) from this RP (else: a known one carrying data)
 }
 
 // Event is a peer change, for the log.
@@ -133,7 +134,7 @@ type peer struct {
 // addresses as 4 bytes, times as Unix nanoseconds, per-group slices).
 type a4 [4]byte
 
-func to4(a netip.Addr) a4      { return a.As4() }
+func to4(a netip.Addr) a4     { return a.As4() }
 func (a a4) addr() netip.Addr { return netip.AddrFrom4(a) }
 
 type cacheKey struct{ S, G, RP a4 }
@@ -148,15 +149,15 @@ func key(s, g, rp netip.Addr) cacheKey { return cacheKey{S: to4(s), G: to4(g), R
 
 // Speaker is one router's MSDP core.
 type Speaker struct {
-	cfg    Config
-	routes Routes
-	peers  map[netip.Addr]*peer
+	cfg     Config
+	routes  Routes
+	peers   map[netip.Addr]*peer
 	cache   map[cacheKey]saEntry
 	byG     map[a4][]cacheKey // the cached SAs of each group
 	local   map[SG]time.Time  // originated, with when first seen
 	advAt   time.Time         // next SA-Advertisement
 	sweepAt time.Time         // next pass over the cache for expired SAs
-	res    Result
+	res     Result
 
 	// Totals over all peers that outlive a peer's removal.
 	limitDrops uint64
@@ -396,12 +397,16 @@ func (s *Speaker) receiveSA(now time.Time, p *peer, m *wire.SA) {
 			if s.sweepAt.IsZero() {
 				s.sweepAt = now.Add(sweepEvery)
 			}
-			a := Active{SG: SG{S: e.Source, G: e.Group}, RP: m.RP}
+			a := Active{SG: SG{S: e.Source, G: e.Group}, RP: m.RP, New: true}
 			if i == 0 && len(m.Data) > 0 {
 				a.Data = m.Data
 			}
 			s.res.Learned = append(s.res.Learned, a)
-		} else if from := c.peer.addr(); from != p.cfg.Address {
+		} else if i == 0 && len(m.Data) > 0 {
+			// A known source's SA with data: the packet is delivered too.
+			s.res.Learned = append(s.res.Learned, Active{SG: SG{S: e.Source, G: e.Group}, RP: m.RP, Data: m.Data})
+		}
+		if from := c.peer.addr(); ok && from != p.cfg.Address {
 			// Learned again from another accepted peer (the RPF peer
 			// changed): it is now this one's.
 			if q := s.peers[from]; q != nil {

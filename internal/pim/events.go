@@ -263,8 +263,11 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 	// of its set holds its Register-Stop for a while when it has no
 	// receivers of its own: the others may, and until their joins toward
 	// the source are built the copies are all they get.
-	holding := !e.sptBit && len(r.cfg.AnycastRP[rp]) > 0 && !slices.Contains(r.cfg.AnycastRP[rp], src) &&
-		now.Sub(e.created) < AnycastRegisterHold
+	hold := r.cfg.RegisterStopHold
+	if len(r.cfg.AnycastRP[rp]) > 0 && !slices.Contains(r.cfg.AnycastRP[rp], src) {
+		hold = max(hold, AnycastRegisterHold)
+	}
+	holding := !e.sptBit && now.Sub(e.created) < hold
 	if !holding && (e.sptBit || (r.rpJoinsSource(g) && len(r.inheritedOlist(k)) == 0)) {
 		stop()
 		sent = true
@@ -691,8 +694,13 @@ func (r *Router) Route(s, g netip.Addr) (iif string, oifs []string, ok bool) {
 			olist[RegisterVIF] = true
 		}
 	case r.IAmRP(g):
+		// Decapsulated Registers go down the shared tree (RFC 7761
+		// 4.4.2: inherited_olist(S,G,rpt)) and also to routers that joined
+		// (S,G) itself here, such as another domain's RP after an MSDP
+		// SA: until the source's native packets come, the Registers are
+		// their only copy.
 		iif = RegisterVIF
-		olist = r.inheritedOlistRPT(k)
+		olist = r.inheritedOlist(k)
 	default:
 		rp, okRP := r.RP(g)
 		if !okRP {

@@ -80,6 +80,11 @@ type Config struct {
 	// every RP sharing it (RFC 4610): an RP forwards the Registers it gets
 	// from DRs to the others, from its own unique address.
 	AnycastRP map[netip.Addr][]netip.Addr
+	// RegisterStopHold keeps an RP taking a new source's Registers (no
+	// Register-Stop) for this long even without receivers of its own:
+	// receivers elsewhere (an MSDP peer's domain) may join meanwhile, and
+	// until their joins reach the source the Registers are the only path.
+	RegisterStopHold time.Duration
 	// CheckTimers makes NextDeadline verify its cached answer against a
 	// scan of every timer and panic if a timer would fire late (tests and
 	// simulations; slow).
@@ -310,18 +315,18 @@ type IfEvent struct {
 // Router is one router's PIM-SM state. It is not safe for concurrent use:
 // the daemon's event loop owns it.
 type Router struct {
-	cfg      Config
-	rt       Routing
-	jitter   func(time.Duration) time.Duration
-	ifaces   map[string]*Interface
-	addrs    map[netip.Addr]bool // all local addresses (RP check, register)
+	cfg    Config
+	rt     Routing
+	jitter func(time.Duration) time.Duration
+	ifaces map[string]*Interface
+	addrs  map[netip.Addr]bool // all local addresses (RP check, register)
 
 	anycastForwarded uint64 // Registers copied to the other anycast RPs
-	entries  map[SG]*entry
-	byGroup  map[netip.Addr][]*entry // the entries of each group (usually one or two)
-	members  map[string]map[SG]bool  // local receivers: (*,G) include or (S,G) include per interface
-	excludes map[string]map[SG]bool  // local receivers excluding S from (*,G)
-	nbrTimer map[upKey]time.Time     // periodic join/prune per upstream neighbour
+	entries          map[SG]*entry
+	byGroup          map[netip.Addr][]*entry // the entries of each group (usually one or two)
+	members          map[string]map[SG]bool  // local receivers: (*,G) include or (S,G) include per interface
+	excludes         map[string]map[SG]bool  // local receivers excluding S from (*,G)
+	nbrTimer         map[upKey]time.Time     // periodic join/prune per upstream neighbour
 
 	res     Result
 	pending map[upKey]*jpBuild

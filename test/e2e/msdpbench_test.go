@@ -236,9 +236,10 @@ func BenchmarkMSDPSACacheVsFRR(b *testing.B) {
 				before := daemonStats(b, l, "rp", names...)
 				time.Sleep(60 * time.Second)
 				after := daemonStats(b, l, "rp", names...)
-				rss, cpu := 0, 0
+				rss, anon, cpu := 0, 0, 0
 				for _, nm := range names {
 					rss += after[nm].rssKB
+					anon += after[nm].anonKB
 					cpu += after[nm].cpuTicks - before[nm].cpuTicks
 				}
 				if got := count(); got < n {
@@ -246,9 +247,10 @@ func BenchmarkMSDPSACacheVsFRR(b *testing.B) {
 				}
 				b.ReportMetric(fill.Seconds(), "s-to-fill")
 				b.ReportMetric(float64(rss)/1024, "MB-RSS")
+				b.ReportMetric(float64(anon)/1024, "MB-anon")
 				b.ReportMetric(float64(cpu)/100, "cpu-s/min")
-				fmt.Printf("%s: %d SAs: cache full after %.2f s, RSS %.1f MB (%s), CPU %.2f s over the next minute\n",
-					impl, n, fill.Seconds(), float64(rss)/1024, strings.Join(names, "+"), float64(cpu)/100)
+				fmt.Printf("%s: %d SAs: cache full after %.2f s, RSS %.1f MB of which anonymous %.1f MB (%s), CPU %.2f s over the next minute\n",
+					impl, n, fill.Seconds(), float64(rss)/1024, float64(anon)/1024, strings.Join(names, "+"), float64(cpu)/100)
 			})
 		}
 	}

@@ -17,6 +17,7 @@ import (
 // procStat is a routing daemon's resident memory and CPU time so far.
 type procStat struct {
 	rssKB    int
+	anonKB   int // RssAnon: the process's own memory (RSS also counts the binary's and libraries' mapped pages)
 	cpuTicks int // utime + stime, in clock ticks (100 per second)
 }
 
@@ -44,6 +45,9 @@ func daemonStats(b *testing.B, l *lab.Lab, node string, names ...string) map[str
 			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
 				kb, _ := strconv.Atoi(f[1])
 				st.rssKB += kb
+			} else if len(f) >= 2 && f[0] == "RssAnon:" {
+				kb, _ := strconv.Atoi(f[1])
+				st.anonKB += kb
 			}
 		}
 		stat, _ := os.ReadFile("/proc/" + p + "/stat")

@@ -22,6 +22,24 @@ type Forwarder struct {
 	Routes   map[dataplane.SG]dataplane.Route
 	counters map[dataplane.SG]dataplane.Counters
 	Calls    int // SetRoute + DelRoute calls, to check the reconciler is minimal
+	Injected []Injected
+}
+
+// Injected is a packet sent by Inject.
+type Injected struct {
+	Oif string
+	Pkt []byte
+}
+
+// Inject implements dataplane.Injector by recording.
+func (f *Forwarder) Inject(oif string, pkt []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.Ifaces[oif]; !ok {
+		return fmt.Errorf("inject on %s: no such interface", oif)
+	}
+	f.Injected = append(f.Injected, Injected{Oif: oif, Pkt: slices.Clone(pkt)})
+	return nil
 }
 
 // New returns an empty forwarder.
