@@ -564,6 +564,12 @@ func (m *msdpComp) saView(now time.Time, arg string) (any, error) {
 		}
 		row := api.MSDPSA{Source: v.S.String(), Group: v.G.String(), RP: v.RP.String(), Local: v.Local,
 			Uptime: api.Duration(now.Sub(v.Created)), Expires: until(v.Expires, now)}
+		if mb := m.d.mbgp; mb != nil && !v.Local {
+			// Cisco's BGP/AS: the origin AS of the MBGP route to the RP.
+			if rt, ok := mb.s.Lookup(v.RP); ok && len(rt.ASPath) > 0 {
+				row.AS = rt.ASPath[len(rt.ASPath)-1]
+			}
+		}
 		if !v.Local {
 			row.Peer = v.Peer.String()
 			if p := m.d.pim; p != nil {

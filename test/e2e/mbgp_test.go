@@ -31,7 +31,7 @@ func mbgpLab(withBGP bool) string {
 	}
 	lab := msdpLab(map[string]string{
 		"rpa": overcastPIM("10.255.1.1", igmp, "to-a1", "to-rpb", "to-rpb-m") + msdp("10.255.1.1", "10.255.2.1") +
-			bgp("65001", "10.255.1.1", "10.1.9.2", "65002", "10.1.9.1", "10.0.1.0/24"),
+			bgp("65001", "10.255.1.1", "10.1.9.2", "65002", "10.1.9.1", "10.0.1.0/24, 10.255.1.1/32"),
 		"rpb": overcastPIM("10.255.2.1", igmp, "to-rpa", "to-b1", "to-rpa-m") + msdp("10.255.2.1", "10.255.1.1") +
 			bgp("65002", "10.255.2.1", "10.1.9.1", "65001", "10.1.9.2", ""),
 	})
@@ -57,7 +57,7 @@ func TestMBGPRPF(t *testing.T) {
 						return err.Error()
 					}
 					for _, r := range rs {
-						if r.Prefix == "10.0.1.0/24" && r.NextHop == "10.1.9.1" && r.External && len(r.ASPath) == 1 && r.ASPath[0] == 65001 {
+						if r.Prefix == "10.0.1.0/24" && r.NextHop == "10.1.9.1" && r.External && len(r.ASPath) == 1 && r.ASPath[0] == 65001 && len(rs) == 2 {
 							return ""
 						}
 					}
@@ -96,8 +96,15 @@ func TestMBGPRPF(t *testing.T) {
 			if !strings.Contains(out, "RPF type:") || !strings.Contains(out, "mbgp (10.0.1.0/24)") {
 				t.Errorf("show rpf text:\n%s", out)
 			}
+			sas, _ := c.MSDPSACache()
+			if len(sas) != 1 || sas[0].AS != 65001 {
+				t.Errorf("rpb sa-cache: %+v, want BGP/AS 65001 (the origin AS of the MBGP route to RP-A)", sas)
+			}
+			if v, _ := c.MSDPRPFPeer("10.255.1.1"); v.Table != "mbgp" || v.Peer != "10.255.1.1" {
+				t.Errorf("rpb rpf-peer: %+v, want the originating RP, route from mbgp", v)
+			}
 			sum, _ := c.BGPSummary()
-			if len(sum.Neighbors) != 1 || sum.Neighbors[0].State != "Established" || sum.Neighbors[0].Received != 1 {
+			if len(sum.Neighbors) != 1 || sum.Neighbors[0].State != "Established" || sum.Neighbors[0].Received != 2 {
 				t.Errorf("rpb bgp summary: %+v", sum)
 			}
 		})
