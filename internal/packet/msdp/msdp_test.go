@@ -38,6 +38,9 @@ var golden = []struct {
 		&SA{RP: a("10.255.0.1"), Entries: []Entry{{Source: a("10.0.1.10"), Group: a("239.1.1.1")}}, Data: []byte{0x45, 0, 0, 0}}},
 	{"sa-request", "02 0008 00 ef010101", &SARequest{Group: a("239.1.1.1")}},
 	{"unknown type 5", "05 0005 0102", &Unknown{T: 5, Value: []byte{1, 2}}},
+	// Captured from FRR 8.4.4's pimd (RP 10.255.1.1) in TestMSDPWithFRR.
+	{"frr 8.4 sa (captured)", "010014010aff010100000020ef0101010a00010a",
+		&SA{RP: a("10.255.1.1"), Entries: []Entry{{Source: a("10.0.1.10"), Group: a("239.1.1.1")}}}},
 }
 
 func TestGolden(t *testing.T) {
