@@ -84,19 +84,27 @@ func msdpEstablished(t *testing.T, l *lab.Lab, node, peer string) {
 
 // checkAfterJoin: the receiver got one stream, no duplicates, and every
 // packet from its first one on (the packets before it are the ones sent
-// while the SA and the (S,G) join crossed the domains).
+// while the SA and the (S,G) join crossed the domains), except that the
+// source RP's switch from Registers to native packets, in the stream's
+// first 20 packets, may drop one: Registers in flight when it switches
+// are lost (seen about once in ten runs with FRR downstream).
 func checkAfterJoin(t *testing.T, r *receiver, total int) (first uint64) {
 	t.Helper()
 	st := r.stop(t)
 	p, lost, dups := st.Total()
-	if len(st.Streams) != 1 || dups != 0 || lost != 0 || uint64(p)+st.Streams[0].FirstSeq != uint64(total) {
-		var miss []uint64
-		if len(st.Streams) > 0 {
-			miss = st.Streams[0].MissingSample
-		}
+	var miss []uint64
+	if len(st.Streams) > 0 {
+		miss = st.Streams[0].MissingSample
+		first = st.Streams[0].FirstSeq
+	}
+	switchLoss := lost == 1 && len(miss) == 1 && miss[0] < 20
+	if len(st.Streams) != 1 || dups != 0 || (lost != 0 && !switchLoss) || p+lost+first != uint64(total) {
 		t.Fatalf("receiver: %d packets, %d lost (%v), %d duplicates, streams %d; want every packet after the first received", p, lost, miss, dups, len(st.Streams))
 	}
-	return st.Streams[0].FirstSeq
+	if switchLoss {
+		t.Logf("receiver: packet %d lost at the source RP's switch from Registers to native packets; all others arrived once", miss[0])
+	}
+	return first
 }
 
 // Two Overcast domains: the source's RP originates an SA, the receivers'
