@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -159,5 +158,3 @@ func (m *mbgpComp) summaryView(now time.Time, _ string) (any, error) {
 	out.Routes = len(m.s.Routes())
 	return out, nil
 }
-
-var _ = fmt.Sprint

@@ -39,8 +39,6 @@ type msdpComp struct {
 	groups     map[netip.Addr]bool // groups whose (*,G) changed at this RP
 	recheckAt  time.Time
 	refreshAt  time.Time
-	dataFwd    uint64 // SA data packets delivered to receivers
-	dataNoFwd  uint64 // SA data packets not delivered (no forwarder path)
 }
 
 // recheckEvery bounds how late an originated SA is withdrawn after the
@@ -326,13 +324,8 @@ func (m *msdpComp) apply(now time.Time, r msdp.Result) {
 	}
 	for _, a := range r.Learned {
 		m.d.log.Debug("msdp sa learned", "source", a.S, "group", a.G, "rp", a.RP, "data", len(a.Data))
-		joined := m.offer(now, a.S, a.G)
-		if len(a.Data) > 0 {
-			if joined && m.deliver(a) {
-				m.dataFwd++
-			} else {
-				m.dataNoFwd++
-			}
+		if m.offer(now, a.S, a.G) && len(a.Data) > 0 {
+			m.deliver(a)
 		}
 	}
 }

@@ -33,23 +33,30 @@ interfaces:
   - {name: eth2, pim: true}
 `
 
-// Two RP daemons in-process, MSDP between them over the fake hub: A's
-// directly connected source becomes an SA; B, with a receiver, joins
-// toward the source; mroute shows A and M.
-func TestMSDPTwoDaemons(t *testing.T) {
-	hub := fake.NewHub()
+// msdpPair starts RP daemons A (10.255.0.1) and B (10.255.0.2) peering
+// MSDP over a fake hub; B reaches srcs (domain A's sources) through its
+// neighbour 10.0.2.2 on eth2.
+func msdpPair(t *testing.T, srcs string) (a, b *harness, hub *fake.Hub) {
+	hub = fake.NewHub()
 	withHub := func(local string) func(h *harness, env *Env) {
 		return func(h *harness, env *Env) {
 			h.ln.local = []netip.Addr{netip.MustParseAddr(local)}
 			env.Streams = func(s dataplane.StreamSink) dataplane.Streams { return hub.New(s) }
 		}
 	}
-	a := newHarnessWith(t, msdpA, withHub("10.255.0.1"))
-	b := newHarnessWith(t, msdpB, func(h *harness, env *Env) {
+	a = newHarnessWith(t, msdpA, withHub("10.255.0.1"))
+	b = newHarnessWith(t, msdpB, func(h *harness, env *Env) {
 		withHub("10.255.0.2")(h, env)
-		// B reaches domain A's source through its neighbour on eth2.
-		h.rt.routes[netip.MustParsePrefix("10.0.0.0/24")] = pim.RPF{Iface: "eth2", Neighbor: netip.MustParseAddr("10.0.2.2"), Protocol: "static"}
+		h.rt.routes[netip.MustParsePrefix(srcs)] = pim.RPF{Iface: "eth2", Neighbor: netip.MustParseAddr("10.0.2.2"), Protocol: "static"}
 	})
+	return a, b, hub
+}
+
+// Two RP daemons in-process, MSDP between them over the fake hub: A's
+// directly connected source becomes an SA; B, with a receiver, joins
+// toward the source; mroute shows A and M.
+func TestMSDPTwoDaemons(t *testing.T) {
+	a, b, hub := msdpPair(t, "10.0.0.0/24")
 	hub.Run()
 	for _, h := range []*harness{a, b} {
 		v, err := h.d.View(h.now, api.PathMSDPPeer, "")
@@ -113,18 +120,7 @@ func TestMSDPTwoDaemons(t *testing.T) {
 // SA; B, with a receiver, joins and sends that packet out to its
 // receiver itself (TTL one less), before any native packet could come.
 func TestMSDPDataInSA(t *testing.T) {
-	hub := fake.NewHub()
-	withHub := func(local string) func(h *harness, env *Env) {
-		return func(h *harness, env *Env) {
-			h.ln.local = []netip.Addr{netip.MustParseAddr(local)}
-			env.Streams = func(s dataplane.StreamSink) dataplane.Streams { return hub.New(s) }
-		}
-	}
-	a := newHarnessWith(t, msdpA, withHub("10.255.0.1"))
-	b := newHarnessWith(t, msdpB, func(h *harness, env *Env) {
-		withHub("10.255.0.2")(h, env)
-		h.rt.routes[netip.MustParsePrefix("10.7.0.0/16")] = pim.RPF{Iface: "eth2", Neighbor: netip.MustParseAddr("10.0.2.2"), Protocol: "static"}
-	})
+	a, b, hub := msdpPair(t, "10.7.0.0/16")
 	hub.Run()
 	b.hello("eth2", "10.0.2.2")
 	b.report("eth1", "10.0.1.10", asm("239.1.1.1"))

@@ -63,15 +63,6 @@ func (s *Speaker) Cache() []SAView {
 	return out
 }
 
-// Groups lists the groups with cached SAs.
-func (s *Speaker) Groups() []netip.Addr {
-	out := make([]netip.Addr, 0, len(s.byG))
-	for g := range s.byG {
-		out = append(out, g.addr())
-	}
-	return out
-}
-
 // CacheLen is how many SAs are cached (not counting originated ones).
 func (s *Speaker) CacheLen() int { return len(s.cache) }
 

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // startLab writes spec to a file unique to the test, brings it up and
 // registers its teardown. On failure the daemons' logs are printed.
-func startLab(t *testing.T, spec string) *lab.Lab {
+func startLab(t testing.TB, spec string) *lab.Lab {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "lab.yaml")
 	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {

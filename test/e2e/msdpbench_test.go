@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,16 +21,7 @@ func msdpDomains(b *testing.B, impl string) (*lab.Lab, map[string]*frr) {
 	if impl == "frr" {
 		over = map[string]string{"a1": "", "rpa": "", "rpb": "", "b1": ""}
 	}
-	file := filepath.Join(b.TempDir(), "lab.yaml")
-	os.WriteFile(file, []byte(msdpLab(over)), 0o644)
-	l, err := lab.Load(file, bin)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := l.Up(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Down() })
+	l := startLab(b, msdpLab(over))
 	frrs := map[string]*frr{}
 	if impl == "frr" {
 		for _, n := range []string{"a1", "rpa", "rpb", "b1"} {
@@ -188,16 +177,7 @@ func BenchmarkMSDPSACacheVsFRR(b *testing.B) {
 				if impl == "frr" {
 					node = ""
 				}
-				file := filepath.Join(b.TempDir(), "lab.yaml")
-				os.WriteFile(file, []byte(fmt.Sprintf(saScaleLab, node)), 0o644)
-				l, err := lab.Load(file, bin)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := l.Up(); err != nil {
-					b.Fatal(err)
-				}
-				defer l.Down()
+				l := startLab(b, fmt.Sprintf(saScaleLab, node))
 				var f *frr
 				names := []string{"overcast"}
 				if impl == "frr" {
@@ -255,5 +235,3 @@ func BenchmarkMSDPSACacheVsFRR(b *testing.B) {
 		}
 	}
 }
-
-var _ = exec.Command

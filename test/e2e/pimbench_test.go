@@ -3,8 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,16 +25,7 @@ func upDomain(b *testing.B, impl string) *pimDomain {
 	if impl == "frr" {
 		over = map[string]string{"r1": "", "r2": "", "r3": ""}
 	}
-	file := filepath.Join(b.TempDir(), "lab.yaml")
-	os.WriteFile(file, []byte(pimLab(over)), 0o644)
-	l, err := lab.Load(file, bin)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := l.Up(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Down() })
+	l := startLab(b, pimLab(over))
 	d := &pimDomain{impl: impl, l: l, frrs: map[string]*frr{}}
 	if impl == "frr" {
 		for _, n := range []string{"r1", "r2", "r3"} {

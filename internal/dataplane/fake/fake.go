@@ -217,8 +217,12 @@ func (p *PacketIO) Listens(iface string, proto dataplane.Proto) bool {
 }
 
 func (p *PacketIO) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []byte) error {
+	return p.record(Sent{Iface: iface, Proto: proto, Dst: dst, Pkt: slices.Clone(pkt)})
+}
+
+// record hands a sent packet to OnSend, or keeps it when there is none.
+func (p *PacketIO) record(s Sent) error {
 	p.mu.Lock()
-	s := Sent{Iface: iface, Proto: proto, Dst: dst, Pkt: slices.Clone(pkt)}
 	on := p.OnSend
 	if on == nil {
 		p.Sent = append(p.Sent, s)
@@ -232,17 +236,7 @@ func (p *PacketIO) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt
 
 // SendFrom implements dataplane.SourceSender.
 func (p *PacketIO) SendFrom(src, dst netip.Addr, proto dataplane.Proto, pkt []byte) error {
-	p.mu.Lock()
-	s := Sent{Proto: proto, Dst: dst, Pkt: slices.Clone(pkt), Src: src}
-	on := p.OnSend
-	if on == nil {
-		p.Sent = append(p.Sent, s)
-	}
-	p.mu.Unlock()
-	if on != nil {
-		on(s)
-	}
-	return nil
+	return p.record(Sent{Proto: proto, Dst: dst, Pkt: slices.Clone(pkt), Src: src})
 }
 
 // Take returns and forgets the recorded packets.

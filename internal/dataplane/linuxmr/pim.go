@@ -129,17 +129,7 @@ func (s *PIMSocket) Read(buf, oob []byte) (PIMPacket, error) {
 // SendFrom sends a unicast PIM message to dst from the local address src
 // (IP_PKTINFO's ipi_spec_dst), routed by the kernel.
 func (s *PIMSocket) SendFrom(src, dst netip.Addr, msg []byte) error {
-	oob := unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: src.As4()})
-	sa := &unix.SockaddrInet4{Addr: dst.As4()}
-	var serr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendmsg(int(fd), msg, oob, sa, 0)
-		return serr != unix.EAGAIN
-	})
-	if err == nil {
-		err = serr
-	}
-	return err
+	return s.sendmsg(dst, msg, unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: src.As4()}))
 }
 
 // Send sends a PIM message (the payload after the IP header) to dst: out
@@ -150,6 +140,10 @@ func (s *PIMSocket) Send(ifindex int, dst netip.Addr, msg []byte) error {
 	if ifindex > 0 {
 		oob = unix.PktInfo4(&unix.Inet4Pktinfo{Ifindex: int32(ifindex)})
 	}
+	return s.sendmsg(dst, msg, oob)
+}
+
+func (s *PIMSocket) sendmsg(dst netip.Addr, msg, oob []byte) error {
 	sa := &unix.SockaddrInet4{Addr: dst.As4()}
 	var serr error
 	err := s.rc.Write(func(fd uintptr) bool {
