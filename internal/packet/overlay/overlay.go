@@ -41,7 +41,7 @@ const (
 const (
 	ctlHeaderLen = 20
 	TagLen       = 16
-	helloLen     = 8 + 8 + 8 + 4 + 2
+	helloLen     = 8 + 8 + 8 + 4 + 4
 	interestHead = 8 + 8 + 1 + 2 + 2
 	recordHead   = 4 + 1 + 2
 )
@@ -113,7 +113,7 @@ type Hello struct {
 	Sent            uint64 // sender's clock, ns
 	Echo            uint64 // the last Sent the sender received from the addressee (0: none)
 	EchoDelay       uint32 // µs between receiving Echo and sending this
-	HoldSeconds     uint16 // how long the addressee may consider the sender alive
+	HoldMillis      uint32 // how long the addressee may consider the sender alive without a hello
 }
 
 // Type implements Message.
@@ -124,7 +124,7 @@ func (m Hello) appendBody(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.Sent)
 	b = binary.BigEndian.AppendUint64(b, m.Echo)
 	b = binary.BigEndian.AppendUint32(b, m.EchoDelay)
-	return binary.BigEndian.AppendUint16(b, m.HoldSeconds)
+	return binary.BigEndian.AppendUint32(b, m.HoldMillis)
 }
 
 // Mode is a group record's filter mode (as IGMPv3's).
@@ -274,7 +274,7 @@ func parseHello(b []byte) (Message, error) {
 		Sent:            binary.BigEndian.Uint64(b[8:]),
 		Echo:            binary.BigEndian.Uint64(b[16:]),
 		EchoDelay:       binary.BigEndian.Uint32(b[24:]),
-		HoldSeconds:     binary.BigEndian.Uint16(b[28:]),
+		HoldMillis:      binary.BigEndian.Uint32(b[28:]),
 	}, nil
 }
 

@@ -22,9 +22,9 @@ func TestGolden(t *testing.T) {
 		m    Message
 		hex  string // without the tag
 	}{
-		{"hello", Hello{InterestVersion: 3, Sent: 0x10, Echo: 0x20, EchoDelay: 0x30, HoldSeconds: 4},
-			"0101001e" + "0102030405060708" + "0000000000000009" +
-				"0000000000000003" + "0000000000000010" + "0000000000000020" + "00000030" + "0004"},
+		{"hello", Hello{InterestVersion: 3, Sent: 0x10, Echo: 0x20, EchoDelay: 0x30, HoldMillis: 4000},
+			"01010020" + "0102030405060708" + "0000000000000009" +
+				"0000000000000003" + "0000000000000010" + "0000000000000020" + "00000030" + "00000fa0"},
 		{"interest", Interest{From: 1, To: 2, Records: []Record{
 			{Group: a("232.8.8.8"), Mode: Include, Sources: []netip.Addr{a("10.0.1.10")}},
 			{Group: a("239.192.0.29"), Mode: Exclude}}},
