@@ -5,8 +5,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -28,6 +30,7 @@ import (
 	"overcast/internal/lab"
 	"overcast/internal/mbgp"
 	"overcast/internal/mbgp/gobgp"
+	"overcast/internal/overlay/etcdstore"
 	"overcast/internal/tools/mcast"
 )
 
@@ -40,7 +43,9 @@ const usage = `overcast: IP multicast router and toolkit
   overcast show pim neighbor|interface|rp|join   PIM state
   overcast show rpf ADDR                    RPF interface and neighbour toward ADDR
   overcast show status                      daemon status
+  overcast show overlay [peers|routes]      the overlay: peers (state, RTT, traffic), replication per (S,G)
         show flags: -s SOCKET (default /run/overcast.sock), --json
+  overcast overlay peer add|del ADDR[:PORT] add or remove an overlay peer at run time (-s SOCKET)
   overcast lab up|down FILE                 build or remove a namespace topology
   overcast demo                             run the built-in demo (needs root)
   overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
@@ -65,6 +70,8 @@ func main() {
 		err = runCheck(os.Args[2:])
 	case "show":
 		err = runShow(os.Args[2:])
+	case "overlay":
+		err = runOverlay(os.Args[2:])
 	case "lab":
 		err = runLab(os.Args[2:])
 	case "demo":
@@ -143,7 +150,11 @@ func runDaemon(args []string) error {
 			streams = kernel.NewStreams(sink, log)
 			return streams
 		},
-		MBGP: func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
+		MBGP:    func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
+		Overlay: host.Overlay,
+		PeerStore: func(c daemon.PeerStoreConfig, update func([]netip.AddrPort, string)) (io.Closer, error) {
+			return etcdstore.Start(etcdstore.Config{Endpoints: c.Endpoints, Prefix: c.Prefix, TTL: c.TTL, Self: c.Self}, log, update)
+		},
 	}, log, level)
 	if err != nil {
 		return err
@@ -238,6 +249,27 @@ func runShow(args []string) error {
 		return enc.Encode(v)
 	}
 	view.Text(os.Stdout, view.Words, v)
+	return nil
+}
+
+func runOverlay(args []string) error {
+	words, flags := splitFlags(args)
+	fs := flag.NewFlagSet("overlay", flag.ExitOnError)
+	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
+	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	fs.Parse(flags)
+	if len(words) != 3 || words[0] != "peer" || (words[1] != "add" && words[1] != "del") {
+		return errors.New("usage: overcast overlay peer add|del ADDR[:PORT] [-s SOCKET]")
+	}
+	path := api.PathOverlayPeerAdd
+	if words[1] == "del" {
+		path = api.PathOverlayPeerDel
+	}
+	var out api.OverlayPeerChange
+	if err := api.NewClient(*sock).Post(path, words[2], &out); err != nil {
+		return err
+	}
+	fmt.Printf("overlay peer %s %s (%d peers)\n", out.Peer, out.Action, out.Peers)
 	return nil
 }
 

@@ -20,6 +20,23 @@ type BadRequest struct{ Err error }
 
 func (e BadRequest) Error() string { return e.Err.Error() }
 
+func serve(h Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		out, err := h(r.PathValue("arg"))
+		var bad BadRequest
+		switch {
+		case errors.As(err, &bad):
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	}
+}
+
 // Serve listens on a unix socket at path and serves the handlers (by
 // view path) until ctx ends.
 func Serve(ctx context.Context, path string, handlers map[string]Handler) error {
@@ -48,20 +65,12 @@ func Serve(ctx context.Context, path string, handlers map[string]Handler) error 
 			continue // two views may share a path (mroute, mroute count)
 		}
 		served[p] = true
-		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
-			out, err := h(r.PathValue("arg"))
-			var bad BadRequest
-			switch {
-			case errors.As(err, &bad):
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			case err != nil:
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(out)
-		})
+		mux.HandleFunc("GET "+p, serve(h))
+	}
+	for _, p := range Actions {
+		if h := handlers[p]; h != nil {
+			mux.HandleFunc("POST "+p+"/{arg}", serve(h))
+		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -352,3 +352,77 @@ type MSDPRPF struct {
 	Iface    string `json:"interface,omitempty"`
 	Reason   string `json:"reason,omitempty"` // when no peer: why
 }
+
+// Overlay is `show overlay`: this node's side of the overlay.
+type Overlay struct {
+	Local       string       `json:"local"`     // underlay address:port
+	Interface   string       `json:"interface"` // the overlay device
+	MTU         int          `json:"mtu"`
+	Peers       int          `json:"peers"`
+	PeersUp     int          `json:"peers_up"`
+	Version     uint64       `json:"interest_version"`
+	LocalGroups []string     `json:"local_groups"` // groups this node's receivers want
+	Routes      int          `json:"routes"`       // (S,G) replicated into the overlay
+	Store       string       `json:"store,omitempty"`
+	StoreState  string       `json:"store_state,omitempty"`
+	Stats       OverlayStats `json:"stats"`
+}
+
+// OverlayStats are the overlay's drop counters.
+type OverlayStats struct {
+	NotPeer       uint64 `json:"not_peer"` // datagrams from addresses that are not peers (data and control)
+	ControlNoPeer uint64 `json:"control_not_peer"`
+	Malformed     uint64 `json:"malformed"`
+	Looped        uint64 `json:"looped"`
+	NoRoute       uint64 `json:"no_route"`
+	TooBig        uint64 `json:"too_big"`
+}
+
+// OverlayPeer is one row of `show overlay peers`.
+type OverlayPeer struct {
+	Peer       string   `json:"peer"`
+	State      string   `json:"state"` // up or down
+	Origin     string   `json:"origin"`
+	Uptime     Duration `json:"uptime"`
+	LastHeard  Duration `json:"last_heard"` // ago
+	RTTms      float64  `json:"rtt_ms"` // microsecond precision; 0: not measured yet
+	Groups     int      `json:"groups"` // groups the peer wants
+	Synced     bool     `json:"synced"`
+	PacketsIn  uint64   `json:"packets_in"`
+	BytesIn    uint64   `json:"bytes_in"`
+	PacketsOut uint64   `json:"packets_out"`
+	BytesOut   uint64   `json:"bytes_out"`
+	Drops      uint64   `json:"drops"` // copies the underlay refused
+	AuthFailed uint64   `json:"auth_failed"`
+	Replayed   uint64   `json:"replayed"`
+	Malformed  uint64   `json:"malformed"`
+	OverLimit  uint64   `json:"over_limit"`
+	HellosIn   uint64   `json:"hellos_in"`
+	HellosOut  uint64   `json:"hellos_out"`
+	DumpsIn    uint64   `json:"dumps_in"`
+	DumpsOut   uint64   `json:"dumps_out"`
+}
+
+// OverlayRoute is one row of `show overlay routes`: an (S,G) replicated
+// into the overlay and, per peer, why.
+type OverlayRoute struct {
+	Source string             `json:"source"`
+	Group  string             `json:"group"`
+	IIF    string             `json:"incoming"`
+	Peers  []OverlayRoutePeer `json:"peers"`
+}
+
+// OverlayRoutePeer is one peer of a replication list and the interest
+// that put it there.
+type OverlayRoutePeer struct {
+	Peer    string   `json:"peer"`
+	Mode    string   `json:"mode"` // include (the source is listed) or exclude (all sources but those listed)
+	Sources []string `json:"sources"`
+}
+
+// OverlayPeerChange is the answer to overlay peer add/del.
+type OverlayPeerChange struct {
+	Peer   string `json:"peer"`
+	Action string `json:"action"`
+	Peers  int    `json:"peers"`
+}

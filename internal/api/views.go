@@ -46,6 +46,9 @@ const (
 	PathMSDPRPFPeer    = "/v1/msdp/rpf-peer"
 	PathBGPMulticast   = "/v1/bgp/ipv4/multicast"
 	PathBGPSummary     = "/v1/bgp/ipv4/multicast/summary"
+	PathOverlay        = "/v1/overlay"
+	PathOverlayPeers   = "/v1/overlay/peers"
+	PathOverlayRoutes  = "/v1/overlay/routes"
 )
 
 // Views lists every show command.
@@ -68,7 +71,20 @@ var Views = []View{
 	view("msdp rpf-peer", []string{"ip msdp rpf-peer"}, PathMSDPRPFPeer, "ADDR", textMSDPRPF),
 	view("bgp ipv4 multicast", []string{"ip mbgp", "mbgp"}, PathBGPMulticast, "", textBGPRoutes),
 	view("bgp ipv4 multicast summary", []string{"mbgp summary"}, PathBGPSummary, "", textBGPSummary),
+	view("overlay", nil, PathOverlay, "", textOverlay),
+	view("overlay peers", []string{"overlay peer"}, PathOverlayPeers, "", textOverlayPeers),
+	view("overlay routes", []string{"overlay route"}, PathOverlayRoutes, "", textOverlayRoutes),
 }
+
+// Actions change the daemon at run time (POST path/ARG); the daemon
+// registers their handlers with the views'.
+var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel}
+
+// Action paths.
+const (
+	PathOverlayPeerAdd = "/v1/overlay/peer/add"
+	PathOverlayPeerDel = "/v1/overlay/peer/del"
+)
 
 // textBGPRoutes prints Cisco's show bgp ipv4 multicast layout.
 func textBGPRoutes(w0 io.Writer, what string, rows []BGPRoute) {

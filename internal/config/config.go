@@ -25,6 +25,7 @@ type Config struct {
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
 	MSDP       *MSDP         `yaml:"msdp"`      // MSDP between RPs; nil: off
 	BGP        *BGP          `yaml:"bgp"`       // MBGP (IPv4 multicast) for RPF; nil: off
+	Overlay    *Overlay      `yaml:"overlay"`   // multicast over a unicast UDP fabric; nil: off
 	Interfaces []Interface   `yaml:"interfaces"`
 
 	file string    // the file it was read from
@@ -180,6 +181,10 @@ type Interface struct {
 	Name string `yaml:"name"`
 	IGMP IGMP   `yaml:"igmp"`
 	PIM  IfPIM  `yaml:"pim"`
+
+	// Overlay marks the overlay's own device, added to the list from the
+	// overlay section (not written in the file).
+	Overlay bool `yaml:"-"`
 }
 
 // IfPIM is PIM on an interface: `pim: true`, or a map of settings.
@@ -303,8 +308,11 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	default:
 		return nil, bad(at("log-level"), "log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	if len(c.Interfaces) == 0 {
+	if len(c.Interfaces) == 0 && c.Overlay == nil {
 		return nil, bad(0, "no interfaces: list at least one under 'interfaces:'")
+	}
+	if err := checkOverlay(&c, at, bad); err != nil {
+		return nil, err
 	}
 	if len(c.Interfaces) > 31 {
 		return nil, bad(at("interfaces"), "%d interfaces: the kernel allows 32 VIFs per multicast routing table", len(c.Interfaces))
@@ -319,7 +327,7 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 			return nil, bad(line, "interface %q listed twice (first on line %d)", ifc.Name, prev)
 		}
 		seen[ifc.Name] = line
-		if ifExists != nil && !ifExists(ifc.Name) {
+		if ifExists != nil && !ifc.Overlay && !ifExists(ifc.Name) {
 			return nil, bad(line, "interface %q does not exist", ifc.Name)
 		}
 		g := ifc.IGMP

@@ -15,6 +15,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -71,6 +72,21 @@ type Env struct {
 	// is called (from any goroutine) when its best paths change. Nil: no
 	// BGP.
 	MBGP func(onChange func()) mbgp.Speaker
+	// Overlay makes the overlay's underlay: its device and UDP socket,
+	// reporting to sink (nil: no overlay).
+	Overlay func(cfg dataplane.OverlayConfig, sink dataplane.OverlaySink) (dataplane.Overlay, error)
+	// PeerStore registers this overlay node in a distributed store and
+	// calls update (from any goroutine) with every node listed there and
+	// the store's state, until closed (nil: no store).
+	PeerStore func(cfg PeerStoreConfig, update func(peers []netip.AddrPort, state string)) (io.Closer, error)
+}
+
+// PeerStoreConfig is where overlay nodes find each other.
+type PeerStoreConfig struct {
+	Endpoints []string
+	Prefix    string
+	TTL       time.Duration
+	Self      netip.AddrPort
 }
 
 // component is one protocol of the daemon. Each wraps a pure core and is
@@ -133,6 +149,7 @@ type Daemon struct {
 	pim  *pimComp  // nil when PIM is off
 	msdp *msdpComp // nil when MSDP is off
 	mbgp *mbgpComp // nil when BGP is off
+	ovl  *overlayComp // nil when the overlay is off
 
 	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
@@ -219,6 +236,9 @@ func (d *Daemon) components() []component {
 	if d.msdp != nil {
 		cs = append(cs, d.msdp)
 	}
+	if d.ovl != nil {
+		cs = append(cs, d.ovl)
+	}
 	return cs
 }
 
@@ -248,6 +268,13 @@ func (d *Daemon) Start(now time.Time) error {
 			return err
 		}
 		d.msdp = m
+	}
+	if d.cfg.Overlay != nil {
+		o, err := newOverlay(d, now)
+		if err != nil {
+			return err
+		}
+		d.ovl = o
 	}
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
 		// Routes a predecessor left are adopted: kept if still wanted,
@@ -283,6 +310,9 @@ func (d *Daemon) Stop(now time.Time) {
 	d.EndBurst(now)
 	if d.mbgp != nil {
 		d.mbgp.stop()
+	}
+	if d.ovl != nil {
+		d.ovl.stop()
 	}
 }
 
@@ -451,6 +481,32 @@ func (s syncStreams) StreamDown(id dataplane.StreamID, err error) {
 	s.d.StreamDown(s.d.env.Now(), id, err)
 }
 
+// OverlayControl handles a control datagram of the overlay.
+func (d *Daemon) OverlayControl(now time.Time, from netip.AddrPort, b []byte) {
+	if d.ovl != nil {
+		d.ovl.control(now, from, b)
+	}
+}
+
+// overlaySink is where the overlay reports: the loop's queue under Run,
+// else straight into the event methods at Env.Now.
+func (d *Daemon) overlaySink() dataplane.OverlaySink {
+	if d.loop.live || d.env.Now == nil {
+		return sink{d}
+	}
+	return syncOverlay{d}
+}
+
+type syncOverlay struct{ d *Daemon }
+
+func (s syncOverlay) OverlayControl(from netip.AddrPort, b []byte) {
+	s.d.OverlayControl(s.d.env.Now(), from, b)
+}
+func (s syncOverlay) Upcall(up dataplane.Upcall) { s.d.Upcall(s.d.env.Now(), up) }
+func (s syncOverlay) Packet(iface string, proto dataplane.Proto, pkt []byte) {
+	s.d.Packet(s.d.env.Now(), iface, proto, pkt)
+}
+
 // RoutingChanged re-checks RPF after a unicast route or link change.
 func (d *Daemon) RoutingChanged(now time.Time) {
 	d.env.Routing.Invalidate()
@@ -563,6 +619,9 @@ func (d *Daemon) derive(f *flow, now time.Time) {
 		d.pim.route(f, &e, now)
 	} else {
 		d.igmp.route(f, &e)
+	}
+	if d.ovl != nil {
+		d.ovl.route(f, &e)
 	}
 	d.rib.Set(now, e)
 }

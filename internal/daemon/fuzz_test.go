@@ -174,8 +174,8 @@ func checkDaemon(t *testing.T, h *harness) {
 		if v.Arg != "" {
 			arg = "10.9.0.5"
 		}
-		if strings.HasPrefix(v.Path, "/v1/msdp/") && h.d.msdp == nil || strings.HasPrefix(v.Path, "/v1/bgp/") && h.d.mbgp == nil {
-			continue // says MSDP or BGP is off
+		if strings.HasPrefix(v.Path, "/v1/msdp/") && h.d.msdp == nil || strings.HasPrefix(v.Path, "/v1/bgp/") && h.d.mbgp == nil || strings.HasPrefix(v.Path, "/v1/overlay") && h.d.ovl == nil {
+			continue // says MSDP, BGP or the overlay is off
 		}
 		if _, err := h.d.View(h.now, v.Path, arg); err != nil && h.d.pim != nil {
 			t.Fatalf("view %s: %v", v.Words, err)

@@ -100,6 +100,9 @@ func (c *igmpComp) handle(ii *igmpIface, out igmp.Output, now time.Time) {
 		if c.d.pim != nil {
 			c.d.pim.pushMembership(x, g, now)
 		}
+		if c.d.ovl != nil {
+			c.d.ovl.membership(g)
+		}
 		c.d.touch(g)
 	}
 }

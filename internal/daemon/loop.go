@@ -94,6 +94,10 @@ func (s sink) StreamDown(id dataplane.StreamID, err error) {
 	s.d.post(func() { s.d.StreamDown(time.Now(), id, err) })
 }
 
+func (s sink) OverlayControl(from netip.AddrPort, b []byte) {
+	s.d.post(func() { s.d.OverlayControl(time.Now(), from, b) })
+}
+
 func (s sink) RoutingChanged() {
 	s.d.post(func() { s.d.RoutingChanged(time.Now()) })
 }

@@ -77,6 +77,9 @@ func (d *Daemon) checkReload(next *config.Config) error {
 	if d.msdp == nil && next.MSDP != nil {
 		return next.Errorf(next.Line("msdp"), "MSDP is off in the running configuration: turning it on needs a restart (systemctl restart overcast)")
 	}
+	if d.ovl == nil && next.Overlay != nil {
+		return next.Errorf(next.Line("overlay"), "the overlay is off in the running configuration: turning it on needs a restart (systemctl restart overcast)")
+	}
 	for _, c := range d.components() {
 		if err := c.checkReload(next); err != nil {
 			return err

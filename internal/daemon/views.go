@@ -37,9 +37,21 @@ func (d *Daemon) viewFuncs() map[string]viewFunc {
 				return nil, api.BadRequest{Err: errors.New("BGP is not running on this daemon: add a bgp: section (as, router-id, neighbors) to the config and restart")}
 			}
 		}
+		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/overlay") {
+			m[v.Path] = func(time.Time, string) (any, error) {
+				return nil, api.BadRequest{Err: errors.New("the overlay is not running on this daemon: add an overlay: section (address, key, peers) to the config and restart")}
+			}
+		}
 		if m[v.Path] == nil && strings.HasPrefix(v.Path, "/v1/msdp/") {
 			m[v.Path] = func(time.Time, string) (any, error) {
 				return nil, api.BadRequest{Err: errors.New("MSDP is not running on this daemon: add an msdp: section with peers to the config and restart")}
+			}
+		}
+	}
+	for _, p := range api.Actions {
+		if m[p] == nil {
+			m[p] = func(time.Time, string) (any, error) {
+				return nil, api.BadRequest{Err: errors.New("the overlay is not running on this daemon: add an overlay: section (address, key, peers) to the config and restart")}
 			}
 		}
 	}

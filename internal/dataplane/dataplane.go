@@ -192,3 +192,53 @@ type StreamSink interface {
 	StreamData(id StreamID, b []byte)
 	StreamDown(id StreamID, err error)
 }
+
+// OverlayConfig is the overlay's device and socket: one TUN device that is
+// a single interface (one VIF) for every peer, and one UDP socket.
+type OverlayConfig struct {
+	Interface  string
+	MTU        int
+	Local      netip.AddrPort
+	LocalRoute bool // route 224.0.0.0/4 into the device for this host's own senders and receivers
+}
+
+// Overlay is the overlay's underlay. Data never passes through the
+// daemon: packets the forwarder sends out of the overlay device are copied
+// to the peers of their route (Route.Peers), and data from a peer comes
+// back in through the device as if received on it. The daemon sees the
+// control datagrams (OverlaySink) and an upcall for an (S,G) leaving the
+// device with no route yet.
+type Overlay interface {
+	// SetPeers sets the only underlay addresses whose datagrams are
+	// accepted (others are dropped and counted as NotPeer).
+	SetPeers(peers []netip.AddrPort)
+	SendControl(to netip.AddrPort, b []byte) error
+	Counters(fn func(netip.AddrPort, PeerCounters))
+	Stats() OverlayStats
+	Close() error
+}
+
+// PeerCounters are one peer's data counters.
+type PeerCounters struct {
+	PacketsIn, BytesIn   uint64
+	PacketsOut, BytesOut uint64
+	SendErrors           uint64
+}
+
+// OverlayStats counts what the overlay's data path dropped.
+type OverlayStats struct {
+	NotPeer   uint64 // datagrams from addresses that are not peers
+	Malformed uint64 // datagrams that are not overlay data or control
+	Looped    uint64 // data from a peer whose source is this node's own
+	NoRoute   uint64 // packets out of the device with no replication list yet (queued briefly, then dropped)
+	TooBig    uint64 // packets that would not fit the underlay
+}
+
+// OverlaySink receives what the overlay reports.
+type OverlaySink interface {
+	OverlayControl(from netip.AddrPort, b []byte)
+	Upcall(up Upcall)
+	// Packet: the IGMP reports this host's own stack sends out of the
+	// device (its receivers' memberships), which no socket sees otherwise.
+	Packet(iface string, proto Proto, pkt []byte)
+}

@@ -174,8 +174,11 @@ func (i *Interface) Receive(now time.Time, h ip4.Header, payload []byte) Output 
 		}
 		return out
 	}
-	if h.Src == i.addr {
-		return out // our own query looped back
+	if _, q := msg.(*igmp.Query); q && h.Src == i.addr {
+		return out // our own query looped back (this host's own reports count: its receivers)
+	}
+	if linkLocalOnly(msg) {
+		return out // 224.0.0.x is never routed: nothing to track (a host's own 224.0.0.22 included)
 	}
 	i.touch(msg)
 	switch m := msg.(type) {
@@ -195,10 +198,31 @@ func (i *Interface) Receive(now time.Time, h ip4.Header, payload []byte) Output 
 	case *igmp.V3Report:
 		i.stats.RxV3Reports++
 		for _, r := range m.Records {
-			i.onRecord(now, h.Src, r, &out)
+			if !r.Group.IsLinkLocalMulticast() {
+				i.onRecord(now, h.Src, r, &out)
+			}
 		}
 	}
 	return out
+}
+
+// linkLocalOnly says whether a report or leave names only link-local
+// groups (224.0.0.0/24).
+func linkLocalOnly(msg igmp.Message) bool {
+	switch m := msg.(type) {
+	case *igmp.Report:
+		return m.Group.IsLinkLocalMulticast()
+	case *igmp.Leave:
+		return m.Group.IsLinkLocalMulticast()
+	case *igmp.V3Report:
+		for _, r := range m.Records {
+			if !r.Group.IsLinkLocalMulticast() {
+				return false
+			}
+		}
+		return len(m.Records) > 0
+	}
+	return false
 }
 
 func (i *Interface) touch(msg igmp.Message) {

@@ -493,3 +493,24 @@ func TestNextDeadlineCacheIsLowerBound(t *testing.T) {
 		}
 	}
 }
+
+// This host's own receivers report from the interface's address (the
+// overlay device's local receivers): their reports count; its own queries
+// looped back do not; link-local groups are never tracked.
+func TestOwnReportsCountOwnQueriesDoNot(t *testing.T) {
+	r := newRig(t, Config{Version: 3})
+	r.rx(me, &igmp.V3Report{Records: []igmp.GroupRecord{
+		{Type: igmp.ChangeToExclude, Group: grp},
+		{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.0.0.22")},
+	}})
+	if !r.ifc.Wants(grp) {
+		t.Fatal("the host's own report was ignored")
+	}
+	if r.ifc.Wants(netip.MustParseAddr("224.0.0.22")) {
+		t.Fatal("a link-local group is tracked")
+	}
+	r.rx(me, r.ifc.generalQuery())
+	if q, _ := r.ifc.IsQuerier(); !q || r.ifc.Stats().RxQueries != 0 {
+		t.Fatal("our own looped-back query was taken for another querier's")
+	}
+}

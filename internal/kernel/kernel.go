@@ -36,6 +36,7 @@ type Host struct {
 	injFD int // raw IPPROTO_RAW socket for Inject; 0 until first use
 
 	mu      sync.Mutex // the VIF table: read by the reader goroutine
+	ovl     *overlayIO // the overlay's data path, once made (replication lists)
 	vifs    VIFTable
 	ifindex map[string]int
 	byIndex map[int]string
@@ -167,10 +168,12 @@ func (h *Host) VIF(name string) (int, bool) {
 }
 
 func (h *Host) SetRoute(r dataplane.Route) error {
-	if len(r.Peers) > 0 {
-		return fmt.Errorf("route %v: the kernel forwarder has no replication lists (an overlay forwarder carries peers)", r.SG)
-	}
 	h.mu.Lock()
+	ovl := h.ovl
+	if ovl == nil && len(r.Peers) > 0 {
+		h.mu.Unlock()
+		return fmt.Errorf("route %v: peers but no overlay on this host", r.SG)
+	}
 	iif, ok := h.vifs.VIF(r.IIF)
 	var oifs []int
 	var missing string
@@ -189,10 +192,23 @@ func (h *Host) SetRoute(r dataplane.Route) error {
 	if missing != "" {
 		return fmt.Errorf("route %v: output %q has no VIF", r.SG, missing)
 	}
+	if ovl != nil {
+		// The list first: the kernel's first packet out of the device
+		// finds it.
+		ovl.setRoute(r.SG, r.Peers)
+	}
 	return h.mr.SetRoute(r.SG, iif, oifs)
 }
 
-func (h *Host) DelRoute(k dataplane.SG) error { return h.mr.DelRoute(k) }
+func (h *Host) DelRoute(k dataplane.SG) error {
+	h.mu.Lock()
+	ovl := h.ovl
+	h.mu.Unlock()
+	if ovl != nil {
+		ovl.delRoute(k)
+	}
+	return h.mr.DelRoute(k)
+}
 
 func (h *Host) Counters(fn func(dataplane.SG, dataplane.Counters)) error { return h.mr.Counters(fn) }
 
