@@ -385,8 +385,8 @@ type OverlayPeer struct {
 	Origin     string   `json:"origin"`
 	Uptime     Duration `json:"uptime"`
 	LastHeard  Duration `json:"last_heard"` // ago
-	RTTms      float64  `json:"rtt_ms"` // microsecond precision; 0: not measured yet
-	Groups     int      `json:"groups"` // groups the peer wants
+	RTTms      float64  `json:"rtt_ms"`     // microsecond precision; 0: not measured yet
+	Groups     int      `json:"groups"`     // groups the peer wants
 	Synced     bool     `json:"synced"`
 	PacketsIn  uint64   `json:"packets_in"`
 	BytesIn    uint64   `json:"bytes_in"`

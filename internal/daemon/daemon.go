@@ -146,9 +146,9 @@ type Daemon struct {
 	added int
 
 	igmp *igmpComp
-	pim  *pimComp  // nil when PIM is off
-	msdp *msdpComp // nil when MSDP is off
-	mbgp *mbgpComp // nil when BGP is off
+	pim  *pimComp     // nil when PIM is off
+	msdp *msdpComp    // nil when MSDP is off
+	mbgp *mbgpComp    // nil when BGP is off
 	ovl  *overlayComp // nil when the overlay is off
 
 	// Groups whose routes are re-derived at the end of the burst.

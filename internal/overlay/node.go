@@ -639,16 +639,16 @@ func (n *Node) RemoteGroups() []netip.Addr {
 
 // PeerView is one peer as `show overlay peers` prints it.
 type PeerView struct {
-	Addr     netip.AddrPort
-	Origins  Origin
-	Up       bool
-	UpSince  time.Time
-	Heard    time.Time
-	RTT      time.Duration
-	Groups   int
-	Version  uint64
-	Synced   bool
-	Stats    PeerStats
+	Addr    netip.AddrPort
+	Origins Origin
+	Up      bool
+	UpSince time.Time
+	Heard   time.Time
+	RTT     time.Duration
+	Groups  int
+	Version uint64
+	Synced  bool
+	Stats   PeerStats
 }
 
 // Peers lists the peers, sorted by address.
