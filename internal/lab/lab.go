@@ -37,6 +37,7 @@ type Node struct {
 	Routes   []string `yaml:"routes"`
 	Loopback []string `yaml:"loopback"` // addresses on lo, e.g. an RP address 10.255.0.2/32
 	Sysctls  []string `yaml:"sysctls"`  // key=value inside the namespace
+	Setup    []string `yaml:"setup"`    // commands run in the namespace once links are up, before daemons start (bridges, nftables)
 	Overcast string   `yaml:"overcast"` // daemon config (YAML text); empty = no daemon
 }
 
@@ -225,6 +226,13 @@ func (l *Lab) Up() (err error) {
 		for _, r := range n.Routes {
 			if err := run(append([]string{"ip", "-n", l.NS(n.Name), "route", "add"}, strings.Fields(r)...)...); err != nil {
 				return err
+			}
+		}
+	}
+	for _, n := range l.Spec.Nodes {
+		for _, c := range n.Setup {
+			if out, err := l.Exec(n.Name, "sh", "-c", c); err != nil {
+				return fmt.Errorf("node %s setup %q: %v: %s", n.Name, c, err, strings.TrimSpace(out))
 			}
 		}
 	}

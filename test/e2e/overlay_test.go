@@ -168,3 +168,156 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// countRule counts, in a node, packets matching an nft expression at
+// prerouting (before any routing decision drops them).
+func countRule(t *testing.T, l *lab.Lab, node, name, expr string) {
+	t.Helper()
+	rules := fmt.Sprintf("table inet cnt_%s {\n counter n {}\n chain pre {\n  type filter hook prerouting priority -300; policy accept;\n  %s counter name \"n\"\n }\n}\n", name, expr)
+	if out, err := l.Exec(node, "sh", "-c", "nft -f - <<'EOF'\n"+rules+"EOF"); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+}
+
+func counted(t *testing.T, l *lab.Lab, node, name string) int {
+	t.Helper()
+	out, err := l.Exec(node, "nft", "list", "counter", "inet", "cnt_"+name, "n")
+	if err != nil {
+		t.Fatalf("nft list counter: %v\n%s", err, out)
+	}
+	i := strings.Index(out, "packets ")
+	var n int
+	fmt.Sscan(out[i+len("packets "):], &n)
+	return n
+}
+
+const selectiveLab = `
+name: ovlsel
+nodes:
+  - name: u
+    kind: switch
+  - name: n1
+    overcast: |
+%s
+  - name: n2
+    overcast: |
+%s
+  - name: n3
+    kind: router
+    setup:
+      - ip link add br0 type bridge mcast_snooping 1
+      - ip link set br0 up
+      - ip addr add 10.50.0.1/24 dev br0
+      - for p in p1 p2 p3; do ip link set $p master br0; done
+    overcast: |
+%s
+      interfaces:
+        - name: br0
+          igmp: {version: 3, query-interval: 10s, query-response-interval: 2s}
+  - name: n4
+    overcast: |
+%s
+  - {name: ct1, routes: ["default via 10.50.0.1"]}
+  - {name: ct2, routes: ["default via 10.50.0.1"]}
+  - {name: ct3, routes: ["default via 10.50.0.1"]}
+links:
+  - {a: n1:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: n2:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+  - {a: n3:eth0, a-addr: 10.0.0.3/24, b: u:s3}
+  - {a: n4:eth0, a-addr: 10.0.0.4/24, b: u:s4}
+  - {a: n3:p1, b: ct1:eth0, b-addr: 10.50.0.11/24}
+  - {a: n3:p2, b: ct2:eth0, b-addr: 10.50.0.12/24}
+  - {a: n3:p3, b: ct3:eth0, b-addr: 10.50.0.13/24}
+`
+
+// TestOverlaySelective: four nodes, receivers on two (a process on n2
+// itself; one of three containers behind n3's snooping bridge): the other
+// nodes' underlay sees none of the stream, the containers that did not
+// join see none of it, the two receivers get every packet once; when the
+// container leaves, n3's copies stop.
+func TestOverlaySelective(t *testing.T) {
+	all := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}
+	conf := func(i int) string { return indent(overlayConf(all[i], all...), "      ") }
+	l := startLab(t, fmt.Sprintf(selectiveLab, conf(0), conf(1), conf(2), conf(3)))
+	cs := map[string]*api.Client{}
+	for _, n := range []string{"n1", "n2", "n3", "n4"} {
+		cs[n] = api.NewClient(l.Socket(n))
+		// Stream copies on the underlay: UDP to the overlay port, larger than any control message.
+		countRule(t, l, n, "under", "iifname eth0 udp dport 6790 ip length > 900")
+	}
+	for _, ct := range []string{"ct1", "ct2", "ct3"} {
+		countRule(t, l, ct, "stream", "ip daddr 239.10.0.1 udp dport 5001")
+	}
+	eventually(t, 10*time.Second, "full mesh up", func() string {
+		for _, c := range cs {
+			if s := overlayPeersUp(c, 3); s != "" {
+				return s
+			}
+		}
+		return ""
+	})
+	// A Linux bridge floods for one Max Response Time after it first hears
+	// a querier (its querier delay, RFC 4541 2.1.1): 2 s here.
+	time.Sleep(2500 * time.Millisecond)
+	r2 := startRecv(t, l, "n2", "-g", "239.10.0.1", "-q")
+	r3 := startRecv(t, l, "ct1", "-g", "239.10.0.1", "-i", "eth0", "-q")
+	eventually(t, 5*time.Second, "n1 knows n2 and n3 want the group", func() string {
+		var ps []api.OverlayPeer
+		if err := cs["n1"].Get(api.PathOverlayPeers, &ps); err != nil {
+			return err.Error()
+		}
+		want := map[string]int{"10.0.0.2:6790": 1, "10.0.0.3:6790": 1, "10.0.0.4:6790": 0}
+		for _, p := range ps {
+			if p.Groups != want[p.Peer] {
+				return fmt.Sprintf("%+v", ps)
+			}
+		}
+		return ""
+	})
+	const n = 300
+	send(t, l, "n1", "-g", "239.10.0.1", "-count", fmt.Sprint(n), "-rate", "300", "-size", "1000")
+	time.Sleep(300 * time.Millisecond)
+	for name, r := range map[string]*receiver{"n2": r2, "ct1": r3} {
+		st := r.stop(t)
+		pkts, lost, dups := st.Total()
+		if pkts != n || lost != 0 || dups != 0 {
+			t.Errorf("%s got %d of %d (lost %d, dups %d)", name, pkts, n, lost, dups)
+		}
+	}
+	got := map[string]int{}
+	for _, nd := range []string{"n2", "n3", "n4"} {
+		got[nd] = counted(t, l, nd, "under")
+	}
+	if got["n2"] != n || got["n3"] != n || got["n4"] != 0 {
+		t.Errorf("stream copies on the underlay: %v, want n2 %d, n3 %d, n4 0", got, n, n)
+	}
+	for _, ct := range []string{"ct2", "ct3"} {
+		if c := counted(t, l, ct, "stream"); c != 0 {
+			t.Errorf("%s (not joined) saw %d packets of the stream", ct, c)
+		}
+	}
+	if c := counted(t, l, "ct1", "stream"); c != n {
+		t.Errorf("ct1 saw %d packets at its port, want %d", c, n)
+	}
+	t.Logf("underlay copies %v; containers not joined saw 0", got)
+
+	// ct1 left when its receiver stopped: n3's interest goes, and with it the copies.
+	eventually(t, 10*time.Second, "n1 sees n3 leave", func() string {
+		var ps []api.OverlayPeer
+		if err := cs["n1"].Get(api.PathOverlayPeers, &ps); err != nil {
+			return err.Error()
+		}
+		for _, p := range ps {
+			if p.Peer == "10.0.0.3:6790" && p.Groups != 0 {
+				return fmt.Sprintf("%+v", p)
+			}
+		}
+		return ""
+	})
+	before := counted(t, l, "n3", "under")
+	send(t, l, "n1", "-g", "239.10.0.1", "-count", "100", "-rate", "500", "-size", "1000")
+	time.Sleep(200 * time.Millisecond)
+	if after := counted(t, l, "n3", "under"); after != before {
+		t.Errorf("n3 got %d copies after its last receiver left", after-before)
+	}
+}
