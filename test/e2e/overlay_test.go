@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,4 +323,141 @@ func TestOverlaySelective(t *testing.T) {
 	if after := counted(t, l, "n3", "under"); after != before {
 		t.Errorf("n3 got %d copies after its last receiver left", after-before)
 	}
+}
+
+const dynamicLab = `
+name: ovldyn
+nodes:
+  - name: u
+    kind: switch
+  - name: store
+  - name: n1
+    overcast: |
+%s
+  - name: n2
+    overcast: |
+%s
+  - name: n3
+    overcast: |
+%s
+  - name: n4
+    overcast: |
+%s
+links:
+  - {a: store:eth0, a-addr: 10.0.0.9/24, b: u:s9}
+  - {a: n1:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: n2:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+  - {a: n3:eth0, a-addr: 10.0.0.3/24, b: u:s3}
+  - {a: n4:eth0, a-addr: 10.0.0.4/24, b: u:s4}
+`
+
+func overlayPeerList(c *api.Client) (map[string]api.OverlayPeer, error) {
+	var ps []api.OverlayPeer
+	if err := c.Get(api.PathOverlayPeers, &ps); err != nil {
+		return nil, err
+	}
+	out := map[string]api.OverlayPeer{}
+	for _, p := range ps {
+		out[p.Peer] = p
+	}
+	return out, nil
+}
+
+// TestOverlayDynamicPeers: a peer added at run time with `overcast
+// overlay peer add`, and peers found through etcd (a real etcd server),
+// receive without any restart; a node whose daemon dies disappears from
+// every peer list once its lease expires.
+func TestOverlayDynamicPeers(t *testing.T) {
+	etcdConf := func(addr string) string {
+		return indent(fmt.Sprintf("log-level: debug\noverlay:\n  address: %s\n  key: %s\n  etcd:\n    endpoints: [http://10.0.0.9:2379]\n    ttl: 3s\n", addr, overlayKey), "      ")
+	}
+	// n2 is in no store and in no one's list: n1 learns it by the CLI.
+	n2 := indent(overlayConf("10.0.0.2", "10.0.0.1"), "      ")
+	spec := fmt.Sprintf(dynamicLab, etcdConf("10.0.0.1"), n2, etcdConf("10.0.0.3"), etcdConf("10.0.0.4"))
+	// etcd must run before the daemons look for it; they also retry.
+	l := startLab(t, spec)
+	etcd := l.Command("store", "etcd", "--data-dir", t.TempDir(), "--listen-client-urls", "http://10.0.0.9:2379",
+		"--advertise-client-urls", "http://10.0.0.9:2379", "--listen-peer-urls", "http://127.0.0.1:2380")
+	etcdLog, _ := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
+	etcd.Stdout, etcd.Stderr = etcdLog, etcdLog
+	if err := etcd.Start(); err != nil {
+		t.Fatalf("etcd: %v", err)
+	}
+	t.Cleanup(func() { etcd.Process.Kill(); etcd.Wait() })
+	c1 := api.NewClient(l.Socket("n1"))
+	took := eventually(t, 20*time.Second, "n1 finds n3 and n4 through etcd", func() string {
+		ps, err := overlayPeerList(c1)
+		if err != nil {
+			return err.Error()
+		}
+		for _, p := range []string{"10.0.0.3:6790", "10.0.0.4:6790"} {
+			if ps[p].State != "up" || ps[p].Origin != "store" {
+				return fmt.Sprintf("%+v", ps)
+			}
+		}
+		return ""
+	})
+	t.Logf("peers found through etcd %s after etcd started", took.Round(time.Millisecond))
+
+	if out, err := l.Exec("n1", bin, "overlay", "peer", "add", "10.0.0.2", "-s", l.Socket("n1")); err != nil {
+		t.Fatalf("overlay peer add: %v\n%s", err, out)
+	} else {
+		t.Logf("overcast overlay peer add: %s", strings.TrimSpace(out))
+	}
+	if out, err := l.Exec("n1", bin, "overlay", "peer", "add", "224.1.1.1", "-s", l.Socket("n1")); err == nil {
+		t.Fatalf("a multicast address was accepted as a peer: %s", out)
+	} else if !strings.Contains(out, "not an IPv4 unicast address") {
+		t.Fatalf("bad peer refused without a reason: %s", out)
+	}
+	eventually(t, 10*time.Second, "n2 up at n1", func() string {
+		ps, err := overlayPeerList(c1)
+		if err != nil {
+			return err.Error()
+		}
+		if p := ps["10.0.0.2:6790"]; p.State != "up" || p.Origin != "api" {
+			return fmt.Sprintf("%+v", ps)
+		}
+		return ""
+	})
+	r2 := startRecv(t, l, "n2", "-g", "239.20.0.1", "-q")
+	r3 := startRecv(t, l, "n3", "-g", "239.20.0.1", "-q")
+	eventually(t, 5*time.Second, "interest of n2 and n3 at n1", func() string {
+		ps, err := overlayPeerList(c1)
+		if err != nil {
+			return err.Error()
+		}
+		if ps["10.0.0.2:6790"].Groups != 1 || ps["10.0.0.3:6790"].Groups != 1 {
+			return fmt.Sprintf("%+v", ps)
+		}
+		return ""
+	})
+	send(t, l, "n1", "-g", "239.20.0.1", "-count", "200", "-rate", "400")
+	time.Sleep(200 * time.Millisecond)
+	for name, r := range map[string]*receiver{"n2 (added by the CLI)": r2, "n3 (found through etcd)": r3} {
+		pkts, lost, dups := r.stop(t).Total()
+		if pkts != 200 || lost != 0 || dups != 0 {
+			t.Errorf("%s got %d of 200 (lost %d, dups %d)", name, pkts, lost, dups)
+		}
+	}
+
+	// n4 dies without a word: its lease runs out and it is gone from n1 and n3.
+	pid, _ := os.ReadFile(filepath.Join(l.Dir, "n4.pid"))
+	var p int
+	fmt.Sscan(string(pid), &p)
+	syscall.Kill(p, syscall.SIGKILL)
+	killed := time.Now()
+	c3 := api.NewClient(l.Socket("n3"))
+	eventually(t, 15*time.Second, "n4 dropped everywhere", func() string {
+		for _, c := range []*api.Client{c1, c3} {
+			ps, err := overlayPeerList(c)
+			if err != nil {
+				return err.Error()
+			}
+			if _, ok := ps["10.0.0.4:6790"]; ok {
+				return fmt.Sprintf("still listed: %+v", ps["10.0.0.4:6790"])
+			}
+		}
+		return ""
+	})
+	t.Logf("a dead node left every peer list %s after it died (lease ttl 3s)", time.Since(killed).Round(100*time.Millisecond))
 }
