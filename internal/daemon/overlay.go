@@ -47,7 +47,7 @@ func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
 	for _, p := range o.PeerAddr {
 		c.apply(c.n.AddPeer(p, overlay.Static, now))
 	}
-	c.io.SetPeers(c.n.PeerAddrs())
+	c.syncPeers()
 	if o.Etcd != nil {
 		if d.env.PeerStore == nil {
 			return nil, errors.New("overlay etcd: this daemon has no store client")
@@ -121,6 +121,9 @@ func (c *overlayComp) apply(r overlay.Result) {
 	for _, g := range r.Groups {
 		c.d.touch(g)
 	}
+	if len(r.Events) > 0 {
+		c.syncPeers()
+	}
 	for _, e := range r.Events {
 		if e.Up {
 			c.d.log.Info("overlay peer up", "peer", e.Peer)
@@ -129,6 +132,9 @@ func (c *overlayComp) apply(r overlay.Result) {
 		}
 	}
 }
+
+// syncPeers tells the data path which peers are, and which are up.
+func (c *overlayComp) syncPeers() { c.io.SetPeers(c.n.PeerAddrs(), c.n.UpPeers()) }
 
 // control handles a control datagram from the underlay.
 func (c *overlayComp) control(now time.Time, from netip.AddrPort, b []byte) {
@@ -140,7 +146,7 @@ func (c *overlayComp) addPeer(now time.Time, p netip.AddrPort, o overlay.Origin)
 	had := c.n.HasPeer(p)
 	c.apply(c.n.AddPeer(p, o, now))
 	if !had && c.n.HasPeer(p) {
-		c.io.SetPeers(c.n.PeerAddrs())
+		c.syncPeers()
 		c.d.log.Info("overlay peer added", "peer", p, "origin", o)
 	}
 }
@@ -151,7 +157,7 @@ func (c *overlayComp) delPeer(p netip.AddrPort, o overlay.Origin) {
 	}
 	c.apply(c.n.DelPeer(p, o))
 	if !c.n.HasPeer(p) {
-		c.io.SetPeers(c.n.PeerAddrs())
+		c.syncPeers()
 		c.d.log.Info("overlay peer removed", "peer", p, "origin", o)
 	}
 }

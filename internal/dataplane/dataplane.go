@@ -209,9 +209,10 @@ type OverlayConfig struct {
 // control datagrams (OverlaySink) and an upcall for an (S,G) leaving the
 // device with no route yet.
 type Overlay interface {
-	// SetPeers sets the only underlay addresses whose datagrams are
-	// accepted (others are dropped and counted as NotPeer).
-	SetPeers(peers []netip.AddrPort)
+	// SetPeers sets the peers: control datagrams are accepted from all
+	// of them, data only from those up (authenticated by their control
+	// messages); anything else is dropped and counted as NotPeer.
+	SetPeers(all, up []netip.AddrPort)
 	SendControl(to netip.AddrPort, b []byte) error
 	Counters(fn func(netip.AddrPort, PeerCounters))
 	Stats() OverlayStats
@@ -227,7 +228,7 @@ type PeerCounters struct {
 
 // OverlayStats counts what the overlay's data path dropped.
 type OverlayStats struct {
-	NotPeer   uint64 // datagrams from addresses that are not peers
+	NotPeer   uint64 // datagrams from addresses that are not peers (data: not peers that are up)
 	Malformed uint64 // datagrams that are not overlay data or control
 	Looped    uint64 // data from a peer whose source is this node's own
 	NoRoute   uint64 // packets out of the device with no replication list yet (queued briefly, then dropped)

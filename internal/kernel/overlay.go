@@ -51,6 +51,7 @@ type peerCtr struct {
 	pktIn, bytesIn   atomic.Uint64
 	pktOut, bytesOut atomic.Uint64
 	sendErrors       atomic.Uint64
+	up               atomic.Bool // data is accepted only from peers that are up
 }
 
 // pendingSG holds the first packets of an (S,G) leaving the device before
@@ -151,16 +152,22 @@ func (o *overlayIO) setupLink() error {
 }
 
 // SetPeers implements dataplane.Overlay.
-func (o *overlayIO) SetPeers(peers []netip.AddrPort) {
+func (o *overlayIO) SetPeers(all, up []netip.AddrPort) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	next := make(map[netip.AddrPort]*peerCtr, len(peers))
-	for _, p := range peers {
-		if c := o.peers[p]; c != nil {
-			next[p] = c
-			continue
+	next := make(map[netip.AddrPort]*peerCtr, len(all))
+	for _, p := range all {
+		c := o.peers[p]
+		if c == nil {
+			c = &peerCtr{addr: p, udp: net.UDPAddrFromAddrPort(p)}
 		}
-		next[p] = &peerCtr{addr: p, udp: net.UDPAddrFromAddrPort(p)}
+		c.up.Store(false)
+		next[p] = c
+	}
+	for _, p := range up {
+		if c := next[p]; c != nil {
+			c.up.Store(true)
+		}
 	}
 	o.peers = next
 	// Lists keep only peers that still are: a removed peer gets nothing
@@ -430,6 +437,10 @@ func (o *overlayIO) readUDP() {
 			}
 			if kind != wire.TypeData {
 				o.sink.OverlayControl(from, append([]byte(nil), b...))
+				continue
+			}
+			if !c.up.Load() {
+				o.stats.notPeer.Add(1)
 				continue
 			}
 			pkt, err := wire.DecodeData(b)

@@ -275,6 +275,17 @@ func (n *Node) PeerAddrs() []netip.AddrPort {
 	return out
 }
 
+// UpPeers lists the peers that are up, sorted.
+func (n *Node) UpPeers() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range n.PeerAddrs() {
+		if n.peers[a].up {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // SetInterest records this node's interest in g (an empty filter: none).
 // It goes to the peers at the next Flush.
 func (n *Node) SetInterest(g netip.Addr, f Filter) {

@@ -461,3 +461,111 @@ func TestOverlayDynamicPeers(t *testing.T) {
 	})
 	t.Logf("a dead node left every peer list %s after it died (lease ttl 3s)", time.Since(killed).Round(100*time.Millisecond))
 }
+
+const hostileLab = `
+name: ovlhostile
+nodes:
+  - name: u
+    kind: switch
+  - name: n1
+    overcast: |
+%s
+  - name: n2
+    overcast: |
+%s
+  - name: evil
+    overcast: |
+%s
+  - name: rogue
+links:
+  - {a: n1:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: n2:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+  - {a: evil:eth0, a-addr: 10.0.0.8/24, b: u:s8}
+  - {a: rogue:eth0, a-addr: 10.0.0.7/24, b: u:s7}
+`
+
+// spoofData sends n overlay data datagrams (header and an inner IPv4/UDP
+// packet from 10.9.9.9 to group) from a node, from port sport, to dst.
+func spoofData(t *testing.T, l *lab.Lab, node string, sport int, dst, group string, n int) {
+	t.Helper()
+	py := fmt.Sprintf(`
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack('!%%dH' %% (len(b)//2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+payload = b'x' * 200
+udp = struct.pack('!HHHH', 5001, 5001, 8 + len(payload), 0) + payload
+hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 32, 17, 0, socket.inet_aton('10.9.9.9'), socket.inet_aton('%s'))
+hdr = hdr[:10] + struct.pack('!H', csum(hdr)) + hdr[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('', %d))
+for i in range(%d):
+    s.sendto(b'\x01\x00\x00\x00' + hdr + udp, ('%s', 6790))
+`, group, sport, n, dst)
+	if out, err := l.Exec(node, "python3", "-c", py); err != nil {
+		t.Fatalf("spoof: %v\n%s", err, out)
+	}
+}
+
+// TestOverlayHostile: datagrams from an address that is not a peer, data
+// from a peer's address that never authenticated, and a peer whose
+// control messages carry the wrong key: all dropped and counted, nothing
+// delivered, no state created.
+func TestOverlayHostile(t *testing.T) {
+	evil := indent(fmt.Sprintf("overlay:\n  address: 10.0.0.8\n  key: not-the-overlay-key-at-all\n  peers: [10.0.0.1]\n"), "      ")
+	l := startLab(t, fmt.Sprintf(hostileLab, indent(overlayConf("10.0.0.1", "10.0.0.2", "10.0.0.8"), "      "),
+		indent(overlayConf("10.0.0.2", "10.0.0.1"), "      "), evil))
+	c1 := api.NewClient(l.Socket("n1"))
+	countRule(t, l, "n1", "delivered", "iifname ovl0 ip saddr 10.9.9.9")
+	countRule(t, l, "evil", "under", "iifname eth0 udp dport 6790 ip length > 900")
+	rEvil := startRecv(t, l, "evil", "-g", "239.30.0.2", "-q")
+	var p8 api.OverlayPeer
+	eventually(t, 10*time.Second, "n2 up, evil refused", func() string {
+		ps, err := overlayPeerList(c1)
+		if err != nil {
+			return err.Error()
+		}
+		p8 = ps["10.0.0.8:6790"]
+		if ps["10.0.0.2:6790"].State != "up" || p8.State != "down" || p8.AuthFailed < 3 {
+			return fmt.Sprintf("%+v", ps)
+		}
+		return ""
+	})
+	if p8.Groups != 0 || p8.HellosIn != 0 {
+		t.Fatalf("the wrong-key peer made state: %+v", p8)
+	}
+	// The evil node's receiver wants 239.30.0.2: n1 must not send it a copy.
+	send(t, l, "n1", "-g", "239.30.0.2", "-count", "50", "-rate", "500", "-size", "1000")
+	if n := counted(t, l, "evil", "under"); n != 0 {
+		t.Errorf("the wrong-key peer got %d copies", n)
+	}
+	rEvil.stop(t)
+	l.StopDaemon("evil")
+
+	spoofData(t, l, "rogue", 6790, "10.0.0.1", "239.30.0.1", 50) // not a peer
+	spoofData(t, l, "evil", 6790, "10.0.0.1", "239.30.0.1", 50)  // a peer's address, never authenticated
+	spoofData(t, l, "rogue", 40000, "10.0.0.1", "239.30.0.1", 50)
+	time.Sleep(300 * time.Millisecond)
+	if n := counted(t, l, "n1", "delivered"); n != 0 {
+		t.Errorf("%d spoofed packets were delivered", n)
+	}
+	var o api.Overlay
+	if err := c1.Get(api.PathOverlay, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Stats.NotPeer < 150 {
+		t.Errorf("spoofed datagrams counted %d, want at least 150: %+v", o.Stats.NotPeer, o.Stats)
+	}
+	var routes []api.MRoute
+	if err := c1.Get(api.PathMRoute, &routes); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Source == "10.9.9.9" {
+			t.Errorf("a spoofed source made a route: %+v", r)
+		}
+	}
+	t.Logf("dropped: %+v; wrong-key peer: auth failures %d", o.Stats, p8.AuthFailed)
+}
