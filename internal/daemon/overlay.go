@@ -31,6 +31,7 @@ type overlayComp struct {
 	mtu   int
 	dirty map[netip.Addr]bool // groups whose local membership changed
 	store *peerStore          // nil: no store
+	cfg   *config.Overlay     // the running settings (reload compares with them)
 }
 
 func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
@@ -42,7 +43,7 @@ func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay %s on %s: %w", o.Interface, o.Local, err)
 	}
-	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{},
+	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{}, cfg: o,
 		n: overlay.New(overlay.Config{Local: o.Local, Key: o.KeyBytes, HelloInterval: o.HelloInterval, HoldTime: o.HoldTime}, now)}
 	for _, p := range o.PeerAddr {
 		c.apply(c.n.AddPeer(p, overlay.Static, now))
@@ -181,7 +182,7 @@ func (c *overlayComp) route(f *flow, e *mrib.Entry) {
 }
 
 func (c *overlayComp) checkReload(next *config.Config) error {
-	o, n := c.d.cfg.Overlay, next.Overlay
+	o, n := c.cfg, next.Overlay
 	if n == nil {
 		return next.Errorf(next.Line(), "the overlay runs: removing the overlay section needs a restart (systemctl restart overcast)")
 	}
@@ -194,10 +195,11 @@ func (c *overlayComp) checkReload(next *config.Config) error {
 
 // reload applies the static peer list as a diff, and the timers.
 func (c *overlayComp) reload(next *config.Config, now time.Time) {
-	o, n := c.d.cfg.Overlay, next.Overlay
-	if o == nil || n == nil {
+	o, n := c.cfg, next.Overlay
+	if n == nil {
 		return
 	}
+	c.cfg = n
 	c.n.SetTimers(n.HelloInterval, n.HoldTime)
 	for _, p := range o.PeerAddr {
 		if !slices.Contains(n.PeerAddr, p) {
