@@ -88,4 +88,3 @@ func TestOverlayPeersReloadAndAPI(t *testing.T) {
 		t.Fatal("a rejected reload changed the peers")
 	}
 }
-

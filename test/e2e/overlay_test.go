@@ -569,3 +569,86 @@ func TestOverlayHostile(t *testing.T) {
 	}
 	t.Logf("dropped: %+v; wrong-key peer: auth failures %d", o.Stats, p8.AuthFailed)
 }
+
+// TestOverlayBeyond32: 41 nodes in namespaces, a sender on one and
+// receivers on the other 40: past the kernel's 32 VIFs (one tunnel per
+// peer would stop at 31), every receiver gets every packet once; the
+// sending node holds one VIF for all 40 peers.
+func TestOverlayBeyond32(t *testing.T) {
+	const n = 41
+	var addrs []string
+	for i := range n {
+		addrs = append(addrs, fmt.Sprintf("10.0.%d.%d", i/200, i%200+1))
+	}
+	var b strings.Builder
+	b.WriteString("name: ovl41\nnodes:\n  - name: u\n    kind: switch\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: n%d\n    overcast: |\n%s\n", i, indent(fmt.Sprintf("overlay:\n  address: %s\n  key: %s\n  peers: [%s]\n", addrs[i], overlayKey, strings.Join(addrs, ", ")), "      "))
+	}
+	b.WriteString("links:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {a: n%d:eth0, a-addr: %s/16, b: u:s%d}\n", i, addrs[i], i)
+	}
+	// The kernel's ARP table is shared by every namespace: 41 nodes with
+	// 40 neighbours each pass its default limit of 1,024 entries, and
+	// then sends fail with ENOBUFS ("neighbor table overflow"). A real
+	// host has one namespace; the lab raises the limits while it runs.
+	raiseNeighbourLimits(t, 4096, 8192)
+	l := startLab(t, b.String())
+	c0 := api.NewClient(l.Socket("n0"))
+	eventually(t, 20*time.Second, "40 peers up at n0", func() string { return overlayPeersUp(c0, n-1) })
+	var rs []*receiver
+	for i := 1; i < n; i++ {
+		rs = append(rs, startRecv(t, l, fmt.Sprintf("n%d", i), "-g", "239.40.0.1", "-q"))
+	}
+	eventually(t, 10*time.Second, "n0 knows 40 receivers", func() string {
+		ps, err := overlayPeerList(c0)
+		if err != nil {
+			return err.Error()
+		}
+		for _, p := range ps {
+			if p.Groups != 1 {
+				return fmt.Sprintf("%s wants %d groups", p.Peer, p.Groups)
+			}
+		}
+		return ""
+	})
+	send(t, l, "n0", "-g", "239.40.0.1", "-count", "200", "-rate", "200")
+	time.Sleep(300 * time.Millisecond)
+	for i, r := range rs {
+		pkts, lost, dups := r.stop(t).Total()
+		if pkts != 200 || lost != 0 || dups != 0 {
+			t.Errorf("n%d got %d of 200 (lost %d, dups %d)", i+1, pkts, lost, dups)
+		}
+	}
+	out, _ := l.Exec("n0", "cat", "/proc/net/ip_mr_vif")
+	if vifs := strings.Count(out, "\n") - 1; vifs != 1 {
+		t.Errorf("n0 has %d VIFs for 40 peers, want 1:\n%s", vifs, out)
+	}
+	var o api.Overlay
+	if err := c0.Get(api.PathOverlay, &o); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("n0: %d peers up, %d (S,G) replicated, one VIF", o.PeersUp, o.Routes)
+}
+
+// raiseNeighbourLimits sets the host's ARP table thresholds (gc_thresh2,
+// gc_thresh3) at least this high until the test ends.
+func raiseNeighbourLimits(t *testing.T, soft, hard int) {
+	for k, v := range map[string]int{"gc_thresh2": soft, "gc_thresh3": hard} {
+		path := "/proc/sys/net/ipv4/neigh/default/" + k
+		old, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cur int
+		fmt.Sscan(string(old), &cur)
+		if cur >= v {
+			continue
+		}
+		if err := os.WriteFile(path, []byte(fmt.Sprint(v)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(path, old, 0o644) })
+	}
+}
