@@ -100,7 +100,7 @@ func (h *Host) Overlay(cfg dataplane.OverlayConfig, sink dataplane.OverlaySink) 
 }
 
 func openTUN(name string) (*os.File, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0) // pollable: Close ends a pending Read
 	if err != nil {
 		return nil, fmt.Errorf("overlay device: open /dev/net/tun: %w (load the tun module: modprobe tun)", err)
 	}

@@ -305,7 +305,7 @@ func (l *Lab) StopDaemon(node string) error {
 	// `ip netns exec` execs the daemon, so the pid is the daemon's own.
 	syscall.Kill(pid, syscall.SIGTERM)
 	for range 100 {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -313,6 +313,22 @@ func (l *Lab) StopDaemon(node string) error {
 	syscall.Kill(pid, syscall.SIGKILL)
 	os.Remove(pidFile)
 	return nil
+}
+
+// alive says whether a process runs (a zombie no longer does: its parent,
+// which released it, may reap it late).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
 }
 
 // Signal sends a signal to a node's daemon.
