@@ -311,3 +311,222 @@ func overlayWanting(c interface{ Get(string, any) error }, g netip.Addr) int {
 	}
 	return n
 }
+
+// overlayPairLab is two overlay nodes a and b on a switch that floods (no
+// snooping): the overlay path through ovl0, and a direct multicast path
+// on eth0 between the same namespaces for comparison.
+func overlayPairLab(b testing.TB) *lab.Lab {
+	conf := func(addr, peer string) string {
+		return indent(fmt.Sprintf("overlay:\n  address: %s\n  key: %s\n  peers: [%s]\n", addr, overlayKey, peer), "      ")
+	}
+	return startLab(b, fmt.Sprintf(`
+name: ovlpair
+nodes:
+  - {name: u, kind: switch}
+  - name: a
+    overcast: |
+%s
+  - name: b
+    overcast: |
+%s
+links:
+  - {a: a:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: b:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+`, conf("10.0.0.1", "10.0.0.2"), conf("10.0.0.2", "10.0.0.1")))
+}
+
+// BenchmarkOverlayLatency: with the source already sending (1,000 pps),
+// the time from a receiver's join on another node to its first packet,
+// and the one-way latency of the stream (the sender's timestamps, one
+// clock), through the overlay and directly on the shared link. Medians.
+func BenchmarkOverlayLatency(b *testing.B) {
+	l := overlayPairLab(b)
+	c := api.NewClient(l.Socket("a"))
+	deadline := time.Now().Add(10 * time.Second)
+	for overlayPeersUp(c, 1) != "" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, path := range []struct{ name, group, iface string }{
+		{"overlay", "239.70.0.1", ""},
+		{"direct", "239.70.0.2", "eth0"},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			args := []string{bin, "send", "-g", path.group, "-rate", "1000", "-duration", "1h", "-ttl", "8"}
+			if path.iface != "" {
+				args = append(args, "-i", path.iface)
+			}
+			sender := l.Command("a", args...)
+			if err := sender.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { sender.Process.Kill(); sender.Wait() }()
+			time.Sleep(300 * time.Millisecond)
+			var join, lat []float64
+			for b.Loop() {
+				rargs := []string{bin, "recv", "-json", "-q", "-g", path.group, "-duration", "1500ms"}
+				if path.iface != "" {
+					rargs = append(rargs, "-i", path.iface)
+				}
+				out, err := l.Command("b", rargs...).Output()
+				if err != nil {
+					b.Fatalf("recv: %v", err)
+				}
+				var st struct {
+					Streams []struct {
+						Packets   uint64  `json:"packets"`
+						LatencyMS float64 `json:"latency_ms_avg"`
+					} `json:"streams"`
+					FirstAfterJoin time.Duration `json:"first_after_join_ns"`
+				}
+				if err := json.Unmarshal(out, &st); err != nil || len(st.Streams) == 0 || st.Streams[0].Packets == 0 {
+					b.Fatalf("recv output %s: %v", out, err)
+				}
+				join = append(join, float64(st.FirstAfterJoin)/1e6)
+				lat = append(lat, st.Streams[0].LatencyMS*1000)
+				time.Sleep(500 * time.Millisecond) // the leave settles before the next join
+			}
+			b.ReportMetric(median(join), "join-ms")
+			b.ReportMetric(median(lat), "one-way-us")
+		})
+	}
+}
+
+// BenchmarkOverlayVsFlood: four nodes, a sender on one, a receiver on
+// one; the other two want nothing. Linux VXLAN with a flood list to the
+// same peers (what flannel- and Weave-style overlays do) against the
+// overlay, in the same run: bytes that reached the two uninterested
+// nodes' underlay, and packets per second the interested one received.
+func BenchmarkOverlayVsFlood(b *testing.B) {
+	all := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}
+	var nodes strings.Builder
+	for i, a := range all {
+		var fdb []string
+		for j, p := range all {
+			if j != i {
+				fdb = append(fdb, fmt.Sprintf("bridge fdb append 00:00:00:00:00:00 dev vx0 dst %s", p))
+			}
+		}
+		fmt.Fprintf(&nodes, "  - name: n%d\n    setup:\n      - ip link add vx0 type vxlan id 42 dstport 4789 local %s dev eth0 nolearning\n      - %s\n      - ip addr add 192.168.100.%d/24 dev vx0\n      - ip link set vx0 up\n    overcast: |\n%s\n",
+			i+1, a, strings.Join(fdb, "; "), i+1, indent(fmt.Sprintf("overlay:\n  address: %s\n  key: %s\n  local-route: false\n  peers: [%s]\n", a, overlayKey, strings.Join(all, ", ")), "      "))
+	}
+	l := startLab(b, "name: ovlflood\nnodes:\n  - {name: u, kind: switch}\n"+nodes.String()+`links:
+  - {a: n1:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: n2:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+  - {a: n3:eth0, a-addr: 10.0.0.3/24, b: u:s3}
+  - {a: n4:eth0, a-addr: 10.0.0.4/24, b: u:s4}
+`)
+	for i := range all {
+		n := fmt.Sprintf("n%d", i+1)
+		rules := "table inet under {\n counter vxlan {}\n counter ovl {}\n chain pre {\n  type filter hook prerouting priority -300; policy accept;\n  iifname eth0 udp dport 4789 counter name \"vxlan\"\n  iifname eth0 udp dport 6790 ip length > 200 counter name \"ovl\"\n }\n}\n"
+		if out, err := l.Exec(n, "sh", "-c", "nft -f - <<'EOF'\n"+rules+"EOF"); err != nil {
+			b.Fatalf("nft: %v %s", err, out)
+		}
+	}
+	bytesAt := func(node, counter string) int {
+		out, err := l.Exec(node, "nft", "list", "counter", "inet", "under", counter)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i := strings.Index(out, "bytes ")
+		var n int
+		fmt.Sscan(out[i+len("bytes "):], &n)
+		return n
+	}
+	for _, path := range []struct{ name, counter, iface, group string }{
+		{"vxlan-flood", "vxlan", "vx0", "239.80.0.1"},
+		{"overlay", "ovl", "ovl0", "239.80.0.2"},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			var uninterested, pps []float64
+			for b.Loop() {
+				before := bytesAt("n3", path.counter) + bytesAt("n4", path.counter)
+				rcv := l.Command("n2", bin, "recv", "-json", "-q", "-g", path.group, "-i", path.iface, "-duration", "4s")
+				var out strings.Builder
+				rcv.Stdout = &out
+				if err := rcv.Start(); err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(700 * time.Millisecond)
+				if err := sendErr(l, "n1", "-g", path.group, "-i", path.iface, "-rate", "10000000", "-duration", "2s", "-size", "1000"); err != nil {
+					b.Fatal(err)
+				}
+				rcv.Wait()
+				var st struct {
+					Streams []struct {
+						Packets uint64 `json:"packets"`
+					} `json:"streams"`
+				}
+				json.Unmarshal([]byte(out.String()), &st)
+				got := uint64(0)
+				for _, s := range st.Streams {
+					got += s.Packets
+				}
+				pps = append(pps, float64(got)/2)
+				uninterested = append(uninterested, float64(bytesAt("n3", path.counter)+bytesAt("n4", path.counter)-before))
+			}
+			b.ReportMetric(median(uninterested)/1e6, "MB-to-uninterested")
+			b.ReportMetric(median(pps), "pps-to-receiver")
+		})
+	}
+}
+
+// BenchmarkOverlayScale: 200 peers wanting 50 groups each and 10,000
+// (S,G) replicated (one per group, from a local sender): the daemon's
+// resident memory and its CPU per minute at steady state
+// (OVERLAY_SCALE_WINDOW, default 60s).
+func BenchmarkOverlayScale(b *testing.B) {
+	l, _, fp := overlayBenchLab(b)
+	c := api.NewClient(l.Socket("a"))
+	pid := daemonPID(l, "a")
+	window := 60 * time.Second
+	if w, err := time.ParseDuration(os.Getenv("OVERLAY_SCALE_WINDOW")); err == nil {
+		window = w
+	}
+	for b.Loop() {
+		fp.mu.Lock()
+		now := time.Now()
+		for i, n := range fp.nodes {
+			for j := range 50 {
+				n.SetInterest(netip.AddrFrom4([4]byte{239, 60, byte(i), byte(j)}), overlay.Filter{Mode: wire.Exclude})
+			}
+			fp.send(fp.conns[i], n.Flush(now))
+		}
+		fp.mu.Unlock()
+		deadline := time.Now().Add(30 * time.Second)
+		for overlayWanting(c, netip.Addr{}) != 10_000 {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d interest records at the node, want 10000", overlayWanting(c, netip.Addr{}))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var groups []string
+		for i := range benchPeers {
+			groups = append(groups, fmt.Sprintf("239.60.%d.0+50", i))
+		}
+		if err := sendErr(l, "a", "-g", strings.Join(groups, ","), "-count", "1", "-rate", "5000"); err != nil {
+			b.Fatal(err)
+		}
+		var o api.Overlay
+		deadline = time.Now().Add(30 * time.Second)
+		for {
+			if err := c.Get(api.PathOverlay, &o); err != nil {
+				b.Fatal(err)
+			}
+			if o.Routes >= 10_000 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if o.Routes < 10_000 {
+			b.Fatalf("%d (S,G) replicated, want 10000", o.Routes)
+		}
+		time.Sleep(5 * time.Second)
+		cpu0 := procCPU(pid)
+		time.Sleep(window)
+		cpu := procCPU(pid) - cpu0
+		b.ReportMetric(procRSS(pid), "RSS-MB")
+		b.ReportMetric(cpu.Seconds()*float64(time.Minute)/float64(window), "CPU-s/min")
+		b.ReportMetric(float64(o.Routes), "routes")
+		b.ReportMetric(float64(o.PeersUp), "peers-up")
+	}
+}
