@@ -14,6 +14,8 @@ fuzz:
 	go test ./internal/packet/msdp -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/msdp -run XXX -fuzz FuzzSpeaker -fuzztime 60s
 	go test ./internal/daemon -run XXX -fuzz FuzzDaemon -fuzztime 60s
+	go test ./internal/packet/overlay -run XXX -fuzz FuzzParse -fuzztime 30s
+	go test ./internal/overlay -run XXX -fuzz FuzzNode -fuzztime 60s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
