@@ -395,6 +395,9 @@ func (d *Daemon) Packet(now time.Time, ifname string, proto dataplane.Proto, pkt
 // Upcall handles a forwarding-plane upcall.
 func (d *Daemon) Upcall(now time.Time, up dataplane.Upcall) {
 	d.upcalls++
+	if d.ovl != nil {
+		d.ovl.noteSource(up, now)
+	}
 	if d.pim != nil {
 		d.pim.upcall(now, up)
 		return
@@ -604,6 +607,9 @@ func (d *Daemon) Tick(now time.Time) {
 		}
 	}
 	if changed {
+		if d.ovl != nil {
+			d.ovl.expireSources()
+		}
 		d.reconcile(now)
 	}
 }
@@ -628,6 +634,9 @@ func (d *Daemon) derive(f *flow, now time.Time) {
 
 // touch marks a group's routes for re-derivation at the end of the burst.
 func (d *Daemon) touch(g netip.Addr) {
+	if d.ovl != nil {
+		d.ovl.membership(g) // a PIM join or an IGMP change may change what this node wants
+	}
 	if d.dirtyGroups == nil {
 		d.dirtyGroups = map[netip.Addr]bool{}
 	}

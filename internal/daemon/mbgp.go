@@ -88,6 +88,11 @@ func (m *mbgpComp) stop() { m.s.Stop() }
 type rpfTables struct{ d *Daemon }
 
 func (r rpfTables) Lookup(a netip.Addr) (pim.RPF, bool) {
+	if o := r.d.ovl; o != nil && o.remoteSource(a) {
+		// A source whose packets come from an overlay peer is reached
+		// through the overlay device, as if directly connected there.
+		return pim.RPF{Iface: o.dev, Protocol: "overlay", Table: "overlay"}, true
+	}
 	if m := r.d.mbgp; m != nil {
 		if rt, ok := m.s.Lookup(a); ok && !rt.Local {
 			if x, ok := r.resolve(rt); ok {

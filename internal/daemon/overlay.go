@@ -32,6 +32,8 @@ type overlayComp struct {
 	dirty map[netip.Addr]bool // groups whose local membership changed
 	store *peerStore          // nil: no store
 	cfg   *config.Overlay     // the running settings (reload compares with them)
+
+	remote map[netip.Addr]time.Time // sources seen arriving from peers
 }
 
 func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
@@ -43,10 +45,10 @@ func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay %s on %s: %w", o.Interface, o.Local, err)
 	}
-	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{}, cfg: o,
+	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{}, cfg: o, remote: map[netip.Addr]time.Time{},
 		n: overlay.New(overlay.Config{Local: o.Local, Key: o.KeyBytes, HelloInterval: o.HelloInterval, HoldTime: o.HoldTime}, now)}
 	for _, p := range o.PeerAddr {
-		c.apply(c.n.AddPeer(p, overlay.Static, now))
+		c.apply(now, c.n.AddPeer(p, overlay.Static, now))
 	}
 	c.syncPeers()
 	if o.Etcd != nil {
@@ -67,7 +69,7 @@ func (c *overlayComp) ifaceDown(*iface, time.Time)     {}
 
 func (c *overlayComp) nextDeadline() time.Time { return c.n.NextDeadline() }
 
-func (c *overlayComp) advance(now time.Time) { c.apply(c.n.Advance(now)) }
+func (c *overlayComp) advance(now time.Time) { c.apply(now, c.n.Advance(now)) }
 
 // membership notes that IGMP membership of g changed somewhere here.
 func (c *overlayComp) membership(g netip.Addr) {
@@ -86,12 +88,23 @@ func (c *overlayComp) endBurst(now time.Time) {
 		c.n.SetInterest(g, c.localFilter(g, now))
 	}
 	clear(c.dirty)
-	c.apply(c.n.Flush(now))
+	c.apply(now, c.n.Flush(now))
 }
 
-// localFilter is the union of every interface's membership of g.
+// localFilter is what this node wants of g from the overlay: the union
+// of every interface's IGMP membership and, at a gateway to a PIM domain,
+// of the joins PIM neighbours sent it (never the overlay's own interest,
+// which PIM sees as membership on the overlay device).
 func (c *overlayComp) localFilter(g netip.Addr, now time.Time) overlay.Filter {
 	var f overlay.Filter
+	if p := c.d.pim; p != nil {
+		asm, srcs := p.r.Downstream(g, c.dev)
+		if asm {
+			f = overlay.Filter{Mode: wire.Exclude}
+		} else if len(srcs) > 0 {
+			f = overlay.Filter{Mode: wire.Include, Sources: srcs}
+		}
+	}
 	for _, ii := range c.d.igmp.ifs {
 		v, ok := ii.m.Group(g, now)
 		if !ok {
@@ -113,7 +126,7 @@ func (c *overlayComp) localFilter(g netip.Addr, now time.Time) overlay.Filter {
 
 // apply carries out a core result: datagrams out, routes of changed
 // groups re-derived, peer changes logged.
-func (c *overlayComp) apply(r overlay.Result) {
+func (c *overlayComp) apply(now time.Time, r overlay.Result) {
 	for _, dg := range r.Send {
 		if err := c.io.SendControl(dg.To, dg.B); err != nil {
 			c.d.log.Debug("overlay send", "peer", dg.To, "err", err)
@@ -121,6 +134,11 @@ func (c *overlayComp) apply(r overlay.Result) {
 	}
 	for _, g := range r.Groups {
 		c.d.touch(g)
+		if p := c.d.pim; p != nil {
+			if x := c.d.ifs[c.dev]; x != nil {
+				p.pushMembership(x, g, now)
+			}
+		}
 	}
 	if len(r.Events) > 0 {
 		c.syncPeers()
@@ -139,29 +157,65 @@ func (c *overlayComp) syncPeers() { c.io.SetPeers(c.n.PeerAddrs(), c.n.UpPeers()
 
 // control handles a control datagram from the underlay.
 func (c *overlayComp) control(now time.Time, from netip.AddrPort, b []byte) {
-	c.apply(c.n.Receive(from, b, now))
+	c.apply(now, c.n.Receive(from, b, now))
 }
 
 // addPeer and delPeer change the peer set at run time.
 func (c *overlayComp) addPeer(now time.Time, p netip.AddrPort, o overlay.Origin) {
 	had := c.n.HasPeer(p)
-	c.apply(c.n.AddPeer(p, o, now))
+	c.apply(now, c.n.AddPeer(p, o, now))
 	if !had && c.n.HasPeer(p) {
 		c.syncPeers()
 		c.d.log.Info("overlay peer added", "peer", p, "origin", o)
 	}
 }
 
-func (c *overlayComp) delPeer(p netip.AddrPort, o overlay.Origin) {
+func (c *overlayComp) delPeer(now time.Time, p netip.AddrPort, o overlay.Origin) {
 	if !c.n.HasPeer(p) {
 		return
 	}
-	c.apply(c.n.DelPeer(p, o))
+	c.apply(now, c.n.DelPeer(p, o))
 	if !c.n.HasPeer(p) {
 		c.syncPeers()
 		c.d.log.Info("overlay peer removed", "peer", p, "origin", o)
 	}
 }
+
+// noteSource remembers a source whose packets came from a peer: PIM's
+// RPF toward it is the overlay device (rpfTables).
+func (c *overlayComp) noteSource(up dataplane.Upcall, now time.Time) {
+	if up.Iface != c.dev || c.d.isLocal(up.Source) || !up.Source.IsValid() {
+		return
+	}
+	if _, ok := c.remote[up.Source]; !ok && len(c.remote) >= maxRemoteSources {
+		return
+	}
+	c.remote[up.Source] = now
+}
+
+// remoteSource says whether a came from the overlay recently.
+func (c *overlayComp) remoteSource(a netip.Addr) bool {
+	_, ok := c.remote[a]
+	return ok
+}
+
+// expireSources forgets sources with no flow left.
+func (c *overlayComp) expireSources() {
+	live := map[netip.Addr]bool{}
+	for k, f := range c.d.flows {
+		if f.iif == c.dev {
+			live[k.Source] = true
+		}
+	}
+	for a := range c.remote {
+		if !live[a] {
+			delete(c.remote, a)
+		}
+	}
+}
+
+// maxRemoteSources bounds the sources remembered from the overlay.
+const maxRemoteSources = 100_000
 
 // route adds the overlay to a flow's route: the peers that want it, and
 // the overlay device as an output when the flow entered elsewhere. A flow
@@ -203,7 +257,7 @@ func (c *overlayComp) reload(next *config.Config, now time.Time) {
 	c.n.SetTimers(n.HelloInterval, n.HoldTime)
 	for _, p := range o.PeerAddr {
 		if !slices.Contains(n.PeerAddr, p) {
-			c.delPeer(p, overlay.Static)
+			c.delPeer(now, p, overlay.Static)
 		}
 	}
 	for _, p := range n.PeerAddr {
@@ -316,7 +370,7 @@ func (c *overlayComp) views(add func(string, viewFunc)) {
 		if !c.n.HasPeer(p) {
 			return nil, api.BadRequest{Err: fmt.Errorf("%s is not an overlay peer (overcast show overlay peers lists them)", p)}
 		}
-		c.delPeer(p, overlay.API)
+		c.delPeer(now, p, overlay.API)
 		what := "removed"
 		if c.n.HasPeer(p) {
 			what = "kept: it is also in the config or the store"

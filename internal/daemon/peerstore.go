@@ -59,7 +59,7 @@ func (s *peerStore) update(now time.Time, peers []netip.AddrPort, state string) 
 	}
 	for p := range s.peers {
 		if !next[p] {
-			s.d.ovl.delPeer(p, overlay.Store)
+			s.d.ovl.delPeer(now, p, overlay.Store)
 		}
 	}
 	for p := range next {

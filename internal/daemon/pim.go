@@ -12,6 +12,7 @@ import (
 	"overcast/internal/mrib"
 	"overcast/internal/msdp"
 	"overcast/internal/packet/ip4"
+	ovlwire "overcast/internal/packet/overlay"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
 )
@@ -208,7 +209,42 @@ func (p *pimComp) pushMembership(x *iface, g netip.Addr, now time.Time) {
 			}
 		}
 	}
+	if o := p.d.ovl; o != nil && x.name == o.dev {
+		// On the overlay device, the peers' interest is membership too.
+		f := o.n.Remote(g)
+		switch {
+		case f.Mode == ovlwire.Exclude && asm:
+			exclude = intersect(exclude, f.Sources)
+		case f.Mode == ovlwire.Exclude:
+			asm, exclude = true, without(f.Sources, include)
+			include = nil
+		case asm:
+			exclude = without(exclude, f.Sources)
+		default:
+			include = append(include, f.Sources...)
+		}
+	}
 	p.apply(now, p.r.SetMembership(now, x.name, g, asm, include, exclude))
+}
+
+func intersect(a, b []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func without(a, b []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {

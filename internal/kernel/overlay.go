@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"overcast/internal/dataplane"
+	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/overlay"
 )
 
@@ -305,6 +306,11 @@ func (o *overlayIO) readTUN() {
 			}
 			continue // IGMP and link-local traffic stay on this host
 		}
+		// A packet an RP decapsulated from a Register may carry the
+		// partial UDP checksum its source left to offload (a sender
+		// behind a veth; FRR registers the bytes as they are): complete
+		// it, or every receiver across the overlay drops the packet.
+		ip4.FixPartialUDPChecksum(pkt)
 		o.mu.RLock()
 		list, known := o.routes[k]
 		o.mu.RUnlock()

@@ -638,6 +638,18 @@ func (n *Node) Why(a netip.AddrPort, g netip.Addr) (Filter, bool) {
 	return f, ok
 }
 
+// Remote is the union of every peer's interest in g: what the peers
+// want, as one receiver on the overlay device (for PIM at a gateway).
+func (n *Node) Remote(g netip.Addr) Filter {
+	var f Filter
+	for a := range n.byGroup[g] {
+		if p := n.peers[a]; p != nil {
+			f = Union(f, p.interest[g])
+		}
+	}
+	return f
+}
+
 // RemoteGroups lists the groups some peer wants, sorted.
 func (n *Node) RemoteGroups() []netip.Addr {
 	out := make([]netip.Addr, 0, len(n.byGroup))

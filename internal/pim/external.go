@@ -2,6 +2,7 @@ package pim
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -65,4 +66,28 @@ func (r *Router) MSDPCandidates(now time.Time) []SG {
 		}
 	}
 	return out
+}
+
+// Downstream says what PIM neighbours joined for g on interfaces other
+// than except: whether any (*,G) join (asm), and the sources of (S,G)
+// joins (what an overlay gateway wants from the overlay for its domain).
+func (r *Router) Downstream(g netip.Addr, except string) (asm bool, sources []netip.Addr) {
+	other := func(e *entry) bool {
+		for _, n := range joinsOf(e) {
+			if n != except {
+				return true
+			}
+		}
+		return false
+	}
+	if e := r.entries[SG{G: g}]; e != nil {
+		asm = other(e)
+	}
+	for _, e := range r.byGroup[g] {
+		if e.key.S.IsValid() && other(e) {
+			sources = append(sources, e.key.S)
+		}
+	}
+	slices.SortFunc(sources, netip.Addr.Compare)
+	return asm, sources
 }

@@ -146,12 +146,10 @@ func TestOverlaySeed003(t *testing.T) {
 	// ping 239.192.0.29 with an ASM receiver on VM 2 (the seed's test).
 	startRecv(t, l, "vm2", "-g", "239.192.0.29", "-q")
 	eventually(t, 5*time.Second, "vm1 learns vm2 wants 239.192.0.29", func() string {
-		var o api.Overlay
 		var ps []api.OverlayPeer
 		if err := c1.Get(api.PathOverlayPeers, &ps); err != nil {
 			return err.Error()
 		}
-		_ = o
 		if ps[0].Groups != 2 {
 			return fmt.Sprintf("%+v", ps)
 		}
@@ -650,5 +648,106 @@ func raiseNeighbourLimits(t *testing.T, soft, hard int) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.WriteFile(path, old, 0o644) })
+	}
+}
+
+const hybridLab = `
+name: ovlhybrid
+nodes:
+  - {name: fsrc, routes: ["default via 10.8.1.1"]}
+  - {name: frcv, routes: ["default via 10.8.2.1"]}
+  - name: r
+    kind: router
+    routes: ["10.0.0.0/24 via 10.9.0.1"]
+  - name: gw
+    kind: router
+    routes: ["10.8.0.0/16 via 10.9.0.2"]
+    overcast: |
+      log-level: debug
+      pim:
+        rp: [{address: 10.9.0.1}]
+      interfaces:
+        - {name: eth1, pim: true}
+      overlay:
+        address: 10.0.0.1
+        key: ` + overlayKey + `
+        peers: [10.0.0.2]
+  - {name: u, kind: switch}
+  - name: n2
+    overcast: |
+      log-level: debug
+      overlay:
+        address: 10.0.0.2
+        key: ` + overlayKey + `
+        peers: [10.0.0.1]
+links:
+  - {a: fsrc:eth0, a-addr: 10.8.1.10/24, b: r:r1, b-addr: 10.8.1.1/24}
+  - {a: frcv:eth0, a-addr: 10.8.2.10/24, b: r:r2, b-addr: 10.8.2.1/24}
+  - {a: r:r0, a-addr: 10.9.0.2/24, b: gw:eth1, b-addr: 10.9.0.1/24}
+  - {a: gw:eth0, a-addr: 10.0.0.1/24, b: u:s1}
+  - {a: n2:eth0, a-addr: 10.0.0.2/24, b: u:s2}
+`
+
+// TestOverlayHybridWithFRR: an overlay node (gw) runs PIM toward an FRR
+// router of a classic routed domain (gw is the domain's RP). A source
+// behind FRR reaches a receiver on another overlay node, and a source on
+// that overlay node reaches a receiver behind FRR, both dynamically.
+func TestOverlayHybridWithFRR(t *testing.T) {
+	l := startLab(t, hybridLab)
+	startFRR(t, l, "r", "interface r0\n ip pim\ninterface r1\n ip pim\n ip igmp\ninterface r2\n ip pim\n ip igmp\nip pim rp 10.9.0.1 224.0.0.0/4\n")
+	gw := api.NewClient(l.Socket("gw"))
+	eventually(t, 40*time.Second, "gw: PIM neighbour r and overlay peer n2", func() string {
+		ns, err := gw.PIMNeighbors()
+		if err != nil {
+			return err.Error()
+		}
+		if len(ns) != 1 {
+			return fmt.Sprintf("pim neighbours %+v", ns)
+		}
+		return overlayPeersUp(gw, 1)
+	})
+
+	// A source in the PIM domain, a receiver on the overlay.
+	r2 := startRecv(t, l, "n2", "-g", "239.90.0.1", "-q")
+	eventually(t, 10*time.Second, "gw sees n2's interest as membership", func() string {
+		ps, err := overlayPeerList(gw)
+		if err != nil {
+			return err.Error()
+		}
+		if ps["10.0.0.2:6790"].Groups != 1 {
+			return fmt.Sprintf("%+v", ps)
+		}
+		return ""
+	})
+	send(t, l, "fsrc", "-g", "239.90.0.1", "-count", "300", "-rate", "200")
+	time.Sleep(300 * time.Millisecond)
+	pkts, lost, dups := r2.stop(t).Total()
+	t.Logf("PIM domain -> overlay: %d of 300 (lost %d, dups %d)", pkts, lost, dups)
+	if pkts < 299 || dups != 0 { // one may go at the RP's Register-to-native switch
+		t.Errorf("PIM domain -> overlay: %d of 300 (lost %d, dups %d)", pkts, lost, dups)
+		for _, c := range [][]string{{"gw", "mroute"}, {"gw", "pim", "join"}, {"gw", "overlay", "routes"}, {"n2", "overlay", "peers"}, {"n2", "mroute"}} {
+			out, _ := l.Exec(c[0], append(append([]string{bin, "show"}, c[1:]...), "-s", l.Socket(c[0]))...)
+			t.Logf("%v:\n%s", c, out)
+		}
+	}
+
+	// A source on the overlay, a receiver behind FRR.
+	rf := startRecv(t, l, "frcv", "-g", "239.90.0.2", "-q")
+	eventually(t, 20*time.Second, "gw wants 239.90.0.2 for the PIM domain", func() string {
+		ps, err := overlayPeerList(api.NewClient(l.Socket("n2")))
+		if err != nil {
+			return err.Error()
+		}
+		if ps["10.0.0.1:6790"].Groups != 1 {
+			return fmt.Sprintf("n2 sees gw want %d groups", ps["10.0.0.1:6790"].Groups)
+		}
+		return ""
+	})
+	send(t, l, "n2", "-g", "239.90.0.2", "-count", "300", "-rate", "200")
+	time.Sleep(300 * time.Millisecond)
+	pkts, lost, dups = rf.stop(t).Total()
+	t.Logf("overlay -> PIM domain: %d of 300 (lost %d, dups %d)", pkts, lost, dups)
+	if pkts < 299 || dups != 0 {
+		t.Errorf("overlay -> PIM domain: %d of 300 (lost %d, dups %d)", pkts, lost, dups)
 	}
 }
