@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +25,16 @@ func runDoctor(args []string) error {
 	source := fs.String("s", "", "the group's source (SSM, rp_filter checks)")
 	listen := fs.Duration("listen", 3*time.Second, "how long to listen on the wire with -g")
 	asJSON := fs.Bool("json", false, "print JSON")
+	peers := fs.String("peer", "", "overlay peers (ADDR,ADDR): check the path MTU toward them")
 	fs.Parse(args)
 	o := doctor.Options{Interface: *ifn}
+	for _, p := range strings.FieldsFunc(*peers, func(r rune) bool { return r == ',' }) {
+		a, err := netip.ParseAddr(p)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("-peer %q: want IPv4 addresses", p)
+		}
+		o.Peers = append(o.Peers, a)
+	}
 	var err error
 	if *group != "" {
 		if o.Group, err = netip.ParseAddr(*group); err != nil || !o.Group.Is4() {

@@ -135,6 +135,7 @@ func (o *overlayIO) setupLink() error {
 	if err := netlink.AddrReplace(l, addr); err != nil {
 		return fmt.Errorf("overlay device %s address: %w", o.cfg.Interface, err)
 	}
+	o.checkUnderlayMTU()
 	os.WriteFile("/proc/sys/net/ipv4/conf/"+o.cfg.Interface+"/rp_filter", []byte("0"), 0)
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err == nil && len(b) > 0 && b[0] != '0' {
 		o.h.log.Warn("net.ipv4.conf.all.rp_filter is on: packets from the overlay may be dropped (sysctl -w net.ipv4.conf.all.rp_filter=0)", "interface", o.cfg.Interface)
@@ -150,6 +151,29 @@ func (o *overlayIO) setupLink() error {
 		}
 	}
 	return nil
+}
+
+// checkUnderlayMTU warns when the interface holding the underlay address
+// cannot carry a full packet of the device with the overlay's overhead.
+func (o *overlayIO) checkUnderlayMTU() {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP.To4())
+		if ip != o.cfg.Local.Addr() || a.LinkIndex == 0 {
+			continue
+		}
+		l, err := netlink.LinkByIndex(a.LinkIndex)
+		if err != nil || l.Attrs().Name == o.cfg.Interface {
+			continue
+		}
+		if m := l.Attrs().MTU; m < o.cfg.MTU+wire.Overhead {
+			o.h.log.Warn("overlay mtu too large for the underlay: full-size packets will not fit (set overlay mtu)",
+				"interface", o.cfg.Interface, "mtu", o.cfg.MTU, "underlay", l.Attrs().Name, "underlay_mtu", m, "fix", fmt.Sprintf("overlay mtu: %d", m-wire.Overhead))
+		}
+	}
 }
 
 // SetPeers implements dataplane.Overlay.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,6 +164,36 @@ func TestOverlaySeed003(t *testing.T) {
 	if n := fabricCounter(t, l, "fabric", "unicast"); n == 0 {
 		t.Fatal("the fabric carried no unicast: the test did not cross it")
 	}
+
+	// doctor checks the encapsulation fits the path: it does at 1500,
+	// not once the underlay's MTU drops to 1400.
+	mtuVerdict := func() (string, string) {
+		out, _ := l.Exec("vm1", bin, "doctor", "-json", "-peer", "10.2.0.2")
+		var doc struct {
+			Findings []struct{ Check, Level, Detail, Fix string }
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &doc); err != nil {
+			t.Fatalf("doctor output %s: %v", out, err)
+		}
+		for _, f := range doc.Findings {
+			if f.Check == "overlay mtu" {
+				return f.Level, f.Detail + " / " + f.Fix
+			}
+		}
+		t.Fatalf("doctor has no overlay mtu check: %s", out)
+		return "", ""
+	}
+	if lv, d := mtuVerdict(); lv != "OK" {
+		t.Fatalf("doctor overlay mtu at 1500: %s %s", lv, d)
+	}
+	if out, err := l.Exec("vm1", "ip", "link", "set", "eth0", "mtu", "1400"); err != nil {
+		t.Fatal(err, out)
+	}
+	lv, d := mtuVerdict()
+	if lv != "FAIL" || !strings.Contains(d, "overlay mtu: 1368") {
+		t.Fatalf("doctor overlay mtu at 1400: %s %s", lv, d)
+	}
+	t.Logf("doctor: %s", d)
 }
 
 func lastLine(s string) string {

@@ -38,6 +38,7 @@ type Options struct {
 	Interface string        // the interface multicast should use ("" = all)
 	Group     netip.Addr    // a group to check (invalid = none)
 	Source    netip.Addr    // the source, for SSM or rp_filter checks
+	Peers     []netip.Addr  // overlay peers whose path MTU to check
 	Listen    time.Duration // how long to listen on the wire (with Group)
 }
 
@@ -52,7 +53,25 @@ type Iface struct {
 	ForceIGMP    int      `json:"force_igmp_version"`
 	IGMPInUse    string   `json:"igmp_version_in_use"` // /proc/net/igmp: V3 normally, V2/V1 after hearing an old querier
 	McForwarding int      `json:"mc_forwarding"`
+	MTU          int      `json:"mtu"`
+	TUN          bool     `json:"tun,omitempty"` // a TUN device (Overcast's overlay device is one)
 }
+
+// OverlayPath is an overlay device's encapsulated datagrams' way out: to
+// a peer (Peer set) or, without one, by the interface holding the
+// device's own address.
+type OverlayPath struct {
+	Device    string `json:"device"`
+	DeviceMTU int    `json:"device_mtu"`
+	Peer      string `json:"peer,omitempty"`
+	Iface     string `json:"iface"`
+	MTU       int    `json:"mtu"` // the route's MTU if it has one, else the interface's
+	Err       string `json:"error,omitempty"`
+}
+
+// OverlayOverhead is what the overlay adds to a packet: outer IPv4, UDP
+// and its 4-octet header.
+const OverlayOverhead = 32
 
 // Route is the kernel's answer to a route lookup.
 type Route struct {
@@ -125,6 +144,7 @@ type Facts struct {
 	FirewallNotes []string // e.g. chains with policy drop
 	Memberships   []Membership
 	Listen        *Observation
+	OverlayPaths  []OverlayPath
 }
 
 func (f *Facts) iface(name string) *Iface {
@@ -408,6 +428,22 @@ func Diagnose(f Facts) []Finding {
 				add("sender TTL", Warn, "raise the sender's multicast TTL: overcast send -ttl 32, iperf -T 32, setsockopt IP_MULTICAST_TTL",
 					"%s sends %s with TTL 1: no router forwards it beyond this LAN", strings.Join(ttl1, ", "), g)
 			}
+		}
+	}
+	for _, p := range f.OverlayPaths {
+		to := "its own address's interface " + p.Iface
+		if p.Peer != "" {
+			to = "peer " + p.Peer + " by " + p.Iface
+		}
+		switch {
+		case p.Err != "":
+			add("overlay mtu", Warn, "check the route to the peer (ip route get "+p.Peer+")", "overlay %s: no path to %s: %s", p.Device, p.Peer, p.Err)
+		case p.DeviceMTU+OverlayOverhead > p.MTU:
+			add("overlay mtu", Fail, fmt.Sprintf("set overlay mtu: %d in overcast.yaml (or raise %s's MTU to %d)", p.MTU-OverlayOverhead, p.Iface, p.DeviceMTU+OverlayOverhead),
+				"overlay %s: mtu %d + %d octets of encapsulation exceed the %d of %s: full-size multicast packets will be fragmented or dropped on the way",
+				p.Device, p.DeviceMTU, OverlayOverhead, p.MTU, to)
+		default:
+			add("overlay mtu", OK, "", "overlay %s: mtu %d + %d fits the %d of %s", p.Device, p.DeviceMTU, OverlayOverhead, p.MTU, to)
 		}
 	}
 	return out

@@ -209,3 +209,21 @@ func TestParseProcIGMP(t *testing.T) {
 		t.Errorf("%v", ms)
 	}
 }
+
+func TestOverlayMTU(t *testing.T) {
+	f := healthy()
+	f.OverlayPaths = []OverlayPath{{Device: "ovl0", DeviceMTU: 1468, Iface: "eth0", MTU: 1500}}
+	if l := levels(Diagnose(f))["overlay mtu"]; l != OK {
+		t.Fatalf("1468 + 32 on 1500: %v", l)
+	}
+	f.OverlayPaths = []OverlayPath{{Device: "ovl0", DeviceMTU: 1500, Peer: "10.2.0.2", Iface: "eth0", MTU: 1450}}
+	fs := Diagnose(f)
+	if l := levels(fs)["overlay mtu"]; l != Fail {
+		t.Fatalf("1500 + 32 on a 1450 path: %v", l)
+	}
+	for _, x := range fs {
+		if x.Check == "overlay mtu" && !strings.Contains(x.Fix, "overlay mtu: 1418") {
+			t.Fatalf("fix %q", x.Fix)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,7 +42,7 @@ func Gather(o Options) Facts {
 		names[a.Index] = a.Name
 		i := Iface{Name: a.Name, Up: a.Flags&net.FlagUp != 0, Multicast: a.Flags&net.FlagMulticast != 0, Loopback: a.Flags&net.FlagLoopback != 0,
 			RPFilter: sysctl("net/ipv4/conf/" + a.Name + "/rp_filter"), ForceIGMP: sysctl("net/ipv4/conf/" + a.Name + "/force_igmp_version"),
-			McForwarding: sysctl("net/ipv4/conf/" + a.Name + "/mc_forwarding"), IGMPInUse: inUse[a.Name]}
+			McForwarding: sysctl("net/ipv4/conf/" + a.Name + "/mc_forwarding"), IGMPInUse: inUse[a.Name], MTU: a.MTU, TUN: l.Type() == "tuntap"}
 		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
 		for _, ad := range addrs {
 			i.Addrs = append(i.Addrs, ad.IPNet.String())
@@ -57,6 +58,8 @@ func Gather(o Options) Facts {
 	if o.Source.IsValid() {
 		f.SourceRoute, f.SourceRouteEr = routeTo(o.Source, names)
 	}
+
+	f.OverlayPaths = overlayPaths(f.Ifaces, o.Peers, names)
 
 	if vif := readFile("/proc/net/ip_mr_vif"); vif != "" {
 		f.VIFs = max(0, len(strings.Split(strings.TrimSpace(vif), "\n"))-1)
@@ -78,6 +81,49 @@ func Gather(o Options) Facts {
 		}
 	}
 	return f
+}
+
+// overlayPaths finds each overlay device (a TUN device with a /32, the
+// node's underlay address) and the MTU its datagrams meet: toward each
+// peer asked about, else on the interface holding the same address.
+func overlayPaths(ifs []Iface, peers []netip.Addr, names map[int]string) []OverlayPath {
+	mtu := map[string]int{}
+	for _, i := range ifs {
+		mtu[i.Name] = i.MTU
+	}
+	var out []OverlayPath
+	for _, d := range ifs {
+		if !d.TUN || len(d.Addrs) == 0 || !strings.HasSuffix(d.Addrs[0], "/32") {
+			continue
+		}
+		own := strings.TrimSuffix(d.Addrs[0], "/32")
+		if len(peers) == 0 {
+			for _, i := range ifs {
+				if i.Name != d.Name && slices.ContainsFunc(i.Addrs, func(a string) bool { return strings.HasPrefix(a, own+"/") }) {
+					out = append(out, OverlayPath{Device: d.Name, DeviceMTU: d.MTU, Iface: i.Name, MTU: i.MTU})
+				}
+			}
+			continue
+		}
+		for _, p := range peers {
+			op := OverlayPath{Device: d.Name, DeviceMTU: d.MTU, Peer: p.String()}
+			rs, err := netlink.RouteGet(p.AsSlice())
+			switch {
+			case err != nil:
+				op.Err = err.Error()
+			case len(rs) == 0:
+				op.Err = "no route"
+			default:
+				op.Iface = names[rs[0].LinkIndex]
+				op.MTU = mtu[op.Iface]
+				if rs[0].MTU > 0 {
+					op.MTU = rs[0].MTU
+				}
+			}
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 func routeTo(a netip.Addr, names map[int]string) (*Route, string) {
