@@ -75,6 +75,7 @@ type MRoute struct {
 	PPS      float64  `json:"pps"`
 	KBPS     float64  `json:"kbps"`
 	Programs bool     `json:"in_kernel"`
+	Peers    []string `json:"overlay_peers,omitempty"` // the overlay peers it is replicated to
 }
 
 // OIF is one outgoing interface and why it is there.

@@ -305,6 +305,13 @@ func textMRoutes(w0 io.Writer, what string, rows []MRoute) {
 				fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
 			}
 		}
+		if n := len(r.Peers); n > 0 {
+			list := strings.Join(r.Peers[:min(n, 8)], " ")
+			if n > 8 {
+				list += " ..."
+			}
+			fmt.Fprintf(w0, "  Overlay peers: %d (%s)\n", n, list)
+		}
 	}
 }
 

@@ -90,6 +90,9 @@ func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
 				r.OIFs = append(r.OIFs, api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since()))})
 			}
 			r.Programs = d.rec.Holds(e.Route())
+			for _, p := range e.Peers {
+				r.Peers = append(r.Peers, p.String())
+			}
 		}
 		out = append(out, r)
 	}

@@ -260,6 +260,7 @@ func (l *Lab) StartDaemon(node string) error {
 	if err := os.WriteFile(l.ConfigFile(node), []byte(cfg), 0o644); err != nil {
 		return err
 	}
+	os.Remove(l.Socket(node)) // a killed daemon's socket: waiting for it below would not wait
 	logf, err := os.OpenFile(l.LogFile(node), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

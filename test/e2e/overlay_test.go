@@ -352,6 +352,51 @@ func TestOverlaySelective(t *testing.T) {
 	if after := counted(t, l, "n3", "under"); after != before {
 		t.Errorf("n3 got %d copies after its last receiver left", after-before)
 	}
+
+	// n4 dies: n1 sees it down within the hold time (3.5 s), n2 keeps its
+	// session; restarted, n4 is up again with no manual step.
+	pid := daemonPID(l, "n4")
+	syscall.Kill(pid, syscall.SIGKILL)
+	killed := time.Now()
+	eventually(t, 6*time.Second, "n1 sees n4 down", func() string {
+		ps, err := overlayPeerList(cs["n1"])
+		if err != nil {
+			return err.Error()
+		}
+		if ps["10.0.0.4:6790"].State != "down" || ps["10.0.0.2:6790"].State != "up" {
+			return fmt.Sprintf("%+v", ps)
+		}
+		return ""
+	})
+	t.Logf("a dead peer detected %s after it died", time.Since(killed).Round(100*time.Millisecond))
+	if err := l.StartDaemon("n4"); err != nil {
+		t.Fatal(err)
+	}
+	r4 := startRecv(t, l, "n4", "-g", "239.10.0.1", "-q")
+	eventually(t, 10*time.Second, "restarted n4 up and wanting the group at n1", func() string {
+		ps, err := overlayPeerList(cs["n1"])
+		if err != nil {
+			return err.Error()
+		}
+		if p := ps["10.0.0.4:6790"]; p.State != "up" || p.Groups != 1 {
+			return fmt.Sprintf("%+v", p)
+		}
+		return ""
+	})
+	send(t, l, "n1", "-g", "239.10.0.1", "-count", "100", "-rate", "500")
+	time.Sleep(200 * time.Millisecond)
+	if pkts, _, dups := r4.stop(t).Total(); pkts != 100 || dups != 0 {
+		t.Errorf("restarted n4 got %d of 100 (dups %d)", pkts, dups)
+	}
+	var rs []api.MRoute
+	if err := cs["n1"].Get(api.PathMRoute, &rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Group == "239.10.0.1" && (len(r.Peers) != 1 || r.Peers[0] != "10.0.0.4:6790") {
+			t.Errorf("show mroute: %+v, want the overlay peer n4 only (n2's receiver has left)", r)
+		}
+	}
 }
 
 const dynamicLab = `
