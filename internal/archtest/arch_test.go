@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-var protocol = []string{"internal/packet/ip4", "internal/packet/igmp", "internal/packet/pim", "internal/tools/addr", "internal/igmp", "internal/pim", "internal/mrib", "internal/dataplane", "internal/dataplane/fake"}
+var protocol = []string{"internal/packet/ip4", "internal/packet/igmp", "internal/packet/pim", "internal/tools/addr", "internal/igmp", "internal/pim", "internal/mrib", "internal/dataplane", "internal/dataplane/fake", "internal/packet/msdp", "internal/msdp", "internal/packet/overlay", "internal/overlay", "internal/mirror"}
 
 var forbidden = []string{"net", "os", "os/exec", "syscall", "log", "log/slog", "net/http", "golang.org/x/sys", "golang.org/x/net",
 	"github.com/vishvananda", "overcast/internal/daemon", "overcast/internal/api", "overcast/internal/config", "overcast/internal/dataplane/linuxmr", "overcast/internal/lab"}
