@@ -16,6 +16,7 @@ fuzz:
 	go test ./internal/daemon -run XXX -fuzz FuzzDaemon -fuzztime 60s
 	go test ./internal/packet/overlay -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/overlay -run XXX -fuzz FuzzNode -fuzztime 60s
+	go test ./internal/mirror -run XXX -fuzz FuzzClassify -fuzztime 30s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
