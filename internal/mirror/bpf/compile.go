@@ -28,7 +28,15 @@ type Options struct {
 	// otherwise it always returns TC_ACT_OK (production traffic passes
 	// untouched) after acting on accepted packets.
 	Verdicts bool
+	// Deliver: an accepted packet is cloned to this device (a collect_md
+	// VXLAN device) with a tunnel key naming the collector and the
+	// session's VNI; the original goes on untouched. Zero: no delivery.
+	Ifindex   int
+	Collector [4]byte // IPv4
+	VNI       uint32
 }
+
+const stKey = -80 // struct bpf_tunnel_key up to tunnel_label: 24 octets
 
 // Stack layout (offsets from R10).
 const (
@@ -145,13 +153,50 @@ func Compile(f mirror.Filter, o Options) (asm.Instructions, error) {
 	if o.Verdicts {
 		p = relabel(relabel(p, "accept", "done"), "reject", "done")
 	} else {
-		p = relabel(p, "reject", "done")
+		p = relabel(p, "reject", last) // R0 back to TC_ACT_OK
 		if referenced(p, "accept") {
-			emit(asm.Mov.Imm(asm.R0, 0).WithSymbol("accept")) // production passes: TC_ACT_OK
+			emit(asm.Ja.Label("done"))
+			if o.Ifindex > 0 {
+				emit(deliver(o)...)
+				emit(asm.Mov.Imm(asm.R0, 0)) // production passes: TC_ACT_OK
+			} else {
+				emit(asm.Mov.Imm(asm.R0, 0).WithSymbol("accept"))
+			}
 		}
 	}
 	emit(asm.Return().WithSymbol("done"))
 	return p, nil
+}
+
+// deliver sets the tunnel key (VNI, collector, TTL 64) and clones the
+// packet to the VXLAN device; its result is ignored: production first.
+func deliver(o Options) []asm.Instruction {
+	remote := binary.BigEndian.Uint32(o.Collector[:]) // the helper wants host order
+	ins := []asm.Instruction{asm.Mov.Imm(asm.R2, 0).WithSymbol("accept")}
+	for off := int16(0); off < 24; off += 8 {
+		ins = append(ins, asm.StoreMem(asm.RFP, stKey+off, asm.R2, asm.DWord))
+	}
+	ins = append(ins,
+		asm.Mov.Imm32(asm.R2, int32(o.VNI)),
+		asm.StoreMem(asm.RFP, stKey, asm.R2, asm.Word),
+		asm.Mov.Imm32(asm.R2, int32(remote)),
+		asm.StoreMem(asm.RFP, stKey+4, asm.R2, asm.Word),
+		asm.Mov.Imm(asm.R2, 64),
+		asm.StoreMem(asm.RFP, stKey+21, asm.R2, asm.Byte),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stKey),
+		asm.Mov.Imm(asm.R3, 24),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkbSetTunnelKey.Call(),
+		asm.JNE.Imm(asm.R0, 0, "done0"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, int32(o.Ifindex)),
+		asm.Mov.Imm(asm.R3, 0), // egress of the VXLAN device
+		asm.FnCloneRedirect.Call(),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("done0"),
+	)
+	return ins
 }
 
 func referenced(p asm.Instructions, label string) bool {
