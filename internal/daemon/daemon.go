@@ -396,7 +396,7 @@ func (d *Daemon) Packet(now time.Time, ifname string, proto dataplane.Proto, pkt
 func (d *Daemon) Upcall(now time.Time, up dataplane.Upcall) {
 	d.upcalls++
 	if d.ovl != nil {
-		d.ovl.noteSource(up, now)
+		d.ovl.noteSource(up)
 	}
 	if d.pim != nil {
 		d.pim.upcall(now, up)
@@ -506,9 +506,6 @@ func (s syncOverlay) OverlayControl(from netip.AddrPort, b []byte) {
 	s.d.OverlayControl(s.d.env.Now(), from, b)
 }
 func (s syncOverlay) Upcall(up dataplane.Upcall) { s.d.Upcall(s.d.env.Now(), up) }
-func (s syncOverlay) Packet(iface string, proto dataplane.Proto, pkt []byte) {
-	s.d.Packet(s.d.env.Now(), iface, proto, pkt)
-}
 
 // RoutingChanged re-checks RPF after a unicast route or link change.
 func (d *Daemon) RoutingChanged(now time.Time) {

@@ -33,7 +33,7 @@ type overlayComp struct {
 	store *peerStore          // nil: no store
 	cfg   *config.Overlay     // the running settings (reload compares with them)
 
-	remote map[netip.Addr]time.Time // sources seen arriving from peers
+	remote map[netip.Addr]bool // sources seen arriving from peers (PIM's RPF to them is the device)
 }
 
 func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
@@ -45,7 +45,7 @@ func newOverlay(d *Daemon, now time.Time) (*overlayComp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay %s on %s: %w", o.Interface, o.Local, err)
 	}
-	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{}, cfg: o, remote: map[netip.Addr]time.Time{},
+	c := &overlayComp{d: d, io: io, dev: o.Interface, mtu: o.MTU, dirty: map[netip.Addr]bool{}, cfg: o, remote: map[netip.Addr]bool{},
 		n: overlay.New(overlay.Config{Local: o.Local, Key: o.KeyBytes, HelloInterval: o.HelloInterval, HoldTime: o.HoldTime}, now)}
 	for _, p := range o.PeerAddr {
 		c.apply(now, c.n.AddPeer(p, overlay.Static, now))
@@ -183,20 +183,19 @@ func (c *overlayComp) delPeer(now time.Time, p netip.AddrPort, o overlay.Origin)
 
 // noteSource remembers a source whose packets came from a peer: PIM's
 // RPF toward it is the overlay device (rpfTables).
-func (c *overlayComp) noteSource(up dataplane.Upcall, now time.Time) {
+func (c *overlayComp) noteSource(up dataplane.Upcall) {
 	if up.Iface != c.dev || c.d.isLocal(up.Source) || !up.Source.IsValid() {
 		return
 	}
 	if _, ok := c.remote[up.Source]; !ok && len(c.remote) >= maxRemoteSources {
 		return
 	}
-	c.remote[up.Source] = now
+	c.remote[up.Source] = true
 }
 
 // remoteSource says whether a came from the overlay recently.
 func (c *overlayComp) remoteSource(a netip.Addr) bool {
-	_, ok := c.remote[a]
-	return ok
+	return c.remote[a]
 }
 
 // expireSources forgets sources with no flow left.

@@ -239,7 +239,4 @@ type OverlayStats struct {
 type OverlaySink interface {
 	OverlayControl(from netip.AddrPort, b []byte)
 	Upcall(up Upcall)
-	// Packet: the IGMP reports this host's own stack sends out of the
-	// device (its receivers' memberships), which no socket sees otherwise.
-	Packet(iface string, proto Proto, pkt []byte)
 }

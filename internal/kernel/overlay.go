@@ -288,23 +288,6 @@ func sg(pkt []byte) (dataplane.SG, bool) {
 	return k, true
 }
 
-// isReport says whether pkt is an IGMP membership report or leave (the
-// daemon's own queries also leave by the device, and are not reports).
-func isReport(pkt []byte) bool {
-	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != 2 {
-		return false
-	}
-	hl := int(pkt[0]&0x0f) * 4
-	if len(pkt) <= hl {
-		return false
-	}
-	switch pkt[hl] {
-	case 0x12, 0x16, 0x17, 0x22:
-		return true
-	}
-	return false
-}
-
 // readTUN takes packets leaving the device and replicates them.
 func (o *overlayIO) readTUN() {
 	buf := make([]byte, dataHeadroom+65536)
@@ -325,9 +308,6 @@ func (o *overlayIO) readTUN() {
 		pkt := buf[dataHeadroom : dataHeadroom+n]
 		k, ok := sg(pkt)
 		if !ok {
-			if os.Getenv("OVERCAST_TUN_IGMP") != "" && isReport(pkt) {
-				o.sink.Packet(o.cfg.Interface, dataplane.IGMP, append([]byte(nil), pkt...))
-			}
 			continue // IGMP and link-local traffic stay on this host
 		}
 		// A packet an RP decapsulated from a Register may carry the

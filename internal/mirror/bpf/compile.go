@@ -157,8 +157,7 @@ func Compile(f mirror.Filter, o Options) (asm.Instructions, error) {
 		if referenced(p, "accept") {
 			emit(asm.Ja.Label("done"))
 			if o.Ifindex > 0 {
-				emit(deliver(o)...)
-				emit(asm.Mov.Imm(asm.R0, 0)) // production passes: TC_ACT_OK
+				emit(deliver(o)...) // ends with R0 = TC_ACT_OK: production passes
 			} else {
 				emit(asm.Mov.Imm(asm.R0, 0).WithSymbol("accept"))
 			}
@@ -194,7 +193,7 @@ func deliver(o Options) []asm.Instruction {
 		asm.Mov.Imm(asm.R2, int32(o.Ifindex)),
 		asm.Mov.Imm(asm.R3, 0), // egress of the VXLAN device
 		asm.FnCloneRedirect.Call(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("done0"),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("done0"), // TC_ACT_OK whatever the helpers said
 	)
 	return ins
 }
