@@ -45,7 +45,10 @@ const usage = `overcast: IP multicast router and toolkit
   overcast show status                      daemon status
   overcast show overlay [peers|routes]      the overlay: peers (state, RTT, traffic), replication per (S,G)
         show flags: -s SOCKET (default /run/overcast.sock), --json
+  overcast show mirror                      tap services and flows: mirrored, skipped, rate-dropped, truncated
   overcast overlay peer add|del ADDR[:PORT] add or remove an overlay peer at run time (-s SOCKET)
+  overcast mirror service|flow add|del ...  tap services (where copies go) and flows (what is copied) at run time
+  overcast mirror collect [--listen :4789] [--pcap DIR] [--inject IF]   receive VXLAN copies: pcapng per session
   overcast lab up|down FILE                 build or remove a namespace topology
   overcast demo                             run the built-in demo (needs root)
   overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
@@ -72,6 +75,8 @@ func main() {
 		err = runShow(os.Args[2:])
 	case "overlay":
 		err = runOverlay(os.Args[2:])
+	case "mirror":
+		err = runMirror(os.Args[2:])
 	case "lab":
 		err = runLab(os.Args[2:])
 	case "demo":
@@ -152,6 +157,7 @@ func runDaemon(args []string) error {
 		},
 		MBGP:    func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
 		Overlay: host.Overlay,
+		Mirror:  func() (dataplane.Mirror, error) { return kernel.NewMirror(log) },
 		PeerStore: func(c daemon.PeerStoreConfig, update func([]netip.AddrPort, string)) (io.Closer, error) {
 			return etcdstore.Start(etcdstore.Config{Endpoints: c.Endpoints, Prefix: c.Prefix, TTL: c.TTL, Self: c.Self}, log, update)
 		},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,24 @@ func (c *Client) Get(path string, v any) error {
 // Post runs an action (PATH/ARG) and decodes its answer into v.
 func (c *Client) Post(path, arg string, v any) error {
 	resp, err := c.hc.Post("http://overcast"+path+"/"+url.PathEscape(arg), "application/json", nil)
+	if err != nil {
+		return fmt.Errorf("is the daemon running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s", strings.TrimSpace(string(b)))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// PostJSON runs an action with a JSON body and decodes its answer into v.
+func (c *Client) PostJSON(path string, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Post("http://overcast"+path, "application/json", bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("is the daemon running? %w", err)
 	}

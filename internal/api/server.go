@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,18 @@ func serve(h Handler) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
+	}
+}
+
+// serveBody passes an action its request body (up to 16 MB) as the argument.
+func serveBody(h Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		serve(func(string) (any, error) { return h(string(b)) })(w, r)
 	}
 }
 
@@ -70,6 +83,7 @@ func Serve(ctx context.Context, path string, handlers map[string]Handler) error 
 	for _, p := range Actions {
 		if h := handlers[p]; h != nil {
 			mux.HandleFunc("POST "+p+"/{arg}", serve(h))
+			mux.HandleFunc("POST "+p, serveBody(h))
 		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -49,6 +49,7 @@ const (
 	PathOverlay        = "/v1/overlay"
 	PathOverlayPeers   = "/v1/overlay/peers"
 	PathOverlayRoutes  = "/v1/overlay/routes"
+	PathMirror         = "/v1/mirror"
 )
 
 // Views lists every show command.
@@ -74,16 +75,23 @@ var Views = []View{
 	view("overlay", nil, PathOverlay, "", textOverlay),
 	view("overlay peers", []string{"overlay peer"}, PathOverlayPeers, "", textOverlayPeers),
 	view("overlay routes", []string{"overlay route"}, PathOverlayRoutes, "", textOverlayRoutes),
+	view("mirror", []string{"mirror sessions", "monitor session"}, PathMirror, "", textMirror),
 }
 
 // Actions change the daemon at run time (POST path/ARG); the daemon
 // registers their handlers with the views'.
-var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel}
+// An action's argument is the path's last element, or the request's body
+// (a JSON object: mirror service and flow add).
+var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel, PathMirrorServiceAdd, PathMirrorServiceDel, PathMirrorFlowAdd, PathMirrorFlowDel}
 
 // Action paths.
 const (
-	PathOverlayPeerAdd = "/v1/overlay/peer/add"
-	PathOverlayPeerDel = "/v1/overlay/peer/del"
+	PathOverlayPeerAdd   = "/v1/overlay/peer/add"
+	PathOverlayPeerDel   = "/v1/overlay/peer/del"
+	PathMirrorServiceAdd = "/v1/mirror/service/add"
+	PathMirrorServiceDel = "/v1/mirror/service/del"
+	PathMirrorFlowAdd    = "/v1/mirror/flow/add"
+	PathMirrorFlowDel    = "/v1/mirror/flow/del"
 )
 
 // textBGPRoutes prints Cisco's show bgp ipv4 multicast layout.

@@ -26,6 +26,7 @@ type Config struct {
 	MSDP       *MSDP         `yaml:"msdp"`      // MSDP between RPs; nil: off
 	BGP        *BGP          `yaml:"bgp"`       // MBGP (IPv4 multicast) for RPF; nil: off
 	Overlay    *Overlay      `yaml:"overlay"`   // multicast over a unicast UDP fabric; nil: off
+	Mirror     *Mirror       `yaml:"mirror"`    // tap services and flows; nil: none (the API can add them)
 	Interfaces []Interface   `yaml:"interfaces"`
 
 	file string    // the file it was read from
@@ -308,10 +309,13 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	default:
 		return nil, bad(at("log-level"), "log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	if len(c.Interfaces) == 0 && c.Overlay == nil {
+	if len(c.Interfaces) == 0 && c.Overlay == nil && c.Mirror == nil {
 		return nil, bad(0, "no interfaces: list at least one under 'interfaces:'")
 	}
 	if err := checkOverlay(&c, at, bad); err != nil {
+		return nil, err
+	}
+	if err := checkMirror(&c, at, bad, ifExists); err != nil {
 		return nil, err
 	}
 	if len(c.Interfaces) > 31 {

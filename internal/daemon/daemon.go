@@ -79,6 +79,9 @@ type Env struct {
 	// calls update (from any goroutine) with every node listed there and
 	// the store's state, until closed (nil: no store).
 	PeerStore func(cfg PeerStoreConfig, update func(peers []netip.AddrPort, state string)) (io.Closer, error)
+	// Mirror opens traffic mirroring's data path, at the first tap
+	// service (nil: no mirroring).
+	Mirror func() (dataplane.Mirror, error)
 }
 
 // PeerStoreConfig is where overlay nodes find each other.
@@ -150,6 +153,7 @@ type Daemon struct {
 	msdp *msdpComp    // nil when MSDP is off
 	mbgp *mbgpComp    // nil when BGP is off
 	ovl  *overlayComp // nil when the overlay is off
+	mir  *mirrorComp  // nil when the daemon has no mirroring data path
 
 	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
@@ -239,6 +243,9 @@ func (d *Daemon) components() []component {
 	if d.ovl != nil {
 		cs = append(cs, d.ovl)
 	}
+	if d.mir != nil {
+		cs = append(cs, d.mir)
+	}
 	return cs
 }
 
@@ -275,6 +282,13 @@ func (d *Daemon) Start(now time.Time) error {
 			return err
 		}
 		d.ovl = o
+	}
+	if d.env.Mirror != nil || d.cfg.Mirror != nil {
+		m, err := newMirror(d)
+		if err != nil {
+			return err
+		}
+		d.mir = m
 	}
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
 		// Routes a predecessor left are adopted: kept if still wanted,
@@ -313,6 +327,9 @@ func (d *Daemon) Stop(now time.Time) {
 	}
 	if d.ovl != nil {
 		d.ovl.stop()
+	}
+	if d.mir != nil {
+		d.mir.stop()
 	}
 }
 

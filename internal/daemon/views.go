@@ -50,9 +50,11 @@ func (d *Daemon) viewFuncs() map[string]viewFunc {
 	}
 	for _, p := range api.Actions {
 		if m[p] == nil {
-			m[p] = func(time.Time, string) (any, error) {
-				return nil, api.BadRequest{Err: errors.New("the overlay is not running on this daemon: add an overlay: section (address, key, peers) to the config and restart")}
+			msg := "the overlay is not running on this daemon: add an overlay: section (address, key, peers) to the config and restart"
+			if strings.HasPrefix(p, "/v1/mirror") {
+				msg = "this daemon has no mirroring data path"
 			}
+			m[p] = func(time.Time, string) (any, error) { return nil, api.BadRequest{Err: errors.New(msg)} }
 		}
 	}
 	return m
