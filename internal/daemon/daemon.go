@@ -14,6 +14,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -222,7 +223,7 @@ func (d *Daemon) Routes() *mrib.RIB { return d.rib }
 
 func (d *Daemon) linkExists(name string) bool {
 	_, err := d.env.Links.Link(name)
-	return err == nil
+	return err == nil || errors.Is(err, dataplane.ErrNoIPv4)
 }
 
 // Config is the running configuration.

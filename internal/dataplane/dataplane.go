@@ -17,6 +17,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -154,6 +155,10 @@ type Sink interface {
 	Upcall(up Upcall)
 	RoutingChanged() // unicast routes or links changed: re-check RPF
 }
+
+// ErrNoIPv4 is what Links.Link wraps for an interface that exists but has
+// no IPv4 address (a tap port may; an IGMP interface may not).
+var ErrNoIPv4 = errors.New("no IPv4 address")
 
 // Link is what the daemon needs to know about a network interface.
 type Link struct {

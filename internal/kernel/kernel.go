@@ -366,7 +366,7 @@ func (h *Host) Link(name string) (dataplane.Link, error) {
 			}
 		}
 	}
-	return l, fmt.Errorf("interface %s has no IPv4 address: IGMP queries need one as their source", name)
+	return l, fmt.Errorf("interface %s has %w: IGMP queries need one as their source", name, dataplane.ErrNoIPv4)
 }
 
 // LocalAddrs lists every IPv4 address of the host.
