@@ -287,9 +287,9 @@ func (m *Mirror) Apply(s mirror.Set) error {
 		if had && old.spec == x {
 			continue
 		}
-		e := bpf.Service{Tunnel: x.Port == "", StripVLAN: x.StripVLAN, VNI: x.VNI, Remote: x.Collector.Addr().As4(), Truncate: x.Truncate}
-		if x.Port != "" {
-			e.Remote = [4]byte{}
+		e := bpf.Service{Tunnel: x.Port == "", StripVLAN: x.StripVLAN, VNI: x.VNI, Truncate: x.Truncate}
+		if x.Port == "" {
+			e.Remote = x.Collector.Addr().As4()
 		}
 		if x.MAC != "" {
 			e.MAC, _ = mirror.ParseMAC(x.MAC)
