@@ -683,3 +683,55 @@ func TestMirrorLocalDelivery(t *testing.T) {
 	}
 	t.Logf("local delivery: %d copies, 128 octets each, to %s through the bridge", len(got), mac)
 }
+
+// TestMirrorVLAN: two services on one port, one keeping the VLAN tag of
+// VM 1's tagged frames, one stripping it; both flows copy the same packets
+// (the kernel moves a received tag out of the frame before tc, so the
+// rules see the IPv4 packet).
+func TestMirrorVLAN(t *testing.T) {
+	l := startLab(t, seed004)
+	mirrorCLI(t, l, "host1", "service", "add", "keep", "--to", "vxlan://10.9.0.2", "--vni", "201")
+	mirrorCLI(t, l, "host1", "service", "add", "strip", "--to", "vxlan://10.9.0.2", "--vni", "202", "--vlan", "strip")
+	for _, s := range []string{"keep", "strip"} {
+		mirrorCLI(t, l, "host1", "flow", "add", "--service", s, "--port", "vm1p", "--direction", "in", "--rule", "accept dst 10.0.100.99")
+	}
+	col := startCollector(t, l, "host2")
+	// Five tagged frames (this kernel has no 8021q module for a VLAN device).
+	py := `
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b)//2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = open("/sys/class/net/eth0/address").read().strip()
+src = bytes(int(x, 16) for x in mac.split(":"))
+for i in range(5):
+    icmp = struct.pack('!BBHHH', 8, 0, 0, 7, i) + b'v' * 32
+    icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 100 + i, 0, 64, 1, 0, socket.inet_aton('10.0.100.10'), socket.inet_aton('10.0.100.99'))
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    s.send(b'\x02\x00\x00\x00\x00\x99' + src + struct.pack('!HH', 0x8100, 100) + b'\x08\x00' + ip + icmp)
+`
+	if out, err := l.Exec("vm1", "python3", "-c", py); err != nil {
+		t.Fatalf("tagged frames: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	col.stop(t)
+	kept, stripped := col.frames(t, 201), col.frames(t, 202)
+	if len(kept) != 5 || len(stripped) != 5 {
+		t.Fatalf("%d copies kept the tag, %d stripped: want 5 each", len(kept), len(stripped))
+	}
+	for i := range kept {
+		if et, vid := binary.BigEndian.Uint16(kept[i][12:]), binary.BigEndian.Uint16(kept[i][14:])&0xfff; et != 0x8100 || vid != 100 {
+			t.Fatalf("kept copy %d: ethertype %#x VLAN %d, want 0x8100 VLAN 100", i, et, vid)
+		}
+		if et := binary.BigEndian.Uint16(stripped[i][12:]); et != 0x0800 {
+			t.Fatalf("stripped copy %d: ethertype %#x, want 0x0800 (untagged IPv4)", i, et)
+		}
+		if string(kept[i][18:]) != string(stripped[i][14:]) {
+			t.Fatalf("copy %d: the tagged and untagged copies carry different packets", i)
+		}
+	}
+}
