@@ -17,6 +17,8 @@ fuzz:
 	go test ./internal/packet/overlay -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/overlay -run XXX -fuzz FuzzNode -fuzztime 60s
 	go test ./internal/mirror -run XXX -fuzz FuzzClassify -fuzztime 30s
+	go test ./internal/mirror -run XXX -fuzz FuzzSetCheck -fuzztime 30s
+	go test ./internal/tools/collect -run XXX -fuzz FuzzParseVXLAN -fuzztime 30s
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s

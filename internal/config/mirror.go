@@ -104,6 +104,9 @@ func checkMirror(c *Config, at func(...any) int, bad func(int, string, ...any) e
 		if _, ok := svcLine[x.Service]; !ok {
 			return bad(at("mirror", "flows", i, "service"), "mirror flow %s: no service %q under mirror: services", x.Name, x.Service)
 		}
+		if sv, _ := m.Set.Service(x.Service); sv.Port == x.Port {
+			return bad(at("mirror", "flows", i, "port"), "mirror flow %s taps %s, where its service %s delivers: copies would be tapped again", x.Name, x.Port, sv.Name)
+		}
 		if ifExists != nil && !ifExists(x.Port) {
 			return bad(at("mirror", "flows", i, "port"), "mirror flow %s: no interface %q on this host (ip link shows them)", x.Name, x.Port)
 		}

@@ -154,7 +154,7 @@ type Daemon struct {
 	msdp *msdpComp    // nil when MSDP is off
 	mbgp *mbgpComp    // nil when BGP is off
 	ovl  *overlayComp // nil when the overlay is off
-	mir  *mirrorComp  // nil when the daemon has no mirroring data path
+	mir  *mirrorComp  // always (its data path opens at the first tap service)
 
 	// Groups whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
@@ -284,13 +284,11 @@ func (d *Daemon) Start(now time.Time) error {
 		}
 		d.ovl = o
 	}
-	if d.env.Mirror != nil || d.cfg.Mirror != nil {
-		m, err := newMirror(d)
-		if err != nil {
-			return err
-		}
-		d.mir = m
+	m, err := newMirror(d) // always: the API may add services; the data path opens at the first
+	if err != nil {
+		return err
 	}
+	d.mir = m
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
 		// Routes a predecessor left are adopted: kept if still wanted,
 		// removed at the first full pass if not.

@@ -44,7 +44,7 @@ func (c *mirrorComp) open() error {
 		return nil
 	}
 	if c.d.env.Mirror == nil {
-		return errors.New("this daemon has no mirroring data path")
+		return errors.New("this daemon has no mirroring data path (it runs on fakes)")
 	}
 	dp, err := c.d.env.Mirror()
 	if err != nil {

@@ -56,6 +56,15 @@ type session struct {
 	w *pcapgo.NgWriter
 }
 
+// ParseVXLAN reads a VXLAN datagram (RFC 7348): the I flag set, a VNI,
+// and an inner Ethernet frame of at least a header.
+func ParseVXLAN(b []byte) (vni uint32, inner []byte, ok bool) {
+	if len(b) < 8+14 || b[0]&0x08 == 0 {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint32(b[4:8]) >> 8, b[8:], true
+}
+
 // Run collects until ctx ends, Duration passes or Count copies came.
 // ready, when not nil, is called once the socket is bound.
 func Run(ctx context.Context, cfg Config, ready func(addr string)) (Stats, error) {
@@ -127,17 +136,15 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) (Stats, error
 		if err != nil {
 			break
 		}
-		b := buf[:n]
-		if n < 8+14 || b[0]&0x08 == 0 {
+		vni, inner, ok := ParseVXLAN(buf[:n])
+		if !ok {
 			st.Malformed++
 			continue
 		}
-		vni := binary.BigEndian.Uint32(b[4:8]) >> 8
 		if len(want) > 0 && !want[vni] {
 			st.Filtered++
 			continue
 		}
-		inner := b[8:]
 		mu.Lock()
 		s := sessions[vni]
 		if s == nil {
