@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"overcast/internal/dataplane"
 	"overcast/internal/mirror"
@@ -65,6 +66,12 @@ type mirrorFlow struct {
 func NewMirror(log *slog.Logger) (*Mirror, error) {
 	_ = rlimit.RemoveMemlock() // kernels before 5.11 charge maps to RLIMIT_MEMLOCK
 	fail := func(err error) error {
+		switch {
+		case errors.Is(err, unix.EPERM):
+			return fmt.Errorf("mirroring needs eBPF, and loading it was not permitted: run the daemon as root, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; nothing is mirrored")
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return fmt.Errorf("mirroring needs eBPF with TCX (Linux 6.6 or later), which this kernel lacks: %v; nothing is mirrored", err)
+		}
 		return fmt.Errorf("mirroring needs eBPF with TCX (Linux 6.6 or later; root, or CAP_BPF and CAP_NET_ADMIN): %w; nothing is mirrored", err)
 	}
 	m := &Mirror{log: log, svcs: map[string]*mirrorSvc{}, devices: map[string]*mirrorDev{}, flows: map[string]*mirrorFlow{}}

@@ -735,3 +735,57 @@ for i in range(5):
 		}
 	}
 }
+
+// TestMirrorWithoutBPF: a daemon that may not load eBPF refuses a config
+// with tap services, saying why and what to do, instead of running
+// without the mirror it was asked for.
+func TestMirrorWithoutBPF(t *testing.T) {
+	l := startLab(t, `
+name: nobpf
+nodes:
+  - name: h
+links: []
+`)
+	if out, err := l.Exec("h", "sh", "-c", "ip link add p0 type veth peer name p1 && ip link set p0 up && ip link set p1 up"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "m.yaml")
+	os.WriteFile(cfg, []byte("api-socket: "+filepath.Join(t.TempDir(), "s.sock")+"\nmirror:\n  services:\n    - name: s\n      to: port:p1\n  flows:\n    - service: s\n      port: p0\n      direction: both\n"), 0o644)
+	out, err := l.Exec("h", "setpriv", "--inh-caps=-bpf,-sys_admin,-perfmon", "--bounding-set=-bpf,-sys_admin,-perfmon", bin, "daemon", "-c", cfg)
+	if err == nil || !strings.Contains(out, cfg+":") || !strings.Contains(out, "not permitted: run the daemon as root, or with CAP_BPF") || !strings.Contains(out, "nothing is mirrored") {
+		t.Fatalf("daemon without CAP_BPF: %v\n%s", err, out)
+	}
+}
+
+// TestMirrorRestart: the taps are the daemon's: killed (-9), it copies
+// nothing more (the kernel drops its programs with its links) and leaves
+// only its VXLAN device, which the restarted daemon takes over; stopped
+// cleanly, it removes that device too.
+func TestMirrorRestart(t *testing.T) {
+	l := startLab(t, seed004)
+	startPy(t, l, "th", tcpSink)
+	if err := l.Signal("host1", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, copies := mirrorRound(t, l, 4242, func() { vm1Traffic(t, l, "daemon dead") })
+	if len(copies) != 0 {
+		t.Fatalf("%d copies with the daemon killed", len(copies))
+	}
+	if _, err := l.Exec("host1", "ip", "link", "show", "ocmx4789"); err != nil {
+		t.Fatalf("the VXLAN device went with the daemon: %v", err)
+	}
+	if err := l.StartDaemon("host1"); err != nil {
+		t.Fatal(err)
+	}
+	truth, copies := mirrorRound(t, l, 4242, func() { vm1Traffic(t, l, "restarted") })
+	if d := sameKeys(keys(truth), keys(copies)); d != "" || len(copies) == 0 {
+		t.Fatalf("after a restart the copies differ (%d copies):\n%s", len(copies), d)
+	}
+	if err := l.StopDaemon("host1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.Exec("host1", "ip", "link", "show", "ocmx4789"); err == nil {
+		t.Fatalf("a clean stop left the VXLAN device: %s", out)
+	}
+}
