@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
@@ -35,6 +36,7 @@ type Mirror struct {
 	services *ebpf.Map // index -> bpf.Service
 	rate     *ebpf.Map // index -> GCRA state
 	delivery *ebpf.Program
+	drop     *ebpf.Program // on a VXLAN device's ingress: it only sends
 
 	svcs    map[string]*mirrorSvc
 	devices map[string]*mirrorDev // by device name
@@ -49,8 +51,9 @@ type mirrorSvc struct {
 
 type mirrorDev struct {
 	ifindex int
-	owned   bool // a VXLAN device this made (deleted when unused)
-	link    link.Link
+	owned   bool      // a VXLAN device this made (deleted when unused)
+	link    link.Link // the delivery program on its egress
+	in      link.Link // owned: the drop program on its ingress
 }
 
 type mirrorFlow struct {
@@ -84,6 +87,14 @@ func NewMirror(log *slog.Logger) (*Mirror, error) {
 		return nil, fail(err)
 	}
 	if m.delivery, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "oc_mirror_dlv", Type: ebpf.SchedCLS, Instructions: bpf.CompileDelivery(m.services.FD()), License: "GPL"}); err != nil {
+		m.services.Close()
+		m.rate.Close()
+		return nil, fail(err)
+	}
+	// The VXLAN device binds its UDP port like any VXLAN device: what
+	// comes in would be decapsulated into this host. It only sends.
+	if m.drop, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "oc_mirror_drop", Type: ebpf.SchedCLS, Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}, License: "GPL"}); err != nil {
+		m.delivery.Close()
 		m.services.Close()
 		m.rate.Close()
 		return nil, fail(err)
@@ -425,6 +436,13 @@ func (m *Mirror) attachDelivery(dev string, vxlan bool) error {
 		d = &mirrorDev{ifindex: l.Attrs().Index, owned: vxlan}
 		m.devices[dev] = d
 	}
+	if d.owned && d.in == nil {
+		l, err := link.AttachTCX(link.TCXOptions{Interface: d.ifindex, Program: m.drop, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+		if err != nil {
+			return fmt.Errorf("attaching the drop program to %s: %v (mirroring needs TCX: Linux 6.6 or later)", dev, err)
+		}
+		d.in = l
+	}
 	if d.link != nil {
 		return nil
 	}
@@ -443,6 +461,9 @@ func (m *Mirror) releaseDevice(dev string) {
 	}
 	if d.link != nil {
 		d.link.Close()
+	}
+	if d.in != nil {
+		d.in.Close()
 	}
 	if d.owned {
 		if l, err := netlink.LinkByName(dev); err == nil {
@@ -485,6 +506,7 @@ func (m *Mirror) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.delivery.Close()
+	m.drop.Close()
 	m.services.Close()
 	m.rate.Close()
 	return errors.Join(err)

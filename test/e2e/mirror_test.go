@@ -789,3 +789,41 @@ func TestMirrorRestart(t *testing.T) {
 		t.Fatalf("a clean stop left the VXLAN device: %s", out)
 	}
 }
+
+// TestMirrorNoInjection: the VXLAN device copies leave by also listens
+// on UDP 4789; a host that sends it VXLAN datagrams gets nothing into the
+// mirroring host (the device drops everything it receives).
+func TestMirrorNoInjection(t *testing.T) {
+	l := startLab(t, seed004)
+	countRule(t, l, "host3", "reply", "icmp type echo-reply")
+	py := `
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b)//2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+icmp = struct.pack('!BBHHH', 8, 0, 0, 9, 1) + b'i' * 32
+icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, socket.inet_aton('10.9.0.3'), socket.inet_aton('10.0.1.1'))
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+eth = b'\xff\xff\xff\xff\xff\xff' + b'\x02\x00\x00\x00\x00\x03' + b'\x08\x00'
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for vni in (4242, 1, 0):
+    for i in range(10):
+        s.sendto(struct.pack('!BBHI', 0x08, 0, 0, vni << 8) + eth + ip + icmp, ('10.9.0.1', 4789))
+`
+	if out, err := l.Exec("host3", "python3", "-c", py); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := counted(t, l, "host3", "reply"); n != 0 {
+		t.Fatalf("host 1 answered %d pings injected through its mirror device", n)
+	}
+	// The path itself works: a plain ping from host 3 is answered.
+	if out, err := l.Exec("host3", "ping", "-c", "1", "-W", "1", "10.0.1.1"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if n := counted(t, l, "host3", "reply"); n != 1 {
+		t.Fatalf("%d echo replies counted for one plain ping", n)
+	}
+}

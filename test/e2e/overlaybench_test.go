@@ -148,8 +148,14 @@ func benchSendmmsg() {
 		msgs = append(msgs, ipv4.Message{Buffers: [][]byte{buf}, Addr: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(d))})
 	}
 	sent := 0
+	rate, _ := strconv.ParseFloat(os.Getenv("RATE"), 64) // packets per second; 0: as fast as it goes
 	start := time.Now()
 	for time.Since(start) < dur {
+		if rate > 0 {
+			if ahead := time.Duration(float64(sent)/rate*1e9) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
 		for off := 0; off < len(msgs); {
 			n, err := pc.WriteBatch(msgs[off:], 0)
 			if err != nil {
