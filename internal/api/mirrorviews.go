@@ -47,6 +47,7 @@ type MirrorFlowRow struct {
 	Rules     []string       `json:"rules"`
 	Origin    string         `json:"origin"` // config or api
 	State     string         `json:"state"`  // attached, or why not
+	Note      string         `json:"note"`   // "" or what to know (copies fragmented on the underlay)
 	Counters  MirrorCounters `json:"counters"`
 }
 
@@ -89,6 +90,11 @@ func textMirror(w0 io.Writer, _ string, m MirrorView) {
 			c.Mirrored, c.Bytes, c.Skipped, c.RateDropped, c.Truncated, c.SendErrors, f.Origin)
 	}
 	w.Flush()
+	for _, f := range m.Flows {
+		if f.Note != "" {
+			fmt.Fprintf(w0, "  %s: %s\n", f.Name, f.Note)
+		}
+	}
 }
 
 func dashZero(v uint64) string {

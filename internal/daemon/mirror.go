@@ -252,7 +252,7 @@ func (c *mirrorComp) view() api.MirrorView {
 				rules = []string{}
 			}
 			out.Flows = append(out.Flows, api.MirrorFlowRow{Name: f.Name, Service: f.Service, Port: f.Port, Direction: f.Direction.String(),
-				Rules: rules, Origin: origin(inFile), State: state, Counters: cn})
+				Rules: rules, Origin: origin(inFile), State: state, Note: fs.Note, Counters: cn})
 			if s := sums[f.Service]; s != nil {
 				s.Flows++
 				s.Counters.Mirrored += cn.Mirrored

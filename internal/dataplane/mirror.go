@@ -21,4 +21,5 @@ type MirrorFlowState struct {
 	Counters mirror.Counters
 	Attached bool   // every hook of its direction is in place
 	Detail   string // why not, when not
+	Note     string // what the operator should know (copies fragmented on the underlay)
 }

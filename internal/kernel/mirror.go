@@ -62,6 +62,7 @@ type mirrorFlow struct {
 	ifindex  int
 	counters *ebpf.Map
 	links    map[ebpf.AttachType]link.Link
+	note     string
 }
 
 // NewMirror loads the maps and the delivery program, or says why eBPF
@@ -121,6 +122,7 @@ type plan struct {
 	ctrs    map[string]*ebpf.Map // new flows' counters
 	keys    map[string]string
 	ifindex map[string]int
+	notes   map[string]string // flows whose copies the underlay fragments
 }
 
 func (p *plan) discard() {
@@ -136,7 +138,8 @@ func (m *Mirror) prepare(s mirror.Set) (*plan, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
-	p := &plan{set: s, index: map[string]uint16{}, progs: map[string]*ebpf.Program{}, ctrs: map[string]*ebpf.Map{}, keys: map[string]string{}, ifindex: map[string]int{}}
+	p := &plan{set: s, index: map[string]uint16{}, progs: map[string]*ebpf.Program{}, ctrs: map[string]*ebpf.Map{}, keys: map[string]string{}, ifindex: map[string]int{}, notes: map[string]string{}}
+	underlayMTU := map[string]int{}
 	used := map[uint16]bool{}
 	for _, x := range s.Services {
 		if old, ok := m.svcs[x.Name]; ok {
@@ -166,8 +169,15 @@ func (m *Mirror) prepare(s mirror.Set) (*plan, error) {
 			targetIndex[x.Name] = l.Attrs().Index
 			continue
 		}
-		if _, err := netlink.RouteGet(net.IP(x.Collector.Addr().AsSlice())); err != nil {
+		rs, err := netlink.RouteGet(net.IP(x.Collector.Addr().AsSlice()))
+		if err != nil || len(rs) == 0 {
 			return nil, fmt.Errorf("service %s: collector %s is not reachable from this host (%v): check the address, or add a route to it", x.Name, x.Collector.Addr(), err)
+		}
+		if l, err := netlink.LinkByIndex(rs[0].LinkIndex); err == nil {
+			underlayMTU[x.Name] = l.Attrs().MTU
+			if rs[0].MTU > 0 && rs[0].MTU < underlayMTU[x.Name] {
+				underlayMTU[x.Name] = rs[0].MTU
+			}
 		}
 		if d, ok := m.devices[dev]; ok {
 			targetIndex[x.Name] = d.ifindex
@@ -188,6 +198,18 @@ func (m *Mirror) prepare(s mirror.Set) (*plan, error) {
 		}
 		p.ifindex[f.Name] = l.Attrs().Index
 		svc, _ := s.Service(f.Service)
+		if u := underlayMTU[f.Service]; u > 0 {
+			// A copy is the frame (the port's MTU and an Ethernet header)
+			// in VXLAN, UDP and IPv4: 36 octets more.
+			frame := l.Attrs().MTU + 14
+			if svc.Truncate > 0 && int(svc.Truncate) < frame {
+				frame = int(svc.Truncate)
+			}
+			if frame+36 > u {
+				p.notes[f.Name] = fmt.Sprintf("copies of frames over %d octets are IP fragments toward the collector (underlay MTU %d): raise it to %d, or truncate to %d",
+					u-36, u, frame+36, u-36)
+			}
+		}
 		key := flowKey(f, svc, p.index[f.Service], targetIndex[f.Service], l.Attrs().Index)
 		p.keys[f.Name] = key
 		if old, ok := m.flows[f.Name]; ok && old.key == key {
@@ -334,6 +356,11 @@ func (m *Mirror) Apply(s mirror.Set) error {
 		delete(p.ctrs, f.Name) // the flow owns it now
 	}
 	p.discard() // the links hold the programs
+	for _, f := range s.Flows {
+		if fl := m.flows[f.Name]; fl != nil {
+			fl.note = p.notes[f.Name]
+		}
+	}
 	// What is no longer wanted.
 	for name, fl := range m.flows {
 		if !slices.ContainsFunc(s.Flows, func(f mirror.Flow) bool { return f.Name == name }) {
@@ -491,7 +518,7 @@ func (m *Mirror) Counters() map[string]dataplane.MirrorFlowState {
 			st.Counters = mirror.Counters{Mirrored: c[bpf.CtrMirrored], Bytes: c[bpf.CtrBytes], Skipped: c[bpf.CtrSkipped],
 				RateDropped: c[bpf.CtrRateDropped], Truncated: c[bpf.CtrTruncated], SendErrors: c[bpf.CtrSendErrors]}
 		}
-		st.Attached = true
+		st.Attached, st.Note = true, fl.note
 		if l, err := netlink.LinkByIndex(fl.ifindex); err != nil || l.Attrs().Name != fl.spec.Port {
 			st.Attached, st.Detail = false, fmt.Sprintf("port %s is gone: del and add the flow once it is back", fl.spec.Port)
 		}

@@ -444,6 +444,16 @@ func TestMirrorSeed004(t *testing.T) {
 	if f.State != "attached" || f.Counters.Mirrored != uint64(total(want)) || f.Counters.SendErrors != 0 {
 		t.Fatalf("show mirror: flow %+v, want attached with %d mirrored", f, total(want))
 	}
+	// A 1,500-octet port over a 1,500-octet underlay: full-size copies are fragments, and show mirror says so.
+	if !strings.Contains(f.Note, "over 1464 octets are IP fragments") || !strings.Contains(f.Note, "raise it to 1550") {
+		t.Fatalf("show mirror: note %q, want the fragmentation named with the fix", f.Note)
+	}
+	mirrorCLI(t, l, "host1", "service", "add", "cut", "--to", "vxlan://10.9.0.2", "--vni", "9", "--truncate", "1400")
+	mirrorCLI(t, l, "host1", "flow", "add", "--service", "cut", "--port", "vm1p", "--direction", "in", "--name", "cut")
+	if n := flowRow(mirrorView(t, l, "host1"), "cut").Note; n != "" {
+		t.Fatalf("copies cut to 1,400 octets fit the underlay, yet: %q", n)
+	}
+	mirrorCLI(t, l, "host1", "service", "del", "cut")
 	// tshark decodes the wire copies as VXLAN with the inner packets, and
 	// reads the pcapng files, without a malformed packet or a warning.
 	// (TCP sequence analysis is off: copies of the two directions are made
