@@ -275,6 +275,19 @@ func (r Rule) Matches(p Packet) bool {
 	return true
 }
 
+// ClassifyOther decides a frame that is not an IPv4 packet (ARP, IPv6,
+// a truncated header): only a rule without match fields matches it, so a
+// flow with no rules (one "accept") mirrors every frame, and a flow with
+// field rules mirrors none of these.
+func (f Filter) ClassifyOther() (mirror bool, rule int) {
+	for i, r := range f.rules {
+		if r.Proto == 0 && !r.Src.IsValid() && !r.Dst.IsValid() && r.SrcPorts.Any() && r.DstPorts.Any() {
+			return r.Action == Accept, i
+		}
+	}
+	return false, -1
+}
+
 // Classify says whether the filter mirrors p, and the index of the rule
 // that decided (-1: none matched, not mirrored).
 func (f Filter) Classify(p Packet) (mirror bool, rule int) {

@@ -85,7 +85,11 @@ func (m *Mirror) Tap(port string, d mirror.Direction, pkt []byte) {
 			continue
 		}
 		c := m.ctr[f.Name]
-		if ok, _ := m.filters[f.Name].Classify(p); err == nil && ok {
+		ok, _ := m.filters[f.Name].Classify(p)
+		if err != nil {
+			ok, _ = m.filters[f.Name].ClassifyOther()
+		}
+		if ok {
 			svc, _ := m.set.Service(f.Service)
 			cp := append([]byte(nil), pkt...)
 			if svc.Truncate > 0 && len(cp) > int(svc.Truncate) {

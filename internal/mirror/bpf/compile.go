@@ -172,6 +172,14 @@ func Compile(f mirror.Filter, o Options) (asm.Instructions, error) {
 		asm.Mov.Reg(asm.R3, asm.R2),
 		asm.RSh.Imm(asm.R3, 4),
 		asm.JNE.Imm(asm.R3, 4, "none"),
+		// a whole header: IHL at least 5, the frame at least 14 + IHL*4
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.And.Imm(asm.R3, 0x0f),
+		asm.JLT.Imm(asm.R3, 5, "none"),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.Add.Imm(asm.R3, ethHeader),
+		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
+		asm.JGT.Reg(asm.R3, asm.R4, "none"),
 		// ports: TCP or UDP, first fragment, at 14 + IHL*4
 		asm.LoadMem(asm.R3, asm.RFP, stHdr+9, asm.Byte),
 		asm.JEq.Imm(asm.R3, 6, "ports"),
@@ -200,6 +208,7 @@ func Compile(f mirror.Filter, o Options) (asm.Instructions, error) {
 		asm.StoreMem(asm.RFP, stHas, asm.R2, asm.Word),
 		asm.Ja.Label("rules"),
 	)
+	other := "" // where frames that are not IPv4 go
 	for i, r := range rules {
 		next := fmt.Sprintf("r%d", i+1)
 		label := fmt.Sprintf("r%d", i)
@@ -237,23 +246,32 @@ func Compile(f mirror.Filter, o Options) (asm.Instructions, error) {
 		b.p[start] = b.p[start].WithSymbol(label)
 		if unconditional {
 			rules = rules[:i+1] // it decides every packet: later rules are never reached
+			other = label
 			break
 		}
 	}
-	// After the last rule (and for a frame that is not IPv4): no match.
+	// After the last rule: no match. A frame that is not IPv4 (or not a
+	// whole header) is decided by the first rule without match fields.
 	last := fmt.Sprintf("r%d", len(rules))
+	if other == "" {
+		other = last
+	}
 	b.p = relabel(b.p, "rules", "r0")
-	b.p = relabel(b.p, "none", last)
+	b.p = relabel(b.p, "none", other)
 	if o.Verdicts {
-		emit(asm.Mov.Imm(asm.R0, 0).WithSymbol(last))
+		if referenced(b.p, last) || len(rules) == 0 {
+			emit(asm.Mov.Imm(asm.R0, 0).WithSymbol(last))
+		}
 		b.p = relabel(relabel(b.p, "accept", "done"), "reject", "done")
 		emit(asm.Return().WithSymbol("done"))
 		return b.p, nil
 	}
 	b.p = relabel(b.p, "reject", last)
-	emit(asm.Mov.Imm(asm.R0, 0).WithSymbol(last))
-	b.add(CtrSkipped, 1, 0)
-	emit(asm.Ja.Label("pass"))
+	if referenced(b.p, last) || len(rules) == 0 { // not after a rule that decides everything
+		emit(asm.Mov.Imm(asm.R0, 0).WithSymbol(last))
+		b.add(CtrSkipped, 1, 0)
+		emit(asm.Ja.Label("pass"))
+	}
 	if referenced(b.p, "accept") {
 		b.accepted(o)
 	}
