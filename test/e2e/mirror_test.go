@@ -190,7 +190,7 @@ func startCapture(t *testing.T, l *lab.Lab, node, iface, filter string) *capture
 	t.Helper()
 	file := filepath.Join(t.TempDir(), node+"-"+iface+".pcap")
 	errf, _ := os.CreateTemp(t.TempDir(), "tcpdump")
-	args := []string{"tcpdump", "-p", "-U", "--immediate-mode", "-n", "-s", "0", "-i", iface, "-w", file}
+	args := []string{"tcpdump", "-Z", "root", "-p", "-U", "--immediate-mode", "-n", "-s", "0", "-i", iface, "-w", file}
 	if filter != "" {
 		args = append(args, filter)
 	}

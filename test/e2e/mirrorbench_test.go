@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,7 +76,7 @@ func iperfTCP(b *testing.B, l *lab.Lab, secs int, rate string) float64 {
 // secs (this binary re-executed as the sendmmsg helper, 32 per call), at
 // pps or as fast as it goes (0), and returns what reached the test host
 // (bits and packets per second) and the copies host 2 got per second.
-func udpLoad(b *testing.B, l *lab.Lab, size int, pps float64, secs int) (bps, delivered, copies float64) {
+func udpLoad(b *testing.B, l *lab.Lab, size int, pps float64, secs int) (bps, delivered, copies, sent float64) {
 	b.Helper()
 	p0, b0 := nftPackets(b, l, "th", "prod")
 	c0, _ := nftPackets(b, l, "host2", "copies")
@@ -82,14 +84,19 @@ func udpLoad(b *testing.B, l *lab.Lab, size int, pps float64, secs int) (bps, de
 	cmd := l.Command("vm1", os.Args[0])
 	cmd.Env = append(os.Environ(), "OVERCAST_E2E_HELPER=sendmmsg", "DSTS="+dsts, "SIZE="+fmt.Sprint(size),
 		"DURATION="+fmt.Sprint(secs)+"s", "RATE="+fmt.Sprint(pps))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		b.Fatalf("sender: %v %s", err, out)
+	}
+	var st struct{ Copies float64 }
+	if err := json.Unmarshal(out, &st); err != nil {
+		b.Fatalf("sender said %q: %v", out, err)
 	}
 	time.Sleep(100 * time.Millisecond)
 	p1, b1 := nftPackets(b, l, "th", "prod")
 	c1, _ := nftPackets(b, l, "host2", "copies")
 	d := float64(secs)
-	return float64(b1-b0) * 8 / d, float64(p1-p0) / d, float64(c1-c0) / d
+	return float64(b1-b0) * 8 / d, float64(p1-p0) / d, float64(c1-c0) / d, st.Copies / d
 }
 
 func setUnderlayMTU(b *testing.B, l *lab.Lab, mtu int) {
@@ -136,10 +143,12 @@ func BenchmarkMirrorThroughput(b *testing.B) {
 				}
 				note(fmt.Sprintf("tcp-max-mtu%d", mtu), mirrored, iperfTCP(b, l, 3, ""))
 				note(fmt.Sprintf("tcp-1G-mtu%d", mtu), mirrored, iperfTCP(b, l, 3, "1000M"))
-				bps, _, _ := udpLoad(b, l, 1400, 0, 3)
+				bps, pps, _, sent := udpLoad(b, l, 1400, 0, 3)
 				note(fmt.Sprintf("udp-max-mtu%d", mtu), mirrored, bps)
-				bps, pps, copies := udpLoad(b, l, 1400, 1e9/8/1428, 3)
+				note(fmt.Sprintf("udp-max-delivered/sent-mtu%d-%s", mtu, map[bool]string{false: "plain", true: "mirrored"}[mirrored]), false, pps/sent)
+				bps, pps, copies, sent := udpLoad(b, l, 1400, 1e9/8/1428, 3)
 				note(fmt.Sprintf("udp-1G-mtu%d", mtu), mirrored, bps)
+				note(fmt.Sprintf("udp-1G-delivered/sent-mtu%d-%s", mtu, map[bool]string{false: "plain", true: "mirrored"}[mirrored]), false, pps/sent)
 				if mirrored {
 					note(fmt.Sprintf("udp-1G-copies-per-packet-mtu%d", mtu), false, copies/pps)
 					mirrorOut(b, l, "flow", "del", "mon:vm1p:both")
@@ -164,9 +173,11 @@ func BenchmarkMirrorThroughput(b *testing.B) {
 }
 
 // BenchmarkMirrorCopyRate: small UDP datagrams (64 octets) through the
-// port as fast as iperf sends them, copied to host 2 by Overcast with one
-// rule, with 1,000 rules (the accepting one last), and by tc u32 + mirred
-// to a VXLAN device (the same copy, the classic way), in the same run.
+// port as fast as the sender goes, copied to host 2 by Overcast with one
+// rule and with 1,000 rules (the accepting one last), by Overcast to a
+// classic VXLAN device as a local port, and by tc u32 + mirred to that
+// device (the same copy, the classic way) with one filter and with 1,000,
+// in the same run.
 func BenchmarkMirrorCopyRate(b *testing.B) {
 	l := mirrorBenchLab(b)
 	var many []string
@@ -216,12 +227,35 @@ func BenchmarkMirrorCopyRate(b *testing.B) {
 			l.Exec("host1", "tc", "qdisc", "del", "dev", "vm1p", "clsact")
 			l.Exec("host1", "ip", "link", "del", "vxm")
 		}},
+		{name: "tc-u32-mirred-1000", on: func() {
+			// 999 filters that do not match, then the one that does, as the 1,000 rules above.
+			var batch strings.Builder
+			batch.WriteString("qdisc add dev vm1p clsact\n")
+			for i := range 999 {
+				fmt.Fprintf(&batch, "filter add dev vm1p ingress protocol ip pref %d u32 match ip src 203.0.%d.%d/32 match ip protocol 17 0xff action mirred egress mirror dev vxm\n", 10+i, i/250, i%250)
+			}
+			batch.WriteString("filter add dev vm1p ingress protocol ip pref 5000 u32 match ip dst 198.51.100.8/32 action mirred egress mirror dev vxm\n")
+			file := filepath.Join(b.TempDir(), "tc.batch")
+			os.WriteFile(file, []byte(batch.String()), 0o644)
+			for _, c := range []string{
+				"ip link add vxm type vxlan id 4243 remote 10.9.0.2 local 10.9.0.1 dstport 4790 nolearning",
+				"ip link set vxm up",
+				"tc -batch " + file,
+			} {
+				if out, err := l.Exec("host1", "sh", "-c", c); err != nil {
+					b.Fatalf("%s: %v\n%s", c, err, out)
+				}
+			}
+		}, off: func() {
+			l.Exec("host1", "tc", "qdisc", "del", "dev", "vm1p", "clsact")
+			l.Exec("host1", "ip", "link", "del", "vxm")
+		}},
 	}
 	for range b.N {
 		for i := range variants {
 			v := &variants[i]
 			v.on()
-			_, pps, copies := udpLoad(b, l, 64, 0, 3)
+			_, pps, copies, _ := udpLoad(b, l, 64, 0, 3)
 			v.off()
 			v.prod, v.cps = append(v.prod, pps), append(v.cps, copies)
 		}
