@@ -487,7 +487,10 @@ func TestMirrorSeed004(t *testing.T) {
 			decoded++
 		}
 	}
-	if decoded != fromVM {
+	// The capture on host 2 is a second tcpdump on a busy machine: it may
+	// miss a copy the collector got (which has its exact count above), so
+	// this asks that tshark decode the inner packets, not count them.
+	if decoded == 0 || decoded > fromVM || decoded < fromVM*9/10 {
 		t.Fatalf("tshark decoded %d VXLAN copies (VNI 4242) of VM 1's own packets, want %d", decoded, fromVM)
 	}
 	files := globAll(col.dir)
