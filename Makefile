@@ -2,7 +2,7 @@
 build:
 	go build -o overcast ./cmd/overcast
 test:
-	go test -count=1 -timeout 20m ./...
+	go test -p 1 -count=1 -timeout 20m ./...
 demo:
 	go run ./cmd/overcast demo
 fuzz:
