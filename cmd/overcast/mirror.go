@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"overcast/internal/api"
 	"overcast/internal/config"
@@ -168,6 +167,5 @@ func runCollect(args []string) error {
 	for _, s := range st.Sessions {
 		fmt.Printf("  VNI %d: %d packets, %d bytes, injected %d (errors %d) %s\n", s.VNI, s.Packets, s.Bytes, s.Injected, s.InjectErr, s.File)
 	}
-	_ = time.Second
 	return nil
 }
