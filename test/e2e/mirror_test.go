@@ -372,6 +372,19 @@ func startPy(t *testing.T, l *lab.Lab, node, script string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
+// startTCPSink starts tcpSink on a node and waits until it listens.
+func startTCPSink(t *testing.T, l *lab.Lab, node string) {
+	t.Helper()
+	startPy(t, l, node, tcpSink)
+	eventually(t, 10*time.Second, "TCP sink listening on 5001", func() string {
+		out, _ := l.Exec(node, "ss", "-Hltn", "sport = :5001")
+		if !strings.Contains(out, "5001") {
+			return "not yet"
+		}
+		return ""
+	})
+}
+
 func vm1Traffic(t *testing.T, l *lab.Lab, tag string) {
 	t.Helper()
 	if out, err := l.Exec("vm1", "python3", "-c", trafficScript, tag); err != nil {
@@ -415,7 +428,7 @@ func flowRow(v api.MirrorView, name string) api.MirrorFlowRow {
 // pcapng files cleanly.
 func TestMirrorSeed004(t *testing.T) {
 	l := startLab(t, seed004)
-	startPy(t, l, "th", tcpSink)
+	startTCPSink(t, l, "th")
 	netdevCount(t, l, "host3", "eth0", "vx", "udp dport 4789")
 	netdevCount(t, l, "host3", "eth0", "all", "meta length > 0")
 	netdevCount(t, l, "mon", "eth0", "inj", "ip saddr 10.0.1.10")
@@ -509,6 +522,7 @@ func TestMirrorSeed004(t *testing.T) {
 	// the collector down for a while and restarted.
 	time.Sleep(61 * time.Second)
 	vm1Traffic(t, l, "collector down")
+	time.Sleep(time.Second) // the last round's TCP teardown is over before the new windows open
 	col2 := startCollector(t, l, "host2", "--vni", "4242")
 	truth = startCapture(t, l, "host1", "vm1p", "")
 	vm1Traffic(t, l, "after 60s")
@@ -549,6 +563,7 @@ func writePcap(t *testing.T, file string, frames [][]byte) {
 // on host 2, and returns what crossed the port and what came for a VNI.
 func mirrorRound(t *testing.T, l *lab.Lab, vni uint32, load func()) (truth, copies [][]byte) {
 	t.Helper()
+	time.Sleep(time.Second) // quiet: nothing of an earlier round in flight between the two windows
 	col := startCollector(t, l, "host2", "--vni", fmt.Sprint(vni))
 	cp := startCapture(t, l, "host1", "vm1p", "")
 	load()
@@ -565,7 +580,7 @@ func mirrorRound(t *testing.T, l *lab.Lab, vni uint32, load func()) (truth, copi
 // the reason and the running flows go on.
 func TestMirrorRules(t *testing.T) {
 	l := startLab(t, seed004)
-	startPy(t, l, "th", tcpSink)
+	startTCPSink(t, l, "th")
 	mirrorCLI(t, l, "host1", "service", "add", "cls", "--to", "vxlan://10.9.0.2", "--vni", "100")
 	load := func() { vm1Traffic(t, l, "rules") }
 
@@ -781,7 +796,7 @@ links: []
 // cleanly, it removes that device too.
 func TestMirrorRestart(t *testing.T) {
 	l := startLab(t, seed004)
-	startPy(t, l, "th", tcpSink)
+	startTCPSink(t, l, "th")
 	if err := l.Signal("host1", syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -844,4 +859,44 @@ for vni in (4242, 1, 0):
 	if n := counted(t, l, "host3", "reply"); n != 1 {
 		t.Fatalf("%d echo replies counted for one plain ping", n)
 	}
+}
+
+// TestMirrorRateLimit: a service limited to 200 copies/s under a burst
+// of 3,000 packets in about a second: the copies keep to the rate (plus
+// its 0.1 s burst), the rest are counted as rate-dropped, and every
+// production packet still arrives.
+func TestMirrorRateLimit(t *testing.T) {
+	l := startLab(t, seed004)
+	countRule(t, l, "th", "udp", "udp dport 7000")
+	mirrorCLI(t, l, "host1", "service", "add", "slow", "--to", "vxlan://10.9.0.2", "--vni", "300", "--rate", "200pps")
+	mirrorCLI(t, l, "host1", "flow", "add", "--service", "slow", "--port", "vm1p", "--direction", "in", "--name", "slow", "--rule", "accept proto udp dport 7000")
+	col := startCollector(t, l, "host2", "--vni", "300")
+	start := time.Now()
+	py := `
+import socket, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    u.sendto(b"r", ("198.51.100.8", 7000))
+    if i % 100 == 99:
+        time.sleep(0.03)
+`
+	if out, err := l.Exec("vm1", "python3", "-c", py); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	elapsed := time.Since(start).Seconds()
+	time.Sleep(300 * time.Millisecond)
+	st := col.stop(t)
+	f := flowRow(mirrorView(t, l, "host1"), "slow")
+	got := uint64(0)
+	if len(st.Sessions) == 1 {
+		got = st.Sessions[0].Packets
+	}
+	limit := uint64(200*elapsed + 20 + 2) // the rate over the run, its 0.1 s burst, a copy per CPU of slack
+	if got < uint64(0.6*200*elapsed) || got > limit || f.Counters.Mirrored != got || f.Counters.Mirrored+f.Counters.RateDropped != 3000 {
+		t.Fatalf("%.2f s at 200 copies/s: collector %d (want %d..%d), show mirror %+v; want mirrored + rate-dropped = 3000", elapsed, got, uint64(0.6*200*elapsed), limit, f.Counters)
+	}
+	if n := counted(t, l, "th", "udp"); n != 3000 {
+		t.Fatalf("the test host got %d of 3000 packets: the rate limit touched production traffic", n)
+	}
+	t.Logf("%.2f s: %d copies (limit %d), %d rate-dropped; production 3000 of 3000", elapsed, got, limit, f.Counters.RateDropped)
 }
