@@ -212,3 +212,16 @@ func kernelVIFOut(t *testing.T, l *lab.Lab, node, ifname string) int {
 	t.Fatalf("no vif %s in %s", ifname, out)
 	return 0
 }
+
+// startOfStreamLoss says whether a stream's only losses are a few of its
+// first packets: at most 5, all among the first 30. A new (S,G)'s first
+// packets that reach a router in a burst before its route is installed
+// overflow the kernel's queue of 4 unresolved packets per (S,G) (seen at
+// the last hop behind an RP that flushed its own queue; issue 15's
+// start-up work). Tests that tolerate it log it; any other loss fails.
+func startOfStreamLoss(s *mcast.Stream) bool {
+	if s == nil || s.Lost == 0 || s.Lost > 5 || len(s.MissingSample) != int(s.Lost) {
+		return false
+	}
+	return s.MissingSample[len(s.MissingSample)-1] < 30
+}
