@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"overcast/internal/mirror"
 )
 
 // MirrorView is show mirror: the tap services and flows with counters.
@@ -12,17 +14,10 @@ type MirrorView struct {
 	Flows    []MirrorFlowRow    `json:"flows"`
 }
 
-// MirrorCounters are packets and bytes a flow (or a service's flows) mirrored,
-// and what it did not: skipped by rule, dropped by the rate limit, copies
-// truncated, copies the kernel could not send.
-type MirrorCounters struct {
-	Mirrored    uint64 `json:"mirrored"`
-	Bytes       uint64 `json:"bytes"`
-	Skipped     uint64 `json:"skipped"`
-	RateDropped uint64 `json:"rate_dropped"`
-	Truncated   uint64 `json:"truncated"`
-	SendErrors  uint64 `json:"send_errors"`
-}
+// MirrorCounters are a flow's (or a service's flows') counts: mirrored
+// packets and bytes, skipped by rule, dropped by the rate limit,
+// truncated, and copies the kernel could not send.
+type MirrorCounters = mirror.Counters
 
 // MirrorServiceRow is one tap service.
 type MirrorServiceRow struct {

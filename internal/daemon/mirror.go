@@ -64,10 +64,6 @@ func (c *mirrorComp) apply(s mirror.Set) error {
 	return c.dp.Apply(s)
 }
 
-func (c *mirrorComp) merged(file, run mirror.Set) (mirror.Set, error) {
-	return file.Merge(run)
-}
-
 func (c *mirrorComp) name() string                    { return "mirror" }
 func (c *mirrorComp) ifaceUp(*iface, time.Time) error { return nil }
 func (c *mirrorComp) ifaceDown(*iface, time.Time)     {}
@@ -88,7 +84,7 @@ func fileSet(cfg *config.Config) mirror.Set {
 }
 
 func (c *mirrorComp) checkReload(next *config.Config) error {
-	s, err := c.merged(fileSet(next), c.api)
+	s, err := fileSet(next).Merge(c.api)
 	if err == nil && (len(s.Services) > 0 || c.dp != nil) {
 		if err = c.open(); err == nil {
 			err = c.dp.Check(s)
@@ -102,7 +98,7 @@ func (c *mirrorComp) checkReload(next *config.Config) error {
 
 func (c *mirrorComp) reload(next *config.Config, _ time.Time) {
 	file := fileSet(next)
-	s, err := c.merged(file, c.api)
+	s, err := file.Merge(c.api)
 	if err == nil {
 		err = c.apply(s)
 	}
@@ -116,7 +112,7 @@ func (c *mirrorComp) reload(next *config.Config, _ time.Time) {
 // change applies the file's set with a new run-time set, or leaves
 // everything as it was.
 func (c *mirrorComp) change(run mirror.Set) error {
-	s, err := c.merged(c.file, run)
+	s, err := c.file.Merge(run)
 	if err == nil {
 		err = c.apply(s)
 	}
@@ -128,7 +124,7 @@ func (c *mirrorComp) change(run mirror.Set) error {
 }
 
 func (c *mirrorComp) answer(kind, name, action string) api.MirrorChange {
-	s, _ := c.merged(c.file, c.api)
+	s, _ := c.file.Merge(c.api)
 	return api.MirrorChange{Kind: kind, Name: name, Action: action, Services: len(s.Services), Flows: len(s.Flows)}
 }
 
@@ -238,7 +234,7 @@ func (c *mirrorComp) view() api.MirrorView {
 	for _, set := range []mirror.Set{c.file, c.api} {
 		for _, f := range set.Flows {
 			fs := st[f.Name]
-			cn := api.MirrorCounters(fs.Counters)
+			cn := fs.Counters
 			state := "attached"
 			if !fs.Attached {
 				state = fs.Detail
@@ -255,12 +251,7 @@ func (c *mirrorComp) view() api.MirrorView {
 				Rules: rules, Origin: origin(inFile), State: state, Note: fs.Note, Counters: cn})
 			if s := sums[f.Service]; s != nil {
 				s.Flows++
-				s.Counters.Mirrored += cn.Mirrored
-				s.Counters.Bytes += cn.Bytes
-				s.Counters.Skipped += cn.Skipped
-				s.Counters.RateDropped += cn.RateDropped
-				s.Counters.Truncated += cn.Truncated
-				s.Counters.SendErrors += cn.SendErrors
+				s.Counters.Add(cn)
 			}
 		}
 	}

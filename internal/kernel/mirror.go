@@ -44,9 +44,8 @@ type Mirror struct {
 }
 
 type mirrorSvc struct {
-	spec   mirror.Service
-	index  uint16
-	device string // its delivery device
+	spec  mirror.Service
+	index uint16
 }
 
 type mirrorDev struct {
@@ -115,7 +114,6 @@ func deviceFor(s mirror.Service) string {
 // plan is what Apply will do, prepared (and checked) without touching
 // what runs: programs loaded, indices chosen.
 type plan struct {
-	set     mirror.Set
 	index   map[string]uint16
 	newDevs []string // VXLAN devices to make
 	progs   map[string]*ebpf.Program
@@ -138,7 +136,7 @@ func (m *Mirror) prepare(s mirror.Set) (*plan, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
-	p := &plan{set: s, index: map[string]uint16{}, progs: map[string]*ebpf.Program{}, ctrs: map[string]*ebpf.Map{}, keys: map[string]string{}, ifindex: map[string]int{}, notes: map[string]string{}}
+	p := &plan{index: map[string]uint16{}, progs: map[string]*ebpf.Program{}, ctrs: map[string]*ebpf.Map{}, keys: map[string]string{}, ifindex: map[string]int{}, notes: map[string]string{}}
 	underlayMTU := map[string]int{}
 	used := map[uint16]bool{}
 	for _, x := range s.Services {
@@ -342,7 +340,7 @@ func (m *Mirror) Apply(s mirror.Set) error {
 			return fmt.Errorf("service %s: %v", x.Name, err)
 		}
 		m.rate.Put(idx, uint64(0))
-		m.svcs[x.Name] = &mirrorSvc{spec: x, index: p.index[x.Name], device: deviceFor(x)}
+		m.svcs[x.Name] = &mirrorSvc{spec: x, index: p.index[x.Name]}
 	}
 	for _, f := range s.Flows {
 		prog := p.progs[f.Name]

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -365,6 +364,3 @@ func (c *Counters) Add(o Counters) {
 	c.Truncated += o.Truncated
 	c.SendErrors += o.SendErrors
 }
-
-// ErrUnknown is returned for a name not in the set.
-var ErrUnknown = errors.New("not found")
