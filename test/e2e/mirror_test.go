@@ -139,6 +139,7 @@ func (c *collector) frames(t *testing.T, vni uint32) [][]byte {
 	return out
 }
 
+// readPcap reads a pcap or (ng) pcapng file's frames.
 func readPcap(t *testing.T, file string, ng bool) [][]byte {
 	t.Helper()
 	f, err := os.Open(file)
@@ -146,37 +147,27 @@ func readPcap(t *testing.T, file string, ng bool) [][]byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out [][]byte
-	if ng {
-		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		for {
-			b, _, err := r.ReadPacketData()
-			if err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			out = append(out, append([]byte(nil), b...))
-		}
-		return out
+	var r interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
-	r, err := pcapgo.NewReader(f)
+	if ng {
+		r, err = pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	} else {
+		r, err = pcapgo.NewReader(f)
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
+	var out [][]byte
 	for {
 		b, _, err := r.ReadPacketData()
 		if err == io.EOF {
-			break
+			return out
 		} else if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
 		out = append(out, append([]byte(nil), b...))
 	}
-	return out
 }
 
 // capture is tcpdump writing a pcap in a node: the ground truth of what
@@ -311,22 +302,12 @@ func total(m map[string]int) int {
 // drops a flooded frame), frames matching an nft expression.
 func netdevCount(t *testing.T, l *lab.Lab, node, dev, name, expr string) {
 	t.Helper()
-	rules := fmt.Sprintf("table netdev nd_%s {\n counter n {}\n chain in {\n  type filter hook ingress device %s priority -500; policy accept;\n  %s counter name \"n\"\n }\n}\n", name, dev, expr)
-	if out, err := l.Exec(node, "sh", "-c", "nft -f - <<'EOF'\n"+rules+"EOF"); err != nil {
-		t.Fatalf("nft: %v\n%s", err, out)
-	}
+	nftApply(t, l, node, fmt.Sprintf("table netdev nd_%s {\n counter n {}\n chain in {\n  type filter hook ingress device %s priority -500; policy accept;\n  %s counter name \"n\"\n }\n}", name, dev, expr))
 }
 
 func netdevCounted(t *testing.T, l *lab.Lab, node, name string) int {
 	t.Helper()
-	out, err := l.Exec(node, "nft", "list", "counter", "netdev", "nd_"+name, "n")
-	if err != nil {
-		t.Fatalf("nft list counter: %v\n%s", err, out)
-	}
-	i := strings.Index(out, "packets ")
-	var n int
-	fmt.Sscan(out[i+len("packets "):], &n)
-	return n
+	return nftNamedCounter(t, l, node, "netdev", "nd_"+name)
 }
 
 // trafficScript is VM 1's mixed load: UDP to several ports of the test

@@ -213,7 +213,13 @@ func countRule(t *testing.T, l *lab.Lab, node, name, expr string) {
 
 func counted(t *testing.T, l *lab.Lab, node, name string) int {
 	t.Helper()
-	out, err := l.Exec(node, "nft", "list", "counter", "inet", "cnt_"+name, "n")
+	return nftNamedCounter(t, l, node, "inet", "cnt_"+name)
+}
+
+// nftNamedCounter reads the packets of the named counter "n" in an nft table.
+func nftNamedCounter(t *testing.T, l *lab.Lab, node, family, table string) int {
+	t.Helper()
+	out, err := l.Exec(node, "nft", "list", "counter", family, table, "n")
 	if err != nil {
 		t.Fatalf("nft list counter: %v\n%s", err, out)
 	}
