@@ -60,6 +60,21 @@ type PIM struct {
 	JoinPruneInterval time.Duration `yaml:"join-prune-interval"` // default 60s
 	SPTSwitchGuard    time.Duration `yaml:"spt-switch-guard"`    // last resort for the SPT switch; default 20ms (the daemon switches when counters show it safe)
 	AnycastRP         []AnycastRP   `yaml:"anycast-rp"`          // RFC 4610 anycast RP sets
+	// The register filter: Registers only from these senders (DRs) and
+	// for these inner sources; unset, any.
+	RegisterFrom    []string `yaml:"register-from"`
+	RegisterSources []string `yaml:"register-sources"`
+	// RegisterRate is Registers per second per sender (default 5000; -1 no limit).
+	RegisterRate int       `yaml:"register-rate"`
+	Limits       PIMLimits `yaml:"limits"`
+}
+
+// PIMLimits bound PIM state; 0 is the default, -1 no limit.
+type PIMLimits struct {
+	Routes          int `yaml:"routes"`           // (S,G) and (*,G) state in all; 100000
+	InterfaceRoutes int `yaml:"interface-routes"` // state made by joins on one interface; 50000
+	RegisterSources int `yaml:"register-sources"` // (S,G) made by Registers at this RP; 20000
+	Neighbors       int `yaml:"neighbors"`        // per interface; 128
 }
 
 // AnycastRP is an RFC 4610 anycast RP set: the RPs sharing Address, by
@@ -193,6 +208,8 @@ type IfPIM struct {
 	Enabled       bool
 	DRPriority    uint32        `yaml:"dr-priority"`
 	HelloInterval time.Duration `yaml:"hello-interval"`
+	// NeighborFilter lists the only addresses accepted as neighbours.
+	NeighborFilter []string `yaml:"neighbor-filter"`
 }
 
 // UnmarshalYAML accepts `pim: true|false` or `pim: {dr-priority: N, hello-interval: D}`.
@@ -201,16 +218,17 @@ func (p *IfPIM) UnmarshalYAML(n *yaml.Node) error {
 		return n.Decode(&p.Enabled)
 	}
 	type plain struct {
-		Enabled       *bool         `yaml:"enabled"`
-		DRPriority    uint32        `yaml:"dr-priority"`
-		HelloInterval time.Duration `yaml:"hello-interval"`
+		Enabled        *bool         `yaml:"enabled"`
+		DRPriority     uint32        `yaml:"dr-priority"`
+		HelloInterval  time.Duration `yaml:"hello-interval"`
+		NeighborFilter []string      `yaml:"neighbor-filter"`
 	}
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			switch k := n.Content[i]; k.Value {
-			case "enabled", "dr-priority", "hello-interval":
+			case "enabled", "dr-priority", "hello-interval", "neighbor-filter":
 			default:
-				return fmt.Errorf("line %d: field %s not found in interface pim settings", k.Line, k.Value)
+				return fmt.Errorf("line %d: field %s not found in interface pim settings (valid: enabled, dr-priority, hello-interval, neighbor-filter)", k.Line, k.Value)
 			}
 		}
 	}
@@ -219,7 +237,7 @@ func (p *IfPIM) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	p.Enabled = v.Enabled == nil || *v.Enabled
-	p.DRPriority, p.HelloInterval = v.DRPriority, v.HelloInterval
+	p.DRPriority, p.HelloInterval, p.NeighborFilter = v.DRPriority, v.HelloInterval, v.NeighborFilter
 	return nil
 }
 
@@ -384,6 +402,11 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 		if ifc.PIM.HelloInterval != 0 && (ifc.PIM.HelloInterval < time.Second || ifc.PIM.HelloInterval > 18000*time.Second) {
 			return bad(at("interfaces", i, "pim", "hello-interval"), "hello-interval %v: want 1s..5h", ifc.PIM.HelloInterval)
 		}
+		for j, f := range ifc.PIM.NeighborFilter {
+			if _, err := UnicastPrefix(f); err != nil {
+				return bad(at("interfaces", i, "pim", "neighbor-filter", j), "neighbor-filter %q: %v", f, err)
+			}
+		}
 	}
 	p := c.PIM
 	if p == nil {
@@ -461,7 +484,46 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 	if p.SPTSwitchGuard < 0 || p.SPTSwitchGuard > time.Second {
 		return bad(at("pim", "spt-switch-guard"), "spt-switch-guard %v: want 0..1s", p.SPTSwitchGuard)
 	}
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"register-from", p.RegisterFrom}, {"register-sources", p.RegisterSources}} {
+		for j, f := range l.list {
+			if _, err := UnicastPrefix(f); err != nil {
+				return bad(at("pim", l.key, j), "%s %q: %v", l.key, f, err)
+			}
+		}
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"register-rate", p.RegisterRate}, {"limits.routes", p.Limits.Routes}, {"limits.interface-routes", p.Limits.InterfaceRoutes},
+		{"limits.register-sources", p.Limits.RegisterSources}, {"limits.neighbors", p.Limits.Neighbors}} {
+		if l.v < -1 {
+			line := at("pim", l.key)
+			if k, ok := strings.CutPrefix(l.key, "limits."); ok {
+				line = at("pim", "limits", k)
+			}
+			return bad(line, "%s %d: want a positive number, 0 for the default or -1 for no limit", l.key, l.v)
+		}
+	}
 	return nil
+}
+
+// UnicastPrefix parses an IPv4 unicast prefix ("10.0.0.0/8") or address
+// (a /32) for a filter.
+func UnicastPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if !a.Is4() || a.IsMulticast() {
+			return netip.Prefix{}, fmt.Errorf("not an IPv4 unicast address or prefix (write 10.0.0.0/8 or 10.0.0.1)")
+		}
+		return netip.PrefixFrom(a, 32), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Addr().IsMulticast() {
+		return netip.Prefix{}, fmt.Errorf("not an IPv4 unicast address or prefix (write 10.0.0.0/8 or 10.0.0.1)")
+	}
+	return p.Masked(), nil
 }
 
 // BuiltinPolicies are the SA filter names every config may use without

@@ -115,11 +115,12 @@ type viewFunc func(now time.Time, arg string) (any, error)
 
 // iface is one interface Overcast runs on.
 type iface struct {
-	name    string
-	ifindex int
-	addr    netip.Addr
-	order   int // when it was added: views list interfaces in this order
-	cfg     config.Interface
+	name     string
+	ifindex  int
+	addr     netip.Addr
+	prefixes []netip.Prefix // the link's IPv4 subnets (PIM admits Hellos from these)
+	order    int            // when it was added: views list interfaces in this order
+	cfg      config.Interface
 }
 
 // flow is an (S,G) the data plane has seen (or PIM has state for):
@@ -360,7 +361,7 @@ func (d *Daemon) addInterface(ic config.Interface, now time.Time) error {
 		return err
 	}
 	d.added++
-	x := &iface{name: ic.Name, ifindex: l.Index, addr: l.Addr, cfg: ic, order: d.added}
+	x := &iface{name: ic.Name, ifindex: l.Index, addr: l.Addr, prefixes: l.Prefixes, cfg: ic, order: d.added}
 	d.ifs[ic.Name] = x
 	for _, c := range d.components() {
 		if err := c.ifaceUp(x, now); err != nil {

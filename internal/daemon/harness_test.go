@@ -86,7 +86,7 @@ func newHarnessWith(t testing.TB, yaml string, hook func(h *harness, env *Env)) 
 		rt: &table{routes: map[netip.Prefix]pim.RPF{}}}
 	for i := range 10 {
 		name := fmt.Sprintf("eth%d", i)
-		h.ln.ifs[name] = dataplane.Link{Index: i + 2, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i), 1}), Multicast: true}
+		h.ln.ifs[name] = dataplane.Link{Index: i + 2, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i), 1}), Prefixes: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i), 0}), 24)}, Multicast: true}
 		h.rt.routes[netip.MustParsePrefix(fmt.Sprintf("10.0.%d.0/24", i))] = pim.RPF{Iface: name, Protocol: "connected"}
 	}
 	h.path = filepath.Join(t.TempDir(), "overcast.yaml")

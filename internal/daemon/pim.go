@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -68,6 +69,16 @@ func pimRouterConfig(c *config.Config) (pim.Config, error) {
 		// The longest matching range decides.
 		slices.SortStableFunc(rules, func(a, b rule) int { return b.p.Bits() - a.p.Bits() })
 		pc.JoinPruneInterval = p.JoinPruneInterval
+		for _, f := range p.RegisterFrom {
+			pf, _ := config.UnicastPrefix(f)
+			pc.RegisterFrom = append(pc.RegisterFrom, pf)
+		}
+		for _, f := range p.RegisterSources {
+			pf, _ := config.UnicastPrefix(f)
+			pc.RegisterSources = append(pc.RegisterSources, pf)
+		}
+		pc.Limits = pim.Limits{Entries: p.Limits.Routes, InterfaceEntries: p.Limits.InterfaceRoutes,
+			RegisterSources: p.Limits.RegisterSources, Neighbors: p.Limits.Neighbors, RegisterRate: p.RegisterRate}
 		pc.SPTSwitchGuard = p.SPTSwitchGuard
 		if c.MSDP != nil && len(c.MSDP.Peers) > 0 {
 			pc.RegisterStopHold = msdpRegisterHold
@@ -146,6 +157,13 @@ const liveSwitchGuard = 20 * time.Millisecond
 
 func (p *pimComp) ifConfig(ic config.Interface) pim.IfConfig {
 	c := pim.IfConfig{HelloPeriod: ic.PIM.HelloInterval, DRPriority: ic.PIM.DRPriority}
+	if x := p.d.ifs[ic.Name]; x != nil {
+		c.Subnets = x.prefixes
+	}
+	for _, f := range ic.PIM.NeighborFilter {
+		pf, _ := config.UnicastPrefix(f)
+		c.NeighborFilter = append(c.NeighborFilter, pf)
+	}
 	if p.d.env.TunePIMIf != nil {
 		p.d.env.TunePIMIf(ic.Name, &c)
 	}
@@ -603,7 +621,7 @@ func (p *pimComp) reload(next *config.Config, now time.Time) {
 				p.d.log.Error("reload: pim on interface", "interface", ic.Name, "err", err)
 			}
 			p.d.log.Info("pim interface mode changed", "interface", ic.Name, "active", is)
-		case p.ifConfig(x.cfg) != p.ifConfig(ic):
+		case !reflect.DeepEqual(p.ifConfig(x.cfg), p.ifConfig(ic)):
 			p.apply(now, p.r.ReconfigureInterface(now, ic.Name, p.ifConfig(ic)))
 			p.d.log.Info("pim interface settings changed", "interface", ic.Name, "dr_priority", ic.PIM.DRPriority, "hello_interval", ic.PIM.HelloInterval)
 		}

@@ -163,8 +163,9 @@ var ErrNoIPv4 = errors.New("no IPv4 address")
 // Link is what the daemon needs to know about a network interface.
 type Link struct {
 	Index     int
-	Addr      netip.Addr // primary IPv4 address (the source of queries and hellos)
-	Multicast bool       // the MULTICAST flag
+	Addr      netip.Addr     // primary IPv4 address (the source of queries and hellos)
+	Prefixes  []netip.Prefix // every IPv4 subnet on the link (masked)
+	Multicast bool           // the MULTICAST flag
 }
 
 // Links looks interfaces up on the host.

@@ -361,10 +361,17 @@ func (h *Host) Link(name string) (dataplane.Link, error) {
 	for _, a := range addrs {
 		if pn, ok := a.(*net.IPNet); ok {
 			if v4 := pn.IP.To4(); v4 != nil {
-				l.Addr, _ = netip.AddrFromSlice(v4)
-				return l, nil
+				ip, _ := netip.AddrFromSlice(v4)
+				if !l.Addr.IsValid() {
+					l.Addr = ip
+				}
+				ones, _ := pn.Mask.Size()
+				l.Prefixes = append(l.Prefixes, netip.PrefixFrom(ip, ones).Masked())
 			}
 		}
+	}
+	if l.Addr.IsValid() {
+		return l, nil
 	}
 	return l, fmt.Errorf("interface %s has %w: IGMP queries need one as their source", name, dataplane.ErrNoIPv4)
 }

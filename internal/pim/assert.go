@@ -138,6 +138,9 @@ func (r *Router) receiveAssert(now time.Time, iface string, src netip.Addr, m *w
 	cancel := their.infinite()
 	s := m.Source
 	if !m.RPT && s.IsValid() && !s.IsUnspecified() {
+		if !r.mayCreate(SG{S: s, G: g}, byData, iface) {
+			return
+		}
 		r.assertSG(now, iface, r.ensure(now, SG{S: s, G: g}), their, cancel)
 		return
 	}
@@ -152,6 +155,9 @@ func (r *Router) receiveAssert(now time.Time, iface string, src netip.Addr, m *w
 	star := r.entries[SG{G: g}]
 	if star == nil {
 		if !r.couldAssertStar(g, iface) && !(r.rpIface(g) == iface && r.rptJoinDesired(g, now)) {
+			return
+		}
+		if !r.mayCreate(SG{G: g}, byData, iface) {
 			return
 		}
 		star = r.ensure(now, SG{G: g})

@@ -13,6 +13,10 @@ import (
 // addressed to dst. Registers and register-stops arrive by unicast and
 // may come in on any interface.
 func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wire.Message) Result {
+	if why, ok := r.admit(now, iface, src, dst, m); !ok {
+		r.refuse(iface, why)
+		return Result{}
+	}
 	i := r.ifaces[iface]
 	groups := map[netip.Addr]bool{}
 	switch m := m.(type) {
@@ -91,14 +95,21 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 				if rp, ok := r.RP(g); !ok || rp != s.Addr {
 					continue // a (*,G) join for another RP: ignore (4.5.2)
 				}
+				if !r.mayCreate(SG{G: g}, byJoin, iface) {
+					continue
+				}
 				starJoined = true
-				r.downJoin(r.ensure(now, SG{G: g}), iface, now, hold)
+				r.downJoin(r.ensureBy(now, SG{G: g}, byJoin, iface), iface, now, hold)
 			case s.RPT:
 				if e := r.entries[SG{S: s.Addr, G: g}]; e != nil {
 					e.rptDown.del(iface) // Join(S,G,rpt): NoInfo
 				}
 			default:
-				r.downJoin(r.ensure(now, SG{S: s.Addr, G: g}), iface, now, hold)
+				k := SG{S: s.Addr, G: g}
+				if !ValidInner(k.S, k.G) || !r.mayCreate(k, byJoin, iface) {
+					continue
+				}
+				r.downJoin(r.ensureBy(now, k, byJoin, iface), iface, now, hold)
 			}
 		}
 		for _, s := range gs.Prunes {
@@ -109,7 +120,11 @@ func (r *Router) receiveJoinPrune(now time.Time, iface string, m *wire.JoinPrune
 				}
 			case s.RPT:
 				prunedRPT[s.Addr] = true
-				e := r.ensure(now, SG{S: s.Addr, G: g})
+				k := SG{S: s.Addr, G: g}
+				if !ValidInner(k.S, k.G) || !r.mayCreate(k, byJoin, iface) {
+					continue
+				}
+				e := r.ensureBy(now, k, byJoin, iface)
 				d := e.rptDown.add(iface, now)
 				d.expiry = maxTime(d.expiry, now.Add(hold))
 				if d.state != Pruned {
@@ -234,7 +249,9 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		return
 	}
 	stop := func() {
-		r.res.Sends = append(r.res.Sends, Send{Dst: src, Msg: &wire.RegisterStop{Group: wire.GroupPrefix(g), Source: s}})
+		// From the address the Register came to (the RP address): the DR
+		// takes Register-Stops only from its RP.
+		r.res.Sends = append(r.res.Sends, Send{Dst: src, Src: dst, Msg: &wire.RegisterStop{Group: wire.GroupPrefix(g), Source: s}})
 	}
 	rp, ok := r.RP(g)
 	// A Register another anycast RP forwarded comes to this RP's own
@@ -246,7 +263,10 @@ func (r *Router) receiveRegister(now time.Time, src, dst netip.Addr, m *wire.Reg
 		return
 	}
 	k := SG{S: s, G: g}
-	e := r.ensure(now, k)
+	if !r.mayCreate(k, byRegister, "") {
+		return // counted; no Register-Stop either: the DR keeps trying, and gets through once state frees
+	}
+	e := r.ensureBy(now, k, byRegister, "")
 	r.forwardAnycast(rp, src, m)
 	if len(m.Packet) >= 6 && !m.Null {
 		g := e.registers()
@@ -359,6 +379,9 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 		return Result{}
 	}
 	k := SG{S: s, G: g}
+	if !r.mayCreate(k, byData, iif) {
+		return Result{}
+	}
 	e := r.ensure(now, k)
 	if t := r.sptThreshold(g); !t.immediate() && !t.Never && (e.traffic == nil || e.traffic.at.IsZero()) {
 		e.measure().at = now // keep the flow while it is measured against the threshold (Traffic)
@@ -445,6 +468,9 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 func (r *Router) Traffic(now time.Time, s, g netip.Addr, packets, bytes uint64) {
 	t := r.sptThreshold(g)
 	if t.immediate() || t.Never || !g.IsMulticast() || linkLocal.Contains(g) {
+		return
+	}
+	if !r.mayCreate(SG{S: s, G: g}, byData, "") {
 		return
 	}
 	m := r.ensure(now, SG{S: s, G: g}).measure()

@@ -20,6 +20,9 @@ func (r *Router) SourceActive(now time.Time, s, g netip.Addr) (Result, bool) {
 	if len(r.immediateOlist(SG{G: g})) == 0 {
 		return Result{}, false
 	}
+	if !r.mayCreate(SG{S: s, G: g}, byData, "") {
+		return Result{}, false
+	}
 	e := r.ensure(now, SG{S: s, G: g})
 	if kat := now.Add(r.cfg.KeepalivePeriod); e.kat.Before(kat) {
 		e.kat = kat

@@ -68,7 +68,9 @@ func fuzzRouter(t *testing.T, raw []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRouter(Config{RPs: rps, CheckTimers: true, JoinPruneInterval: 5 * time.Second}, rt, func(d time.Duration) time.Duration { return d / 2 })
+	// Small limits, so that scripts reach them: state never grows past them.
+	lim := Limits{Entries: 12, InterfaceEntries: 6, RegisterSources: 3, Neighbors: 1, RegisterRate: 4}
+	r := NewRouter(Config{RPs: rps, CheckTimers: true, JoinPruneInterval: 5 * time.Second, Limits: lim}, rt, func(d time.Duration) time.Duration { return d / 2 })
 	r.AddLocalAddress(fzOurRP)
 	now := t0
 	check := func(res Result) {
@@ -82,6 +84,19 @@ func fuzzRouter(t *testing.T, raw []byte) {
 			}
 		}
 		r.NextDeadline() // panics (CheckTimers) if a timer would fire late
+		if len(r.entries) > lim.Entries {
+			t.Fatalf("%d entries, limit %d", len(r.entries), lim.Entries)
+		}
+		for o, n := range r.created {
+			if (o == registerOrigin && n > lim.RegisterSources) || (o != registerOrigin && n > lim.InterfaceEntries) {
+				t.Fatalf("%d entries made by %q, past its limit", n, o)
+			}
+		}
+		for name, i := range r.ifaces {
+			if len(i.neighbors) > lim.Neighbors {
+				t.Fatalf("%d neighbours on %s, limit %d", len(i.neighbors), name, lim.Neighbors)
+			}
+		}
 	}
 	for i, name := range fzIfaces {
 		check(r.AddInterface(now, name, IfConfig{TrackingSupport: i == 1}, fzAddrs[name], nil, uint32(i+1)))

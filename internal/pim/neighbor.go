@@ -22,6 +22,12 @@ type IfConfig struct {
 	PropagationDelay    time.Duration // 500 ms
 	OverrideInterval    time.Duration // 2500 ms
 	TrackingSupport     bool          // T bit: this router never suppresses joins
+	// Subnets are the interface's IPv4 prefixes: Hellos from outside them
+	// are refused (HelloOffSubnet). None known: any source.
+	Subnets []netip.Prefix
+	// NeighborFilter, when set, lists the only addresses accepted as
+	// neighbours on the interface (NeighborFiltered).
+	NeighborFilter []netip.Prefix
 }
 
 // WithDefaults fills unset fields with the RFC 7761 defaults.

@@ -85,6 +85,14 @@ type Config struct {
 	// receivers elsewhere (an MSDP peer's domain) may join meanwhile, and
 	// until their joins reach the source the Registers are the only path.
 	RegisterStopHold time.Duration
+	// RegisterFrom and RegisterSources are the register filter: when set,
+	// the RP takes Registers only from senders (DRs) in RegisterFrom and
+	// for inner sources in RegisterSources; the others are dropped and
+	// counted (RegisterFiltered).
+	RegisterFrom    []netip.Prefix
+	RegisterSources []netip.Prefix
+	// Limits bound the state peers can create (admit.go).
+	Limits Limits
 	// CheckTimers makes NextDeadline verify its cached answer against a
 	// scan of every timer and panic if a timer would fire late (tests and
 	// simulations; slow).
@@ -120,6 +128,7 @@ func (c Config) WithDefaults() Config {
 	if c.RPs == nil {
 		c.RPs, _ = NewRPSet(nil, []netip.Prefix{DefaultSSMRange})
 	}
+	c.Limits = c.Limits.WithDefaults()
 	return c
 }
 
@@ -206,6 +215,7 @@ func (s RegState) String() string { return [...]string{"NoInfo", "Join", "JoinPe
 type entry struct {
 	key     SG
 	created time.Time
+	origin  string // the interface whose join made it, registerOrigin, or "" (limits)
 	down    downs // joins received per interface
 	rptDown downs // (S,G,rpt) prunes received per interface
 
@@ -334,6 +344,10 @@ type Router struct {
 	nextOK  bool
 	dl      deadlines // per-group earliest timers (deadline.go)
 	deferJP bool      // keep join/prune entries until FlushJoinPrunes
+
+	drops   map[string]Drops // refusals per interface (admit.go)
+	created map[string]int   // entries made by joins per interface, and by Registers
+	regRate rateBuckets      // Registers per sender
 }
 
 type upKey struct {
@@ -491,11 +505,13 @@ func (r *Router) SetMembership(now time.Time, iface string, g netip.Addr, asm bo
 	if asm && r.cfg.RPs.IsSSM(g) {
 		r.res.Events = append(r.res.Events, IfEvent{Iface: iface, Event: Event{Kind: ASMJoinInSSMRange, Addr: g}})
 	}
-	if asm {
+	if asm && r.mayCreate(SG{G: g}, byData, iface) {
 		r.ensure(now, SG{G: g})
 	}
 	for _, s := range include {
-		r.ensure(now, SG{S: s, G: g})
+		if r.mayCreate(SG{S: s, G: g}, byData, iface) {
+			r.ensure(now, SG{S: s, G: g})
+		}
 	}
 	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
 	return r.flush()
@@ -581,6 +597,11 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 
 func (r *Router) forget(k SG) {
 	r.markDirty(k.G)
+	if e := r.entries[k]; e != nil && e.origin != "" {
+		if r.created[e.origin]--; r.created[e.origin] <= 0 {
+			delete(r.created, e.origin)
+		}
+	}
 	delete(r.entries, k)
 	ks := r.byGroup[k.G]
 	if i := slices.IndexFunc(ks, func(e *entry) bool { return e.key == k }); i >= 0 {

@@ -213,7 +213,7 @@ func (l nodeLinks) Link(name string) (dataplane.Link, error) {
 	if p == nil {
 		return dataplane.Link{}, fmt.Errorf("sim: %s has no interface %s", l.nd.Name, name)
 	}
-	return dataplane.Link{Index: slices.Index(l.nd.order, name) + 1, Addr: p.Addr, Multicast: true}, nil
+	return dataplane.Link{Index: slices.Index(l.nd.order, name) + 1, Addr: p.Addr, Prefixes: []netip.Prefix{p.LAN.Prefix.Masked()}, Multicast: true}, nil
 }
 
 func (l nodeLinks) LocalAddrs() []netip.Addr {
@@ -406,7 +406,11 @@ func (n *Net) send(nd *Node, s fake.Sent) {
 			n.Trace(nd, s.Iface, m, len(s.Pkt))
 		}
 		if s.Iface == "" {
-			n.inbox = append(n.inbox, delivery{from: nd, proto: dataplane.PIM, src: nd.sourceToward(s.Dst), dst: s.Dst, payload: s.Pkt})
+			src := nd.sourceToward(s.Dst)
+			if s.Src.IsValid() {
+				src = s.Src // SendFrom
+			}
+			n.inbox = append(n.inbox, delivery{from: nd, proto: dataplane.PIM, src: src, dst: s.Dst, payload: s.Pkt})
 			return
 		}
 		p := nd.Ports[s.Iface]

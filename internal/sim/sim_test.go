@@ -67,7 +67,7 @@ func newSeedLab(t testing.TB, cfg pim.Config) *seedLab {
 	l.src = n.AddHost(l.srcLAN)
 	l.rcv = n.AddHost(l.rcvLAN)
 	l.rcv2 = n.AddHost(l.r2LAN)
-	n.Run(time.Second) // hellos
+	n.Run(adjacency)
 	return l
 }
 
@@ -150,7 +150,7 @@ func TestLinkFailureReconverges(t *testing.T) {
 		t.Errorf("R3 input %q after R1-R3 failed, want r2r3", iif)
 	}
 	n.SetLAN(l.r1r3, true)
-	n.Run(time.Second)
+	n.Run(adjacency)
 	l.stream(t, 3, l.rcv)
 	if iif, _, _ := l.r3.R.Route(l.src, G); iif != "r1r3" {
 		t.Errorf("R3 input %q after R1-R3 came back, want r1r3", iif)
@@ -207,7 +207,7 @@ func TestLeavePrunesTheTree(t *testing.T) {
 	n.HostJoin(l.rcvLAN, l.rcv, G)
 	l.stream(t, 5, l.rcv)
 	n.HostLeave(l.rcvLAN, l.rcv, G)
-	n.Run(time.Second)
+	n.Run(adjacency)
 	// The SPT branch is pruned at once (the first hop's registers were
 	// already stopped once the RP received natively).
 	if _, oifs, _ := l.r1.R.Route(l.src, G); len(oifs) != 0 {
@@ -263,7 +263,7 @@ func TestHundredRouters(t *testing.T) {
 		n.Connect(nodes[r.IntN(N)], l.Name, l, pim.IfConfig{})
 		rcvs = append(rcvs, rcv{l, n.AddHost(l)})
 	}
-	n.Run(time.Second)
+	n.Run(adjacency)
 	for _, x := range rcvs {
 		n.HostJoin(x.l, x.h, G)
 	}
@@ -390,7 +390,7 @@ func newSharedUpstream(t *testing.T, seed uint64, ifc pim.IfConfig) *sharedUpstr
 	n.Connect(l.d1, "l1", l.l1, ifc)
 	n.Connect(l.d2, "l2", l.l2, ifc)
 	l.src, l.h1, l.h2 = n.AddHost(l.srcLAN), n.AddHost(l.l1), n.AddHost(l.l2)
-	n.Run(time.Second)
+	n.Run(adjacency)
 	n.HostJoin(l.l1, l.h1, G)
 	n.HostJoin(l.l2, l.h2, G)
 	return l
@@ -481,7 +481,7 @@ func newAssertLab(t *testing.T, rp string) *assertLab {
 	l.src = n.AddHost(l.srcLAN)
 	l.rcvC = n.AddHost(l.lanC)
 	l.rcvD = n.AddHost(l.lanD)
-	n.Run(time.Second)
+	n.Run(adjacency)
 	return l
 }
 
@@ -704,7 +704,7 @@ func TestJoinCrossesThreeDaemons(t *testing.T) {
 	n.Connect(c, "bc", bc, pim.IfConfig{})
 	n.Connect(c, "rcv", rcvLAN, pim.IfConfig{})
 	src, rcv := n.AddHost(srcLAN), n.AddHost(rcvLAN)
-	n.Run(time.Second)
+	n.Run(adjacency)
 	g := netip.MustParseAddr("232.5.5.5")
 	n.HostJoin(rcvLAN, rcv, g, src)
 	k := dataplane.SG{Source: src, Group: g}
@@ -731,3 +731,9 @@ func TestJoinCrossesThreeDaemons(t *testing.T) {
 		t.Errorf("%d upcalls: the routes were not all in place before the first packet", upcalls)
 	}
 }
+
+// adjacency is long enough for every router on a LAN to hear every other's
+// Hello: a router that joined the LAN after another missed its first Hello
+// and hears the triggered one within Triggered_Hello_Delay (5 s). Until
+// then it refuses that router's Join/Prunes and Asserts (not a neighbour).
+const adjacency = 6 * time.Second
