@@ -216,8 +216,8 @@ type entry struct {
 	key     SG
 	created time.Time
 	origin  string // the interface whose join made it, registerOrigin, or "" (limits)
-	down    downs // joins received per interface
-	rptDown downs // (S,G,rpt) prunes received per interface
+	down    downs  // joins received per interface
+	rptDown downs  // (S,G,rpt) prunes received per interface
 
 	// Upstream.
 	joined     bool       // upstream state Joined
