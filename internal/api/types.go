@@ -168,6 +168,28 @@ type PIMInterface struct {
 	// periodic joins when they hear another's (off only when every
 	// router, this one included, sets the T bit: RFC 7761 4.3.3).
 	JoinSuppression bool `json:"join_suppression"`
+	// Rejected counts the messages admission refused on the interface,
+	// by reason (every reason present, zero or not).
+	Rejected map[string]uint64 `json:"rejected"`
+}
+
+// PIMStatistics is `show pim statistics`: message counters, and what
+// admission refused, by reason, per interface ("(unicast)" for Registers
+// and Register-Stops that came on no PIM interface).
+type PIMStatistics struct {
+	RxPackets     uint64                `json:"rx_packets"`
+	TxPackets     uint64                `json:"tx_packets"`
+	Malformed     uint64                `json:"malformed"`
+	SendErrors    uint64                `json:"send_errors"`
+	RejectedTotal uint64                `json:"rejected_total"`
+	Rejected      map[string]uint64     `json:"rejected"`
+	Interfaces    []PIMInterfaceRejects `json:"interfaces"`
+}
+
+// PIMInterfaceRejects is one interface's refusals by reason.
+type PIMInterfaceRejects struct {
+	Name     string            `json:"name"`
+	Rejected map[string]uint64 `json:"rejected"`
 }
 
 // PIMRP is one row of `show pim rp`.
@@ -287,6 +309,7 @@ type PIMStats struct {
 	Malformed  uint64 `json:"malformed"`
 	SendErrors uint64 `json:"send_errors"`
 	ASMInSSM   uint64 `json:"asm_joins_in_ssm_range_ignored"`
+	Rejected   uint64 `json:"rejected"` // refused by admission, every reason (show pim statistics)
 }
 
 // MSDPPeer is one peer of `show msdp peer`.

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -40,6 +41,7 @@ const (
 	PathPIMRP          = "/v1/pim/rp"
 	PathPIMJoin        = "/v1/pim/join"
 	PathPIMAssert      = "/v1/pim/assert"
+	PathPIMStatistics  = "/v1/pim/statistics"
 	PathRPF            = "/v1/rpf"
 	PathMSDPPeer       = "/v1/msdp/peer"
 	PathMSDPSACache    = "/v1/msdp/sa-cache"
@@ -63,6 +65,7 @@ var Views = []View{
 	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", textPIMRPs),
 	view("pim join", []string{"ip pim join", "pim state"}, PathPIMJoin, "", textPIMJoins),
 	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", textPIMAsserts),
+	view("pim statistics", []string{"ip pim statistics", "pim traffic", "ip pim traffic"}, PathPIMStatistics, "", textPIMStatistics),
 	view("rpf", []string{"ip rpf"}, PathRPF, "ADDR", textRPF),
 	view("status", nil, PathStatus, "", textStatus),
 	view("msdp peer", []string{"msdp peers", "ip msdp peer", "msdp summary", "ip msdp summary"}, PathMSDPPeer, "", textMSDPPeers),
@@ -438,6 +441,28 @@ func textRPF(w0 io.Writer, what string, rows RPF) {
 		}
 		fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  RPF type:\t%s\n  Metric preference:\t%d\n  Metric:\t%d\n", rows.Address, rows.Iface,
 			dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], typ, rows.Preference, rows.Metric)
+	}
+}
+
+// textPIMStatistics prints the message counters and, per interface, what
+// admission refused by reason (only reasons that counted, and a total).
+func textPIMStatistics(w0 io.Writer, what string, st PIMStatistics) {
+	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "PIM messages received\t%d\nPIM messages sent\t%d\nmalformed (dropped)\t%d\nsend errors\t%d\nrefused (total)\t%d\n",
+		st.RxPackets, st.TxPackets, st.Malformed, st.SendErrors, st.RejectedTotal)
+	fmt.Fprintln(w, "\nInterface\tRefused\tReason")
+	for _, i := range st.Interfaces {
+		n := 0
+		for _, r := range slices.Sorted(maps.Keys(i.Rejected)) {
+			if c := i.Rejected[r]; c > 0 {
+				fmt.Fprintf(w, "%s\t%d\t%s\n", i.Name, c, r)
+				n++
+			}
+		}
+		if n == 0 {
+			fmt.Fprintf(w, "%s\t0\t-\n", i.Name)
+		}
 	}
 }
 

@@ -582,6 +582,9 @@ func counterPollInterval(routes int) time.Duration {
 // Tick runs once a second: reads counters, computes rates and expires
 // idle flows.
 func (d *Daemon) Tick(now time.Time) {
+	if d.pim != nil {
+		d.pim.logRefusals(now)
+	}
 	// A tick a little early still counts as a full interval.
 	if now.Sub(d.countersAt) < counterPollInterval(len(d.flows))-100*time.Millisecond {
 		if d.pim != nil {

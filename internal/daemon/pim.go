@@ -32,6 +32,32 @@ type pimComp struct {
 	rpSwitch map[dataplane.SG]rpSwitch
 
 	rxPackets, txPackets, malformed, sendErrors, asmInSSM uint64
+
+	loggedDrops pim.Drops // refusals as last logged (logRefusals)
+	loggedAt    time.Time
+}
+
+// refusalLogEvery is how often refusals are logged, at most: a flood of
+// spoofed messages costs one line per period, not one per message.
+const refusalLogEvery = 10 * time.Second
+
+// logRefusals logs what admission refused since the last time, by reason.
+func (p *pimComp) logRefusals(now time.Time) {
+	if now.Sub(p.loggedAt) < refusalLogEvery {
+		return
+	}
+	tot := p.r.TotalDrops()
+	if tot == p.loggedDrops {
+		return
+	}
+	args := []any{}
+	for _, r := range pim.Reasons() {
+		if n := tot[r] - p.loggedDrops[r]; n > 0 {
+			args = append(args, r.String(), n)
+		}
+	}
+	p.d.log.Warn("pim refused messages (see show pim statistics; limits and filters are under pim: in the config)", args...)
+	p.loggedDrops, p.loggedAt = tot, now
 }
 
 func (p *pimComp) name() string { return "pim" }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"overcast/internal/api"
+	"overcast/internal/pim"
 )
 
 func (p *pimComp) views(add func(string, viewFunc)) {
@@ -12,6 +13,27 @@ func (p *pimComp) views(add func(string, viewFunc)) {
 	add(api.PathPIMRP, p.rpView)
 	add(api.PathPIMJoin, p.joinView)
 	add(api.PathPIMAssert, p.assertView)
+	add(api.PathPIMStatistics, p.statisticsView)
+}
+
+// rejected is a refusal count by reason name, every reason present.
+func rejected(d pim.Drops) map[string]uint64 {
+	out := make(map[string]uint64, len(d))
+	for _, r := range pim.Reasons() {
+		out[r.String()] = d[r]
+	}
+	return out
+}
+
+func (p *pimComp) statisticsView(time.Time, string) (any, error) {
+	tot := p.r.TotalDrops()
+	st := api.PIMStatistics{RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed, SendErrors: p.sendErrors,
+		RejectedTotal: tot.Total(), Rejected: rejected(tot), Interfaces: []api.PIMInterfaceRejects{}}
+	for _, name := range p.r.InterfaceNames() {
+		st.Interfaces = append(st.Interfaces, api.PIMInterfaceRejects{Name: name, Rejected: rejected(p.r.Drops(name))})
+	}
+	st.Interfaces = append(st.Interfaces, api.PIMInterfaceRejects{Name: "(unicast)", Rejected: rejected(p.r.Drops(""))})
+	return st, nil
 }
 
 func (p *pimComp) neighborsView(now time.Time, _ string) (any, error) {
@@ -39,7 +61,7 @@ func (p *pimComp) interfacesView(now time.Time, _ string) (any, error) {
 			IAmDR: i.IsDR(), DRPriority: c.DRPriority, HelloPeriod: api.Duration(c.HelloPeriod), NextHello: until(i.NextHello(), now),
 			Holdtime: api.Duration(c.Holdtime), Neighbors: len(i.Neighbors()), GenerationID: i.GenerationID(),
 			PropagationDelay: api.Duration(i.EffectivePropagationDelay()), OverrideInterval: api.Duration(i.EffectiveOverrideInterval()),
-			JoinSuppression: i.SuppressionEnabled()})
+			JoinSuppression: i.SuppressionEnabled(), Rejected: rejected(p.r.Drops(name))})
 	}
 	return out, nil
 }

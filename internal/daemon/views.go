@@ -117,7 +117,7 @@ func (d *Daemon) statusView(now time.Time, _ string) (any, error) {
 	}
 	if p := d.pim; p != nil {
 		s.PIM = api.PIMStats{Enabled: true, RxPackets: p.rxPackets, TxPackets: p.txPackets, Malformed: p.malformed,
-			SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM}
+			SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM, Rejected: p.r.TotalDrops().Total()}
 	}
 	return s, nil
 }

@@ -58,7 +58,7 @@ func Reasons() []Reason {
 type Drops [numReasons]uint64
 
 // Total is the sum over reasons.
-func (d *Drops) Total() uint64 {
+func (d Drops) Total() uint64 {
 	var t uint64
 	for _, n := range d {
 		t += n
