@@ -109,7 +109,10 @@ func (c *Client) PIMInterfaces() ([]PIMInterface, error) {
 func (c *Client) PIMRPs() ([]PIMRP, error)         { return get[[]PIMRP](c, PathPIMRP) }
 func (c *Client) PIMAsserts() ([]PIMAssert, error) { return get[[]PIMAssert](c, PathPIMAssert) }
 func (c *Client) PIMJoins() ([]PIMJoin, error)     { return get[[]PIMJoin](c, PathPIMJoin) }
-func (c *Client) RPF(addr string) (RPF, error)     { return get[RPF](c, PathRPF+"/"+addr) }
+func (c *Client) PIMStatistics() (PIMStatistics, error) {
+	return get[PIMStatistics](c, PathPIMStatistics)
+}
+func (c *Client) RPF(addr string) (RPF, error) { return get[RPF](c, PathRPF+"/"+addr) }
 
 func (c *Client) MSDPPeers() ([]MSDPPeer, error) { return get[[]MSDPPeer](c, PathMSDPPeer) }
 func (c *Client) MSDPSACache() ([]MSDPSA, error) { return get[[]MSDPSA](c, PathMSDPSACache) }

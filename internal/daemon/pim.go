@@ -442,7 +442,12 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 		return
 	}
 	name := up.Iface
-	if (name != dataplane.RegisterName && d.ifs[name] == nil) || !up.Group.IsMulticast() || up.Group.IsLinkLocalMulticast() {
+	if (name != dataplane.RegisterName && d.ifs[name] == nil) || !pim.ValidInner(up.Source, up.Group) {
+		return // no flow from a martian source or to a link-local group
+	}
+	if name == dataplane.RegisterName && p.r.Config().RPs.IsSSM(up.Group) {
+		// The kernel decapsulates every Register itself; one for an SSM
+		// group (refused by PIM: no RP there) must not make a route.
 		return
 	}
 	kind := pim.DataNoCache
