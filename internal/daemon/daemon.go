@@ -148,6 +148,9 @@ type Daemon struct {
 	rib   *mrib.RIB
 	ifs   map[string]*iface
 	flows map[dataplane.SG]*flow
+	// byGroup indexes flows by group: a change to one group re-derives
+	// its flows without walking every flow (addFlow, forgetFlow).
+	byGroup map[netip.Addr]map[dataplane.SG]*flow
 	added int
 
 	igmp *igmpComp
@@ -157,8 +160,9 @@ type Daemon struct {
 	ovl  *overlayComp // nil when the overlay is off
 	mir  *mirrorComp  // always (its data path opens at the first tap service)
 
-	// Groups whose routes are re-derived at the end of the burst.
+	// Groups, and single flows, whose routes are re-derived at the end of the burst.
 	dirtyGroups map[netip.Addr]bool
+	dirtySGs    map[dataplane.SG]bool
 
 	start       time.Time
 	countersAt  time.Time
@@ -202,7 +206,7 @@ func newDaemon(path string, env Env, log *slog.Logger, level *slog.LevelVar) *Da
 		env.Rand32 = rand.Uint32
 	}
 	d := &Daemon{path: path, env: env, log: log, level: level,
-		ifs: map[string]*iface{}, flows: map[dataplane.SG]*flow{}, rib: mrib.New()}
+		ifs: map[string]*iface{}, flows: map[dataplane.SG]*flow{}, byGroup: map[netip.Addr]map[dataplane.SG]*flow{}, rib: mrib.New()}
 	d.loop.init()
 	return d
 }
@@ -427,7 +431,7 @@ func (d *Daemon) Upcall(now time.Time, up dataplane.Upcall) {
 		return
 	}
 	d.seeFlow(up.SG, up.Iface, now)
-	d.touch(up.Group)
+	d.touchSG(up.SG)
 	d.flushRoutes(now) // now: the kernel holds the flow's packets until then
 }
 
@@ -437,15 +441,31 @@ func (d *Daemon) seeFlow(k dataplane.SG, iif string, now time.Time) *flow {
 		f.lastActive = now
 		return f
 	}
-	f := &flow{key: k, iif: iif, created: now, lastActive: now}
-	d.flows[k] = f
+	f := d.addFlow(&flow{key: k, iif: iif, created: now, lastActive: now})
 	d.log.Debug("new flow", "sg", k, "iif", iif)
+	return f
+}
+
+// addFlow records a new flow.
+func (d *Daemon) addFlow(f *flow) *flow {
+	d.flows[f.key] = f
+	m := d.byGroup[f.key.Group]
+	if m == nil {
+		m = map[dataplane.SG]*flow{}
+		d.byGroup[f.key.Group] = m
+	}
+	m[f.key] = f
 	return f
 }
 
 // forgetFlow removes a flow, and what components keep about it.
 func (d *Daemon) forgetFlow(k dataplane.SG) {
 	delete(d.flows, k)
+	if m := d.byGroup[k.Group]; m != nil {
+		if delete(m, k); len(m) == 0 {
+			delete(d.byGroup, k.Group)
+		}
+	}
 	if d.pim != nil {
 		d.pim.forgetFlow(k)
 	}
@@ -660,23 +680,46 @@ func (d *Daemon) touch(g netip.Addr) {
 	d.dirtyGroups[g] = true
 }
 
+// touchSG marks one flow's route for re-derivation (an event about that
+// (S,G) alone: its first packet, its Register, its (S,G) join).
+func (d *Daemon) touchSG(k dataplane.SG) {
+	if d.ovl != nil {
+		d.ovl.membership(k.Group)
+	}
+	if d.dirtySGs == nil {
+		d.dirtySGs = map[dataplane.SG]bool{}
+	}
+	d.dirtySGs[k] = true
+}
+
 // flushRoutes re-derives the routes marked since the last flush. With
-// thousands of flows an IGMP report or a Join/Prune touches a few groups,
-// and only their flows are recomputed; the full pass (reconcile) is kept
-// for changes that can move any route (RPF, interfaces, reload, expiry).
+// thousands of flows an IGMP report or a Join/Prune touches a few groups
+// or flows, and only those are recomputed (through byGroup, never a walk
+// of every flow); the full pass (reconcile) is kept for changes that can
+// move any route (RPF, interfaces, reload, expiry).
 func (d *Daemon) flushRoutes(now time.Time) {
-	if len(d.dirtyGroups) == 0 {
+	if len(d.dirtyGroups) == 0 && len(d.dirtySGs) == 0 {
 		return
 	}
-	groups := d.dirtyGroups
-	d.dirtyGroups = nil
+	groups, sgs := d.dirtyGroups, d.dirtySGs
+	d.dirtyGroups, d.dirtySGs = nil, nil
 	if d.pim != nil {
 		for g := range groups {
 			d.pim.adoptFlows(now, d.pim.r.GroupFlows(g))
 		}
+		for k := range sgs {
+			if !groups[k.Group] {
+				d.pim.adoptFlows(now, []pim.SG{{S: k.Source, G: k.Group}})
+			}
+		}
 	}
-	for _, f := range d.flows {
-		if groups[f.key.Group] {
+	for g := range groups {
+		for _, f := range d.byGroup[g] {
+			d.derive(f, now)
+		}
+	}
+	for k := range sgs {
+		if f := d.flows[k]; f != nil && !groups[k.Group] {
 			d.derive(f, now)
 		}
 	}
@@ -685,7 +728,7 @@ func (d *Daemon) flushRoutes(now time.Time) {
 
 // reconcile re-derives every route and makes the forwarder hold exactly those.
 func (d *Daemon) reconcile(now time.Time) {
-	d.dirtyGroups = nil
+	d.dirtyGroups, d.dirtySGs = nil, nil
 	if d.pim != nil {
 		d.pim.adoptFlows(now, d.pim.r.Flows())
 	}

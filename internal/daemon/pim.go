@@ -379,7 +379,13 @@ func (p *pimComp) nativeDropped(reg *wire.Register) {
 // packets in between are dropped on both paths.
 func (p *pimComp) apply(now time.Time, res pim.Result) {
 	for _, k := range res.Changed {
-		p.d.touch(k.G) // re-derived at the end of the burst
+		// Re-derived at the end of the burst: a (*,G) change moves every
+		// flow of the group, an (S,G) change only its own.
+		if k.S.IsValid() {
+			p.d.touchSG(dataplane.SG{Source: k.S, Group: k.G})
+		} else {
+			p.d.touch(k.G)
+		}
 	}
 	if p.d.msdp != nil {
 		p.d.msdp.pimChanged(res.Changed)
@@ -471,7 +477,7 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 	}
 	d.seeFlow(up.SG, iif, now)
 	p.apply(now, p.r.DataArrivedID(now, up.Source, up.Group, name, kind, up.IPID))
-	d.touch(up.Group)
+	d.touchSG(up.SG)
 	d.flushRoutes(now) // now: the kernel holds the flow's packets until then
 	if kind == pim.DataWrongIf && p.r.SPTPending(up.Source, up.Group) {
 		if !p.r.IAmRP(up.Group) {
@@ -554,7 +560,7 @@ func (p *pimComp) adoptFlows(now time.Time, ks []pim.SG) {
 		if iif == pim.RegisterVIF {
 			iif = ""
 		}
-		d.flows[dk] = &flow{key: dk, iif: iif, created: now, lastActive: now}
+		d.addFlow(&flow{key: dk, iif: iif, created: now, lastActive: now})
 	}
 }
 

@@ -2,20 +2,21 @@ package pim
 
 import (
 	"container/heap"
-	"net/netip"
 	"time"
 )
 
 // Timers at scale. With 10,000 flows, scanning every entry's timers after
 // each event (NextDeadline) or on each wake-up (Advance) dominated the
-// daemon's idle CPU. Instead each group's earliest timer is kept in a
-// min-heap, recomputed only for the groups an event touched: every event
-// that changes a timer re-evaluates its groups through reconcileGroups,
-// which marks them dirty. Stale heap items are skipped lazily.
+// daemon's idle CPU. Instead each entry's earliest timer is kept in a
+// min-heap, recomputed only for the entries an event touched: every event
+// that changes a timer re-evaluates its entries through reconcileScope,
+// which marks them dirty. Stale heap items are skipped lazily. Keyed by
+// entry, not group: 20,000 sources in one group cost one entry's work per
+// event, not the group's.
 
 type deadlineItem struct {
 	t time.Time
-	g netip.Addr
+	k SG
 }
 
 type deadlineHeap []deadlineItem
@@ -32,17 +33,17 @@ func (h *deadlineHeap) Pop() any {
 }
 
 type deadlines struct {
-	next  map[netip.Addr]time.Time // each group's earliest timer
+	next  map[SG]time.Time // each entry's earliest timer
 	heap  deadlineHeap
-	dirty map[netip.Addr]bool
-	all   bool // recompute every group
+	dirty map[SG]bool
+	all   bool // recompute every entry
 }
 
-func (r *Router) markDirty(g netip.Addr) {
+func (r *Router) markDirty(k SG) {
 	if r.dl.dirty == nil {
-		r.dl.dirty = map[netip.Addr]bool{}
+		r.dl.dirty = map[SG]bool{}
 	}
-	r.dl.dirty[g] = true
+	r.dl.dirty[k] = true
 }
 
 // entryNext is an entry's earliest timer (zero if none runs).
@@ -73,55 +74,48 @@ func entryNext(e *entry) time.Time {
 	return t
 }
 
-func (r *Router) groupNext(g netip.Addr) time.Time {
+func (r *Router) setEntryNext(k SG) {
 	var t time.Time
-	for _, e := range r.byGroup[g] {
-		if x := entryNext(e); !x.IsZero() && (t.IsZero() || x.Before(t)) {
-			t = x
-		}
+	if e := r.entries[k]; e != nil {
+		t = entryNext(e)
 	}
-	return t
-}
-
-func (r *Router) setGroupNext(g netip.Addr) {
-	t := r.groupNext(g)
 	if t.IsZero() {
-		delete(r.dl.next, g)
+		delete(r.dl.next, k)
 		return
 	}
-	if cur, ok := r.dl.next[g]; ok && cur.Equal(t) {
+	if cur, ok := r.dl.next[k]; ok && cur.Equal(t) {
 		return
 	}
-	r.dl.next[g] = t
-	heap.Push(&r.dl.heap, deadlineItem{t, g})
+	r.dl.next[k] = t
+	heap.Push(&r.dl.heap, deadlineItem{t, k})
 }
 
-// groupsDeadline brings the heap up to date and returns the earliest
-// group timer.
-func (r *Router) groupsDeadline() time.Time {
+// entriesDeadline brings the heap up to date and returns the earliest
+// entry timer.
+func (r *Router) entriesDeadline() time.Time {
 	d := &r.dl
 	if d.all || d.next == nil {
-		d.next, d.heap, d.all = map[netip.Addr]time.Time{}, nil, false
-		for g := range r.byGroup {
-			r.setGroupNext(g)
+		d.next, d.heap, d.all = map[SG]time.Time{}, nil, false
+		for k := range r.entries {
+			r.setEntryNext(k)
 		}
 		clear(d.dirty)
 	}
-	for g := range d.dirty {
-		r.setGroupNext(g)
+	for k := range d.dirty {
+		r.setEntryNext(k)
 	}
 	clear(d.dirty)
 	for len(d.heap) > 0 {
 		top := d.heap[0]
-		if cur, ok := d.next[top.g]; ok && cur.Equal(top.t) {
+		if cur, ok := d.next[top.k]; ok && cur.Equal(top.t) {
 			break
 		}
 		heap.Pop(&d.heap)
 	}
 	if len(d.heap) > 4*len(d.next)+64 {
 		d.heap = d.heap[:0]
-		for g, t := range d.next {
-			d.heap = append(d.heap, deadlineItem{t, g})
+		for k, t := range d.next {
+			d.heap = append(d.heap, deadlineItem{t, k})
 		}
 		heap.Init(&d.heap)
 	}
@@ -131,26 +125,18 @@ func (r *Router) groupsDeadline() time.Time {
 	return d.heap[0].t
 }
 
-// dueGroups lists the groups with a timer due at now.
-func (r *Router) dueGroups(now time.Time) map[netip.Addr]bool {
-	r.groupsDeadline()
-	out := map[netip.Addr]bool{}
+// dueKeys lists the entries with a timer due at now.
+func (r *Router) dueKeys(now time.Time) []SG {
+	r.entriesDeadline()
+	var out []SG
 	d := &r.dl
 	for len(d.heap) > 0 && !d.heap[0].t.After(now) {
 		it := heap.Pop(&d.heap).(deadlineItem)
-		if cur, ok := d.next[it.g]; ok && cur.Equal(it.t) {
-			out[it.g] = true
-			delete(d.next, it.g) // recomputed once the group is processed
-			r.markDirty(it.g)
+		if cur, ok := d.next[it.k]; ok && cur.Equal(it.t) {
+			out = append(out, it.k)
+			delete(d.next, it.k) // recomputed once the entry is processed
+			r.markDirty(it.k)
 		}
-	}
-	return out
-}
-
-func (r *Router) dueEntries(groups map[netip.Addr]bool) []*entry {
-	var out []*entry
-	for g := range groups {
-		out = append(out, r.groupEntries(g)...)
 	}
 	return out
 }

@@ -18,7 +18,9 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 		return Result{}
 	}
 	i := r.ifaces[iface]
+	// What the message can change: whole groups, or single (S,G)s.
 	groups := map[netip.Addr]bool{}
+	var single []SG
 	switch m := m.(type) {
 	case *wire.Hello:
 		if i == nil {
@@ -45,8 +47,19 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 		if i == nil {
 			break
 		}
+		// A (*,G) entry or an (S,G,rpt) one touches the group; plain
+		// (S,G) joins and prunes touch only their entries.
 		for _, gs := range m.Groups {
-			groups[gs.Group.Prefix.Addr()] = true
+			g := gs.Group.Prefix.Addr()
+			for _, l := range [][]wire.Source{gs.Joins, gs.Prunes} {
+				for _, s := range l {
+					if s.WC || s.RPT {
+						groups[g] = true
+					} else {
+						single = append(single, SG{S: s.Addr, G: g})
+					}
+				}
+			}
 		}
 		if r.addrs[m.Upstream] && (i.Addr() == m.Upstream || slices.Contains(i.secondary, m.Upstream)) {
 			r.receiveJoinPrune(now, iface, m)
@@ -54,14 +67,22 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 			r.seeJoinPrune(now, iface, m)
 		}
 	case *wire.Register:
-		_, g := m.InnerSourceGroup()
-		groups[g] = true
+		s, g := m.InnerSourceGroup()
+		single = append(single, SG{S: s, G: g})
 		r.receiveRegister(now, src, dst, m)
 	case *wire.RegisterStop:
-		groups[m.Group.Prefix.Addr()] = true
+		if g := m.Group.Prefix.Addr(); m.Source.IsValid() && !m.Source.IsUnspecified() {
+			single = append(single, SG{S: m.Source, G: g})
+		} else {
+			groups[g] = true
+		}
 		r.receiveRegisterStop(now, m)
 	case *wire.Assert:
-		groups[m.Group.Prefix.Addr()] = true
+		if g := m.Group.Prefix.Addr(); !m.RPT && m.Source.IsValid() && !m.Source.IsUnspecified() {
+			single = append(single, SG{S: m.Source, G: g})
+		} else {
+			groups[g] = true
+		}
 		r.receiveAssert(now, iface, src, m)
 	default:
 		groups = nil
@@ -72,7 +93,7 @@ func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wir
 			groups = nil // a neighbour came, went or restarted, or the DR moved
 		}
 	}
-	r.reconcileGroups(now, groups)
+	r.reconcileScope(now, groups, single)
 	return r.flush()
 }
 
@@ -455,9 +476,11 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 		if rIIF, _, ok := r.Route(s, g); ok && rIIF != iif {
 			// Another router forwards this flow onto a LAN we forward onto.
 			r.dataOnOutgoing(e, iif, now)
+			r.reconcileGroups(now, map[netip.Addr]bool{g: true}) // may be a (*,G) assert
+			return r.flush()
 		}
 	}
-	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
+	r.reconcileKey(now, k)
 	return r.flush()
 }
 
@@ -527,7 +550,7 @@ func (r *Router) CompleteSPTSwitch(now time.Time, s, g netip.Addr) Result {
 		e.kat = now.Add(r.cfg.KeepalivePeriod)
 		r.markChanged(e)
 	}
-	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
+	r.reconcileKey(now, e.key)
 	return r.flush()
 }
 
@@ -568,10 +591,15 @@ func (r *Router) Advance(now time.Time) Result {
 		}
 		all = all || len(out.Events) > 0
 	}
-	fired := r.dueGroups(now)
-	for _, e := range r.dueEntries(fired) {
-		if !e.due(now) {
+	fired := r.dueKeys(now)
+	groups := map[netip.Addr]bool{}
+	for _, k := range fired {
+		e := r.entries[k]
+		if e == nil || !e.due(now) {
 			continue
+		}
+		if !k.S.IsValid() {
+			groups[k.G] = true // (*,G) timers move what its (S,G)s inherit
 		}
 		// PrunePending -> NoInfo when the prune-pending timer fires (a
 		// prune echo is optional; not sent), any state -> NoInfo at expiry.
@@ -626,7 +654,7 @@ func (r *Router) Advance(now time.Time) Result {
 	if all {
 		r.reconcile(now)
 	} else {
-		r.reconcileGroups(now, fired)
+		r.reconcileScope(now, groups, fired)
 	}
 	return r.flush()
 }
@@ -689,7 +717,7 @@ func (r *Router) NextDeadline() time.Time {
 }
 
 func (r *Router) nextDeadline() time.Time {
-	t := r.groupsDeadline()
+	t := r.entriesDeadline()
 	min := func(x time.Time) {
 		if !x.IsZero() && (t.IsZero() || x.Before(t)) {
 			t = x

@@ -28,7 +28,7 @@ func (r *Router) SourceActive(now time.Time, s, g netip.Addr) (Result, bool) {
 		e.kat = kat
 	}
 	r.markChanged(e)
-	r.reconcileGroups(now, map[netip.Addr]bool{g: true})
+	r.reconcileKey(now, e.key)
 	return r.flush(), true
 }
 

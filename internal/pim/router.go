@@ -528,7 +528,7 @@ func (r *Router) ensure(now time.Time, k SG) *entry {
 	if e == nil {
 		e = &entry{key: k, created: now} // maps made on first use
 		r.entries[k] = e
-		r.markDirty(k.G)
+		r.markDirty(k)
 		r.byGroup[k.G] = append(r.byGroup[k.G], e)
 	}
 	return e
@@ -541,6 +541,24 @@ func (r *Router) reconcile(now time.Time) { r.reconcileGroups(now, nil) }
 // reconcileGroups re-evaluates the entries of the given groups (all when
 // nil): events about one group need not walk thousands of others.
 func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
+	r.reconcileScope(now, groups, nil)
+}
+
+// reconcileKey re-evaluates one entry: an event about one (S,G) (its
+// data, its Register, its (S,G) join or assert) changes no other, so
+// 20,000 sources in a group cost one entry each, not the group each.
+// A (*,G) key re-evaluates the whole group: every (S,G) inherits from it.
+func (r *Router) reconcileKey(now time.Time, k SG) {
+	if !k.S.IsValid() {
+		r.reconcileGroups(now, map[netip.Addr]bool{k.G: true})
+		return
+	}
+	r.reconcileScope(now, map[netip.Addr]bool{}, []SG{k})
+}
+
+// reconcileScope re-evaluates the entries of whole groups (every entry
+// when groups is nil) and single entries.
+func (r *Router) reconcileScope(now time.Time, groups map[netip.Addr]bool, single []SG) {
 	var keys []SG
 	if groups == nil {
 		r.dl.all = true
@@ -550,9 +568,15 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 		}
 	} else {
 		for g := range groups {
-			r.markDirty(g)
 			for _, e := range r.byGroup[g] {
+				r.markDirty(e.key)
 				keys = append(keys, e.key)
+			}
+		}
+		for _, k := range single {
+			if r.entries[k] != nil && !groups[k.G] && !slices.Contains(keys, k) {
+				r.markDirty(k)
+				keys = append(keys, k)
 			}
 		}
 	}
@@ -596,7 +620,7 @@ func (r *Router) reconcileGroups(now time.Time, groups map[netip.Addr]bool) {
 }
 
 func (r *Router) forget(k SG) {
-	r.markDirty(k.G)
+	r.markDirty(k)
 	if e := r.entries[k]; e != nil && e.origin != "" {
 		if r.created[e.origin]--; r.created[e.origin] <= 0 {
 			delete(r.created, e.origin)
