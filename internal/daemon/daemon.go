@@ -151,7 +151,7 @@ type Daemon struct {
 	// byGroup indexes flows by group: a change to one group re-derives
 	// its flows without walking every flow (addFlow, forgetFlow).
 	byGroup map[netip.Addr]map[dataplane.SG]*flow
-	added int
+	added   int
 
 	igmp *igmpComp
 	pim  *pimComp     // nil when PIM is off
@@ -169,6 +169,7 @@ type Daemon struct {
 	reloads     uint64
 	reloadError string
 	upcalls     uint64
+	polling     bool // a counter poll is running off the loop (Tick)
 
 	loop loop
 }
@@ -612,12 +613,58 @@ func (d *Daemon) Tick(now time.Time) {
 		}
 		return
 	}
+	if d.loop.live {
+		// Under the real-time loop the counters are read off the loop, one
+		// lookup per flow (linear; the kernel's /proc dump of 100,000
+		// routes takes seconds and grows worse than linearly), and the
+		// result comes back as an event. One poll at a time.
+		if d.polling {
+			return
+		}
+		d.polling = true
+		keys := make([]dataplane.SG, 0, len(d.flows))
+		for k := range d.flows {
+			keys = append(keys, k)
+		}
+		fw, start := d.env.Forwarder, now
+		go func() {
+			read := make([]polled, 0, len(keys))
+			for _, k := range keys {
+				if c, err := fw.SGCount(k); err == nil {
+					read = append(read, polled{k, c})
+				}
+			}
+			d.post(func() {
+				d.polling = false
+				d.applyCounters(start, read)
+			})
+		}()
+		return
+	}
+	var read []polled
+	if err := d.env.Forwarder.Counters(func(k dataplane.SG, c dataplane.Counters) { read = append(read, polled{k, c}) }); err != nil {
+		d.log.Warn("read forwarding counters", "err", err)
+		return
+	}
+	d.applyCounters(now, read)
+}
+
+// polled is one flow's counters as a poll read them.
+type polled struct {
+	k dataplane.SG
+	c dataplane.Counters
+}
+
+// applyCounters takes a poll's counters (read at now): rates, activity,
+// PIM's keepalives and thresholds, then idle flows expire.
+func (d *Daemon) applyCounters(now time.Time, read []polled) {
 	dt := now.Sub(d.countersAt).Seconds()
 	d.countersAt = now
-	err := d.env.Forwarder.Counters(func(k dataplane.SG, c dataplane.Counters) {
+	for _, p := range read {
+		k, c := p.k, p.c
 		f := d.flows[k]
 		if f == nil {
-			return
+			continue
 		}
 		if c.Packets != f.counters.Packets || c.WrongIf != f.counters.WrongIf {
 			f.lastActive = now
@@ -630,10 +677,6 @@ func (d *Daemon) Tick(now time.Time) {
 			f.bps = float64(c.Bytes-f.counters.Bytes) * 8 / dt
 		}
 		f.counters = c
-	})
-	if err != nil {
-		d.log.Warn("read forwarding counters", "err", err)
-		return
 	}
 	changed := false
 	for k, f := range d.flows {

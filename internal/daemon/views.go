@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"overcast/internal/api"
-	"overcast/internal/dataplane"
 	"overcast/internal/pim"
 )
 
@@ -74,8 +73,6 @@ func (d *Daemon) View(now time.Time, path, arg string) (any, error) {
 // who wants each output and for how long, and the flags.
 func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
 	out := []api.MRoute{}
-	fresh := map[dataplane.SG]dataplane.Counters{} // exact counts now; rates come from the counter poll
-	d.env.Forwarder.Counters(func(k dataplane.SG, c dataplane.Counters) { fresh[k] = c })
 	for k, f := range d.flows {
 		r := api.MRoute{
 			Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif,
@@ -83,7 +80,9 @@ func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
 			Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
 			PPS: f.pps, KBPS: f.bps / 1000,
 		}
-		if c, ok := fresh[k]; ok {
+		// Exact counts now, one lookup per flow (the kernel's table dump
+		// grows worse than linearly); rates come from the counter poll.
+		if c, err := d.env.Forwarder.SGCount(k); err == nil {
 			r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
 		}
 		if e, ok := d.rib.Get(k); ok {
