@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,5 +212,187 @@ func TestHostileLANSpoofing(t *testing.T) {
 	}
 	if !ok {
 		t.Errorf("receiver under attack: %d packets, %d lost, %d duplicates of 4000", p, lost, dups)
+	}
+}
+
+// jpFlood is a fake neighbour: a Hello from SRC (on the LAN, so it is
+// admitted as a neighbour), then Join/Prunes to UPSTREAM joining COUNT
+// distinct (S,G)s, 144 per packet, as fast as a raw socket sends them.
+const jpFlood = `
+import socket, struct, sys, time
+from scapy.all import Ether, IP, Raw, raw
+src, up, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b)//2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def pim(t, body):
+    h = bytearray(bytes([0x20 | t, 0, 0, 0]) + body)
+    h[2:4] = struct.pack('!H', csum(bytes(h)))
+    return bytes(h)
+a = socket.inet_aton
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+def out(p):
+    s.send(raw(Ether(dst='01:00:5e:00:00:0d', src=open('/sys/class/net/eth0/address').read().strip())/IP(src=src, dst='224.0.0.13', ttl=1, tos=0xc0, proto=103)/Raw(load=p)))
+hello = struct.pack('!HHH', 1, 2, 105) + struct.pack('!HHI', 20, 4, 0x5151)
+out(pim(0, hello))
+time.sleep(0.5)
+n, pkts, t0 = 0, 0, time.time()
+while n < count:
+    groups = b''
+    ng = 0
+    while ng < 8 and n < count:
+        c = n // 18
+        g = bytes([239, 100 + (c >> 16) % 100, (c >> 8) & 255, c & 255])
+        srcs = b''
+        k = 0
+        while k < 18 and n < count:
+            srcs += bytes([1, 0, 4, 32, 10, 0, 1, 1 + (n % 250)])[:4] + bytes([10, 0, 1, 1 + (n % 250)])
+            n += 1; k += 1
+        groups += bytes([1, 0, 0, 32]) + g + struct.pack('!HH', k, 0) + srcs
+        ng += 1
+    out(pim(3, bytes([1, 0]) + a(up) + bytes([0, ng]) + struct.pack('!H', 210) + groups))
+    pkts += 1
+    if pkts % 100 == 0:
+        out(pim(0, hello))
+print(n, pkts, round(time.time() - t0, 2))
+`
+
+// vmRSS is a process's resident memory in bytes.
+func vmRSS(pid int) uint64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb uint64
+			fmt.Sscan(v, &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// A fake neighbour on R3's receiver LAN floods Join/Prunes for 100,000
+// (S,G)s while a stream flows: R3 takes joins up to its per-interface
+// limit (5,000 here) and refuses the rest, counted; the stream loses
+// nothing; R3's neighbours stay up; show status answers within 100 ms at
+// p99 throughout; a receiver joining another flowing group meanwhile gets
+// it within a second; RSS stays small.
+func TestHostileJoinFlood(t *testing.T) {
+	r3 := strings.Replace(overcastPIM("10.255.0.2", "query-interval: 5s, query-response-interval: 1s", "to-r1", "to-r2", "lan"),
+		"      interfaces:\n", "        limits: {interface-routes: 5000}\n      interfaces:\n", 1)
+	l := startLab(t, pimLab(map[string]string{"r3": r3}))
+	r := startRecv(t, l, "rcv", "-g", G)
+	c3 := api.NewClient(l.Socket("r3"))
+	eventually(t, 10*time.Second, "rcv joined", func() string { return hasGroup(c3, "lan", G) })
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond)
+	const G2 = "239.1.1.2"
+	sent := sendBackground(t, l, "src", "-g", G, "-count", "8000", "-rate", "1000")
+	sent2 := sendBackground(t, l, "src", "-g", G2, "-count", "8000", "-rate", "1000")
+	time.Sleep(time.Second)
+	st0, err := c3.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
+
+	// show status, every 20 ms, through the flood.
+	stop := make(chan struct{})
+	lat := make(chan []float64)
+	go func() {
+		var ms []float64
+		for {
+			select {
+			case <-stop:
+				lat <- ms
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			t0 := time.Now()
+			if _, err := c3.Status(); err == nil {
+				ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+			} else {
+				ms = append(ms, 10_000)
+			}
+		}
+	}()
+	script := filepath.Join(t.TempDir(), "flood.py")
+	os.WriteFile(script, []byte(jpFlood), 0o644)
+	flood := make(chan string, 1)
+	go func() {
+		out, err := l.Exec("rcv", "/usr/bin/python3", script, "10.0.3.77", "10.0.3.1", "100000")
+		if err != nil {
+			out += err.Error()
+		}
+		flood <- out
+	}()
+	time.Sleep(500 * time.Millisecond)
+	r2 := startRecv(t, l, "rcv", "-g", G2) // a new join in the middle of the flood
+	t.Logf("flood: %s", strings.TrimSpace(<-flood))
+	time.Sleep(time.Second)
+	close(stop)
+	ms := <-lat
+	slices.Sort(ms)
+	p99 := ms[len(ms)*99/100]
+	t.Logf("show status during the flood: %d calls, median %.1f ms, p99 %.1f ms, max %.1f ms", len(ms), ms[len(ms)/2], p99, ms[len(ms)-1])
+	if p99 > 100 {
+		t.Errorf("show status p99 %.1f ms during the flood, want under 100 ms", p99)
+	}
+	st := pimStats(t, l, "r3")
+	if n := ifRejected(st, "lan", "interface-state-limit"); n < 90_000 {
+		t.Errorf("lan interface-state-limit refusals %d, want the flood's 95,000", n)
+	}
+	js, _ := c3.PIMJoins()
+	flooded := 0
+	for _, j := range js {
+		if strings.HasPrefix(j.Group, "239.1") && !strings.HasPrefix(j.Group, "239.1.1.") {
+			flooded++
+		}
+	}
+	if flooded > 5000 {
+		t.Errorf("%d (S,G) from the flood, limit 5,000", flooded)
+	}
+	st1, _ := c3.Status()
+	rss := vmRSS(st1.PID)
+	t.Logf("R3: %d flooded (S,G) kept, %d refused; RSS %.1f MB; PIM rx %d", flooded, st.RejectedTotal, float64(rss)/(1<<20), st.RxPackets)
+	if rss > 100<<20 {
+		t.Errorf("R3 RSS %.1f MB after the flood", float64(rss)/(1<<20))
+	}
+	n1after, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
+	for _, a := range n1 {
+		found := false
+		for _, b := range n1after {
+			if a.Interface == b.Interface && a.Address == b.Address && b.Uptime >= a.Uptime {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("R1's adjacency %s %s was reset by the flood: %+v", a.Interface, a.Address, n1after)
+		}
+	}
+	if st1.PID != st0.PID {
+		t.Errorf("R3 restarted: pid %d -> %d", st0.PID, st1.PID)
+	}
+
+	sent(15 * time.Second)
+	sent2(15 * time.Second)
+	time.Sleep(200 * time.Millisecond)
+	s2 := r2.stop(t)
+	t.Logf("the join during the flood: first packet %v after it", s2.FirstAfterJoin)
+	if p, _, _ := s2.Total(); p == 0 || s2.FirstAfterJoin > time.Second {
+		t.Errorf("the join during the flood: %d packets, first after %v (want within 1 s)", p, s2.FirstAfterJoin)
+	}
+	s := r.stop(t)
+	p, lost, dups := s.Total()
+	t.Logf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
+	ok := p == 8000 && lost == 0 && dups == 0
+	if !ok && len(s.Streams) == 1 && dups == 0 && p+lost == 8000 && startOfStreamLoss(s.Streams[0]) {
+		ok = true
+		t.Logf("the known start-of-stream loss: %v", s.Streams[0].MissingSample)
+	}
+	if !ok {
+		t.Errorf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
 	}
 }
