@@ -216,7 +216,9 @@ func TestHostileLANSpoofing(t *testing.T) {
 }
 
 // jpFlood is a fake neighbour: a Hello from SRC (on the LAN, so it is
-// admitted as a neighbour), then Join/Prunes to UPSTREAM joining COUNT
+// admitted as a neighbour; DR priority 0, so the flood is the only
+// thing it does: taking the DR role from the LAN is what neighbor-filter
+// is for), then Join/Prunes to UPSTREAM joining COUNT
 // distinct (S,G)s, 144 per packet, as fast as a raw socket sends them.
 const jpFlood = `
 import socket, struct, sys, time
@@ -236,7 +238,7 @@ s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(('eth0', 0))
 def out(p):
     s.send(raw(Ether(dst='01:00:5e:00:00:0d', src=open('/sys/class/net/eth0/address').read().strip())/IP(src=src, dst='224.0.0.13', ttl=1, tos=0xc0, proto=103)/Raw(load=p)))
-hello = struct.pack('!HHH', 1, 2, 105) + struct.pack('!HHI', 20, 4, 0x5151)
+hello = struct.pack('!HHH', 1, 2, 105) + struct.pack('!HHI', 19, 4, 0) + struct.pack('!HHI', 20, 4, 0x5151)
 out(pim(0, hello))
 time.sleep(0.5)
 n, pkts, t0 = 0, 0, time.time()
@@ -290,7 +292,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	const G2 = "239.1.1.2"
 	sent := sendBackground(t, l, "src", "-g", G, "-count", "8000", "-rate", "1000")
-	sent2 := sendBackground(t, l, "src", "-g", G2, "-count", "8000", "-rate", "1000")
+	sent2 := sendBackground(t, l, "src", "-g", G2, "-p", "5002", "-count", "8000", "-rate", "1000")
 	time.Sleep(time.Second)
 	st0, err := c3.Status()
 	if err != nil {
@@ -329,7 +331,7 @@ func TestHostileJoinFlood(t *testing.T) {
 		flood <- out
 	}()
 	time.Sleep(500 * time.Millisecond)
-	r2 := startRecv(t, l, "rcv", "-g", G2) // a new join in the middle of the flood
+	r2 := startRecv(t, l, "rcv", "-g", G2, "-p", "5002") // a new join in the middle of the flood
 	t.Logf("flood: %s", strings.TrimSpace(<-flood))
 	time.Sleep(time.Second)
 	close(stop)
