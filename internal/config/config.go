@@ -290,12 +290,23 @@ func (e *Error) Error() string {
 // Load reads and validates a file. ifExists reports whether a network
 // interface exists (nil skips that check).
 func Load(path string, ifExists func(string) bool) (*Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, &Error{File: path, Reason: fmt.Sprintf("larger than %d bytes: a config this big is not a router's (split the mirror rules, or check the file is the right one)", MaxFileSize)}
+	}
 	return Parse(path, b, ifExists)
 }
+
+// MaxFileSize is the largest config file Load reads.
+const MaxFileSize = 4 << 20
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 
@@ -306,6 +317,10 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(name, err)
+	}
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil {
+		return nil, &Error{File: name, Line: second.Line, Reason: "a second YAML document (after ---): the config is one document; remove the --- and merge the two"}
 	}
 	c.file = name
 	_ = yaml.Unmarshal(b, &c.root)
@@ -383,6 +398,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 			if err != nil || !a.Is4() || !a.IsMulticast() {
 				return nil, bad(at("interfaces", i, "igmp", "static-groups", j), "static group %q is not an IPv4 multicast address", s)
 			}
+			if netip.MustParsePrefix("224.0.0.0/24").Contains(a) {
+				return nil, bad(at("interfaces", i, "igmp", "static-groups", j), "static group %s is link-local (224.0.0.0/24): it is never routed; use a group outside 224.0.0.0/24", s)
+			}
 		}
 	}
 	if err := checkPIM(&c, at, bad); err != nil {
@@ -438,9 +456,23 @@ func checkPIM(c *Config, at func(...any) int, bad func(int, string, ...any) erro
 		}
 		seen[pf.Masked()] = at("pim", "rp", i)
 	}
+	ssm := []netip.Prefix{netip.MustParsePrefix("232.0.0.0/8")}
+	if len(p.SSMRange) > 0 {
+		ssm = nil
+	}
 	for i, s := range p.SSMRange {
-		if _, err := prefix(s, at("pim", "ssm-range", i), "ssm-range"); err != nil {
+		pf, err := prefix(s, at("pim", "ssm-range", i), "ssm-range")
+		if err != nil {
 			return err
+		}
+		ssm = append(ssm, pf.Masked())
+	}
+	for i, rp := range p.RP {
+		g := netip.MustParsePrefix(p.RP[i].Groups).Masked()
+		for _, s := range ssm {
+			if s.Bits() <= g.Bits() && s.Contains(g.Addr()) {
+				return bad(at("pim", "rp", i, "groups"), "rp %s for %s: the range is inside the SSM range %s, where there is no RP (RFC 4607); use another range, or change ssm-range", rp.Address, g, s)
+			}
 		}
 	}
 	for i, r := range p.SPTThreshold {

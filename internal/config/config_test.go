@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +45,8 @@ func TestRejected(t *testing.T) {
 		{"duplicate", "interfaces:\n  - name: eth0\n  - name: eth0\n", `overcast.yaml:3: interface "eth0" listed twice (first on line 2)`},
 		{"no interfaces", "api-socket: /x\n", "no interfaces"},
 		{"syntax", "interfaces:\n  - name: [\n", "overcast.yaml:"},
+		{"link-local static group", "interfaces:\n  - name: eth0\n    igmp:\n      static-groups: [224.0.0.13]\n", "overcast.yaml:4: static group 224.0.0.13 is link-local"},
+		{"second document", "interfaces:\n  - name: eth0\n---\ninterfaces:\n  - name: eth1\n", "overcast.yaml:3: a second YAML document"},
 		{"qri >= qi", "interfaces:\n  - name: eth0\n    igmp:\n      query-interval: 10s\n      query-response-interval: 10s\n", "overcast.yaml:5: query-response-interval must be shorter"},
 	}
 	for _, c := range cases {
@@ -67,6 +72,27 @@ interfaces:
   - name: eth1
     pim: {dr-priority: 7, hello-interval: 10s}
 `
+
+// A file too large to be a config is refused before it is parsed.
+func TestLoadSizeLimit(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(f, append([]byte("interfaces:\n  - name: eth0\n"), bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1)...), 0o644)
+	if _, err := Load(f, exists); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// The hostile-LAN settings parse.
+func TestGoodPIMAdmission(t *testing.T) {
+	c, err := Parse("overcast.yaml", []byte("pim:\n  register-from: [10.1.0.0/16, 10.0.1.1]\n  register-sources: [10.0.1.0/24]\n  register-rate: 100\n  limits: {routes: 1000, interface-routes: 500, register-sources: 100, neighbors: 4}\ninterfaces:\n  - name: eth0\n    pim: {neighbor-filter: [10.0.0.2]}\n"), exists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.PIM
+	if len(p.RegisterFrom) != 2 || p.RegisterRate != 100 || p.Limits.Routes != 1000 || p.Limits.Neighbors != 4 || c.Interfaces[0].PIM.NeighborFilter[0] != "10.0.0.2" || !c.Interfaces[0].PIM.Enabled {
+		t.Fatalf("%+v %+v", p, c.Interfaces)
+	}
+}
 
 func TestGoodPIM(t *testing.T) {
 	c, err := Parse("overcast.yaml", []byte(goodPIM), exists)
@@ -94,6 +120,11 @@ func TestRejectedPIM(t *testing.T) {
 		{"threshold zero", "pim:\n  spt-threshold:\n    - {groups: 239.0.0.0/8, threshold: 0 packets}\ninterfaces:\n  - name: eth0\n", `overcast.yaml:3: spt-threshold "0 packets"`},
 		{"pim type", "interfaces:\n  - name: eth0\n    pim: maybe\n", "overcast.yaml:3:"},
 		{"pim key", "interfaces:\n  - name: eth0\n    pim: {priority: 3}\n", "overcast.yaml:3:"},
+		{"rp for ssm", "pim:\n  rp:\n    - {address: 10.0.0.1, groups: 232.1.0.0/16}\ninterfaces:\n  - name: eth0\n", "overcast.yaml:3: rp 10.0.0.1 for 232.1.0.0/16: the range is inside the SSM range 232.0.0.0/8"},
+		{"neighbor filter", "interfaces:\n  - name: eth0\n    pim: {neighbor-filter: [10.0.0.2, 239.1.1.1]}\n", `overcast.yaml:3: neighbor-filter "239.1.1.1": not an IPv4 unicast address or prefix`},
+		{"register filter", "pim:\n  register-from:\n    - 10.0.0.0/8\n    - bogus\ninterfaces:\n  - name: eth0\n", `overcast.yaml:4: register-from "bogus"`},
+		{"limit", "pim:\n  limits: {routes: -5}\ninterfaces:\n  - name: eth0\n", "overcast.yaml:2: limits.routes -5: want a positive number, 0 for the default or -1 for no limit"},
+		{"register rate", "pim:\n  register-rate: -2\ninterfaces:\n  - name: eth0\n", "overcast.yaml:2: register-rate -2"},
 	}
 	for _, c := range cases {
 		_, err := Parse("overcast.yaml", []byte(c.text), exists)
