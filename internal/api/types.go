@@ -57,6 +57,9 @@ type IGMPStats struct {
 	Truncated   uint64 `json:"truncated"`
 	Ignored     uint64 `json:"ignored"`
 	FastLeaves  uint64 `json:"fast_leaves"`
+	// Groups and sources refused at the interface's max-groups / max-sources.
+	GroupLimit  uint64 `json:"group_limit_refused"`
+	SourceLimit uint64 `json:"source_limit_refused"`
 }
 
 // MRoute is one (S,G) entry of `show mroute`.

@@ -265,6 +265,8 @@ type IGMP struct {
 	ExplicitTracking        bool          `yaml:"explicit-tracking"`
 	Querier                 *bool         `yaml:"querier"` // default true
 	StaticGroups            []string      `yaml:"static-groups"`
+	MaxGroups               int           `yaml:"max-groups"`  // default 10000; -1 no limit
+	MaxSources              int           `yaml:"max-sources"` // per group; default 1024; -1 no limit
 }
 
 // Defaults.
@@ -373,6 +375,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 		}
 		if g.Robustness < 0 || g.Robustness > 7 {
 			return nil, bad(at("interfaces", i, "igmp", "robustness"), "robustness %d: want 1..7", g.Robustness)
+		}
+		if g.MaxGroups < -1 || g.MaxSources < -1 {
+			return nil, bad(at("interfaces", i, "igmp"), "max-groups %d, max-sources %d: want a positive number, 0 for the default or -1 for no limit", g.MaxGroups, g.MaxSources)
 		}
 		if g.LastMemberQueryCount < 0 || g.LastMemberQueryCount > 7 {
 			return nil, bad(at("interfaces", i, "igmp", "last-member-query-count"), "last-member-query-count %d: want 1..7", g.LastMemberQueryCount)

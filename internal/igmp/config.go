@@ -33,6 +33,12 @@ type Config struct {
 	// StaticGroups are forwarded to this interface whatever hosts report
 	// (for receivers that cannot send IGMP).
 	StaticGroups []netip.Addr
+	// MaxGroups bounds the groups hosts can make on the interface (default
+	// 10,000), MaxSources the sources of one group (default 1,024): past
+	// them a report's new groups and sources are refused and counted
+	// (Stats.GroupLimit, SourceLimit), the state there stays. -1: none.
+	MaxGroups  int
+	MaxSources int
 }
 
 // WithDefaults fills zero fields with the RFC defaults.
@@ -60,6 +66,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.StartupQueryCount == 0 {
 		c.StartupQueryCount = c.Robustness
+	}
+	if c.MaxGroups == 0 {
+		c.MaxGroups = 10_000
+	}
+	if c.MaxSources == 0 {
+		c.MaxSources = 1024
 	}
 	return c
 }

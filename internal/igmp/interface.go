@@ -51,6 +51,37 @@ type Stats struct {
 	TxQueries                                                  uint64
 	Malformed, BadChecksum, Truncated, Ignored                 uint64
 	FastLeaves                                                 uint64
+	GroupLimit, SourceLimit                                    uint64 // groups and sources refused at MaxGroups, MaxSources
+}
+
+// full says whether a new group would pass MaxGroups (counting it).
+func (i *Interface) full(ga netip.Addr) bool {
+	if i.groups[ga] != nil || i.cfg.MaxGroups < 0 || len(i.groups) < i.cfg.MaxGroups {
+		return false
+	}
+	i.stats.GroupLimit++
+	return true
+}
+
+// capSources keeps, of a record's sources, those the group has and as
+// many new ones as MaxSources leaves room for (counting the rest).
+func (i *Interface) capSources(g *group, srcs []netip.Addr) []netip.Addr {
+	if i.cfg.MaxSources < 0 || len(srcs) == 0 {
+		return srcs
+	}
+	room := i.cfg.MaxSources - len(g.sources)
+	var out []netip.Addr
+	for _, s := range srcs {
+		if _, ok := g.sources.get(s); ok {
+			out = append(out, s)
+		} else if room > 0 {
+			out = append(out, s)
+			room--
+		} else {
+			i.stats.SourceLimit++
+		}
+	}
+	return out
 }
 
 // group is the router state for one group (section 6.2.1) plus compatibility
@@ -293,6 +324,9 @@ func (i *Interface) onQuery(now time.Time, src netip.Addr, q *igmp.Query, out *O
 // onOldReport handles IGMPv1/v2 reports: IS_EX({}) plus the host-present
 // timer for compatibility mode (section 7.3.2).
 func (i *Interface) onOldReport(now time.Time, src netip.Addr, r *igmp.Report, out *Output) {
+	if i.full(r.Group) {
+		return
+	}
 	g := i.group(now, r.Group, out)
 	if r.Version == 1 {
 		g.v1Until = now.Add(i.cfg.OlderHostPresentInterval())
@@ -320,9 +354,15 @@ func (i *Interface) onRecord(now time.Time, src netip.Addr, r igmp.GroupRecord, 
 		if r.Type == igmp.BlockOldSources || ((r.Type == igmp.ChangeToInclude || r.Type == igmp.ModeIsInclude) && len(r.Sources) == 0) {
 			return
 		}
+		if i.full(r.Group) {
+			return
+		}
 		g = i.group(now, r.Group, out)
 	}
 	srcs := r.Sources
+	if r.Type != igmp.BlockOldSources {
+		srcs = i.capSources(g, distinct(srcs))
+	}
 	t := r.Type
 	// Section 7.3.2: in v1/v2 compatibility mode, BLOCK is ignored and
 	// TO_EX(x) is treated as TO_EX({}); in v1 mode TO_IN is ignored too.
