@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -335,6 +336,12 @@ func runSend(args []string) error {
 		}
 		*rate = bps / float64(8*max(*size, 24))
 	}
+	if *ttl < 1 || *ttl > 255 {
+		return fmt.Errorf("send: -ttl %d: want 1..255 (32 crosses most networks; 1 stays on the LAN)", *ttl)
+	}
+	if err := interfaceExists(*ifn); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	if *ttl == 1 {
 		fmt.Fprintln(os.Stderr, "warning: TTL 1 never crosses a router; use -ttl 32 to reach receivers behind one")
 	}
@@ -349,7 +356,28 @@ func runSend(args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("sent %d packets (%d bytes) to %d group(s) in %s, %d errors\n", res.Packets, res.Bytes, len(gs), res.Elapsed.Round(time.Millisecond), res.Errors)
+	if res.Packets == 0 && res.Errors > 0 {
+		return fmt.Errorf("send: no packet could be sent (%d errors): is there a route to the group (ip route add 224.0.0.0/4 dev IFNAME) or give -i", res.Errors)
+	}
 	return nil
+}
+
+// interfaceExists says, for -i, whether the interface is there, naming the
+// ones that are when it is not.
+func interfaceExists(name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, err := net.InterfaceByName(name); err == nil {
+		return nil
+	}
+	var names []string
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+	}
+	return fmt.Errorf("-i %s: no such interface (this host has: %s)", name, strings.Join(names, ", "))
 }
 
 func runRecv(args []string) error {
@@ -371,6 +399,9 @@ func runRecv(args []string) error {
 	gs, err := mcast.ParseGroups(*groups)
 	if err != nil {
 		return err
+	}
+	if err := interfaceExists(*ifn); err != nil {
+		return fmt.Errorf("recv: %w", err)
 	}
 	var chans []mcast.Channel
 	for _, g := range gs {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -396,5 +397,26 @@ func TestHostileJoinFlood(t *testing.T) {
 	}
 	if !ok {
 		t.Errorf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
+	}
+}
+
+// The tools' bad input: each case exits non-zero with a message that
+// names the mistake and the fix.
+func TestToolErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send", "-g", "239.1.1.1", "-ttl", "300", "-count", "1"}, "-ttl 300: want 1..255"},
+		{[]string{"send", "-g", "239.1.1.1", "-ttl", "0", "-count", "1"}, "-ttl 0: want 1..255"},
+		{[]string{"send", "-g", "239.1.1.1", "-i", "nosuch0", "-count", "1"}, "-i nosuch0: no such interface (this host has: lo"},
+		{[]string{"recv", "-g", "239.1.1.1", "-i", "nosuch0", "-duration", "1s"}, "-i nosuch0: no such interface (this host has: lo"},
+		{[]string{"addr", "glop", "233.0.0.0"}, "the GLOP block of AS 0, which is reserved"},
+	}
+	for _, c := range cases {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		if code := exitStatus(t, err); code == 0 || !strings.Contains(string(out), c.want) {
+			t.Errorf("overcast %s: exit %d, %q; want non-zero and %q", strings.Join(c.args, " "), code, out, c.want)
+		}
 	}
 }

@@ -204,7 +204,11 @@ func GlopAS(g netip.Addr) (uint32, error) {
 	if !g.Is4() || b[0] != 233 || b[1] >= 252 {
 		return 0, fmt.Errorf("%s is not in the GLOP block 233.0.0.0-233.251.255.255", g)
 	}
-	return uint32(b[1])<<8 | uint32(b[2]), nil
+	as := uint32(b[1])<<8 | uint32(b[2])
+	if as == 0 {
+		return 0, fmt.Errorf("%s is in 233.0.0.0/24, the GLOP block of AS 0, which is reserved: no one owns it (RFC 3180)", g)
+	}
+	return as, nil
 }
 
 // UBM returns the unicast-prefix-based multicast block of a unicast prefix
