@@ -451,9 +451,10 @@ func (p *pimComp) upcall(now time.Time, up dataplane.Upcall) {
 	if (name != dataplane.RegisterName && d.ifs[name] == nil) || !pim.ValidInner(up.Source, up.Group) {
 		return // no flow from a martian source or to a link-local group
 	}
-	if name == dataplane.RegisterName && p.r.Config().RPs.IsSSM(up.Group) {
-		// The kernel decapsulates every Register itself; one for an SSM
-		// group (refused by PIM: no RP there) must not make a route.
+	if name == dataplane.RegisterName && !p.r.MayTakeRegister(up.Source, up.Group) {
+		// The kernel decapsulates every Register itself, admitted or not:
+		// one PIM could never take (SSM group, filtered source, register
+		// state full) makes no flow.
 		return
 	}
 	kind := pim.DataNoCache

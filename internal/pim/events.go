@@ -400,10 +400,14 @@ func (r *Router) DataArrivedID(now time.Time, s, g netip.Addr, iif string, kind 
 		return Result{}
 	}
 	k := SG{S: s, G: g}
-	if !r.mayCreate(k, byData, iif) {
+	how, at := byData, iif
+	if iif == RegisterVIF {
+		how, at = byRegister, "" // decapsulated Register data: counts against the register state
+	}
+	if !r.mayCreate(k, how, at) {
 		return Result{}
 	}
-	e := r.ensure(now, k)
+	e := r.ensureBy(now, k, how, "")
 	if t := r.sptThreshold(g); !t.immediate() && !t.Never && (e.traffic == nil || e.traffic.at.IsZero()) {
 		e.measure().at = now // keep the flow while it is measured against the threshold (Traffic)
 	}

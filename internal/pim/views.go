@@ -148,6 +148,23 @@ func (r *Router) LookupRPF(a netip.Addr) (RPF, bool) {
 // Flows lists every (S,G) with tree state: the daemon installs their
 // forwarding entries before data arrives, so a burst of new flows does not
 // wait on the kernel's small queue of unresolved packets.
+// MayTakeRegister says whether a Register for (S,G) could be admitted as
+// far as its inner packet tells (valid, outside SSM, its source allowed,
+// room for its state): the data plane's own decapsulations are held to it.
+func (r *Router) MayTakeRegister(s, g netip.Addr) bool {
+	if !ValidInner(s, g) || r.cfg.RPs.IsSSM(g) {
+		return false
+	}
+	if f := r.cfg.RegisterSources; len(f) > 0 && !containsAddr(f, s) {
+		return false
+	}
+	if r.entries[SG{S: s, G: g}] != nil {
+		return true
+	}
+	l := r.cfg.Limits
+	return under(len(r.entries), l.Entries) && under(r.created[registerOrigin], l.RegisterSources)
+}
+
 func (r *Router) Flows() []SG {
 	out := make([]SG, 0, len(r.entries))
 	for k := range r.entries {

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
+
 	"fmt"
 	"os"
+	"overcast/internal/tools/mcast"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,12 +39,23 @@ func BenchmarkASMBurstVsFRR(b *testing.B) {
 				if impl == "frr" {
 					names = []string{"pimd", "zebra"}
 				}
-				groups := fmt.Sprintf("239.2.0.0+%d", n)
+				groups := fmt.Sprintf("239.2.0.0+%d", n-1) // G+N is G and the N after it
 				done := make(chan struct{})
 				var st = struct{ delivered, last uint64 }{}
 				go func() {
 					defer close(done)
-					s := recvJSON(b, d.l, "rcv", "-g", groups, "-duration", "45s", "-idle", "4s")
+					cmd := d.l.Command("rcv", bin, "recv", "-json", "-q", "-g", groups, "-duration", "45s", "-idle", "4s")
+					var out strings.Builder
+					cmd.Stdout = &out // the notice about sockets goes to stderr
+					if err := cmd.Run(); err != nil {
+						b.Errorf("recv: %v", err)
+						return
+					}
+					var s mcast.Stats
+					if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
+						b.Errorf("recv output %.200q: %v", out.String(), err)
+						return
+					}
 					for _, x := range s.Streams {
 						if x.Packets > 0 {
 							st.delivered++

@@ -420,3 +420,151 @@ func TestToolErrors(t *testing.T) {
 		}
 	}
 }
+
+// registerFlood sends COUNT Registers from SRC to RP, each for a new inner
+// source 10.50.x.y to group G, through a raw socket (as fast as it goes).
+const registerFlood = `
+import socket, struct, sys, time
+src, rp, g, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b)//2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def ip(s, d, proto, payload, ident):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), ident & 0xffff, 0, 16, proto, 0, socket.inet_aton(s), socket.inet_aton(d))
+    return h[:10] + struct.pack('!H', csum(h)) + h[12:] + payload
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+t0 = time.time()
+for i in range(count):
+    inner = ip('10.50.%d.%d' % ((i >> 8) & 255, i & 255), g, 17, b'\x13\x88\x13\x88\x00\x10\x00\x00flooding', i)
+    p = bytearray(bytes([0x21, 0, 0, 0, 0, 0, 0, 0]) + inner)
+    p[2:4] = struct.pack('!H', csum(bytes(p[:8])))
+    sock.sendto(ip(src, rp, 103, bytes(p), i), (rp, 0))
+print(count, round(time.time() - t0, 2))
+`
+
+// sampleStatus calls show status every 20 ms until stop is called, which
+// returns the latencies in milliseconds, sorted (10 s for a failed call).
+func sampleStatus(c *api.Client) (stop func() []float64) {
+	done := make(chan struct{})
+	res := make(chan []float64)
+	go func() {
+		var ms []float64
+		for {
+			select {
+			case <-done:
+				slices.Sort(ms)
+				res <- ms
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			t0 := time.Now()
+			if _, err := c.Status(); err == nil {
+				ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+			} else {
+				ms = append(ms, 10_000)
+			}
+		}
+	}()
+	return func() []float64 { close(done); return <-res }
+}
+
+// A host floods the RP (R2) with 30,000 Registers for new sources in one
+// group that has a receiver at the RP, while a stream flows to R3's
+// receiver: the RP takes them at the sender's rate and up to its
+// register-state limit (2,000 here), refuses the rest by reason, keeps
+// answering, keeps its adjacencies, and a receiver joining a flowing
+// group in the middle gets it within a second.
+func TestHostileRegisterFlood(t *testing.T) {
+	r2cfg := strings.Replace(overcastPIM("10.255.0.2", "query-interval: 5s, query-response-interval: 1s", "to-r1", "to-r3", "lan"),
+		"      interfaces:\n", "        register-rate: 2000\n        limits: {register-sources: 2000}\n      interfaces:\n", 1)
+	l := startLab(t, pimLab(map[string]string{"r2": r2cfg}))
+	c2 := api.NewClient(l.Socket("r2"))
+	r := startRecv(t, l, "rcv", "-g", G)
+	junk := startRecv(t, l, "rcv2", "-g", "239.88.0.1")
+	eventually(t, 10*time.Second, "receivers joined", func() string {
+		if s := hasGroup(api.NewClient(l.Socket("r3")), "lan", G); s != "" {
+			return s
+		}
+		return hasGroup(c2, "lan", "239.88.0.1")
+	})
+	pimLabReady(t, l)
+	time.Sleep(200 * time.Millisecond)
+	const G2 = "239.1.1.2"
+	sent := sendBackground(t, l, "src", "-g", G, "-count", "8000", "-rate", "1000")
+	sent2 := sendBackground(t, l, "src", "-g", G2, "-p", "5002", "-count", "8000", "-rate", "1000")
+	time.Sleep(time.Second)
+	n1, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
+	st0, _ := c2.Status()
+	stop := sampleStatus(c2)
+	script := filepath.Join(t.TempDir(), "regflood.py")
+	os.WriteFile(script, []byte(registerFlood), 0o644)
+	flood := make(chan string, 1)
+	go func() {
+		out, err := l.Exec("rcv", "/usr/bin/python3", script, "10.0.3.10", "10.255.0.2", "239.88.0.1", "30000")
+		if err != nil {
+			out += err.Error()
+		}
+		flood <- out
+	}()
+	time.Sleep(300 * time.Millisecond)
+	r2 := startRecv(t, l, "rcv2", "-g", G2, "-p", "5002")
+	t.Logf("flood: %s", strings.TrimSpace(<-flood))
+	time.Sleep(time.Second)
+	ms := stop()
+	p99 := ms[len(ms)*99/100]
+	t.Logf("show status at the RP during the flood: %d calls, median %.1f ms, p99 %.1f ms, max %.1f ms", len(ms), ms[len(ms)/2], p99, ms[len(ms)-1])
+	if p99 > 100 {
+		t.Errorf("show status p99 %.1f ms during the flood, want under 100 ms", p99)
+	}
+	st := pimStats(t, l, "r2")
+	t.Logf("RP refusals: %v", st.Rejected)
+	if st.Rejected["register-rate"]+st.Rejected["register-state-limit"] < 20_000 {
+		t.Errorf("RP refused %d Registers by rate and %d by the state limit, want most of 30,000", st.Rejected["register-rate"], st.Rejected["register-state-limit"])
+	}
+	js, _ := c2.PIMJoins()
+	reg := 0
+	for _, j := range js {
+		if strings.HasPrefix(j.Source, "10.50.") {
+			reg++
+		}
+	}
+	st1, _ := c2.Status()
+	t.Logf("RP: %d (S,G) from the flood, %d flows, RSS %.1f MB", reg, st1.Flows, float64(vmRSS(st1.PID))/(1<<20))
+	if reg > 2000 || st1.Flows > 2100 {
+		t.Errorf("RP state from the flood: %d (S,G), %d flows; limit 2,000", reg, st1.Flows)
+	}
+	if st1.PID != st0.PID {
+		t.Errorf("the RP restarted")
+	}
+	n1after, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
+	for _, a := range n1 {
+		found := false
+		for _, b := range n1after {
+			found = found || (a.Interface == b.Interface && a.Address == b.Address && b.Uptime >= a.Uptime)
+		}
+		if !found {
+			t.Errorf("R1's adjacency %s %s was reset by the flood", a.Interface, a.Address)
+		}
+	}
+	sent(15 * time.Second)
+	sent2(15 * time.Second)
+	time.Sleep(200 * time.Millisecond)
+	junk.stop(t)
+	s2 := r2.stop(t)
+	if p, _, _ := s2.Total(); p == 0 || s2.FirstAfterJoin > time.Second {
+		t.Errorf("the join during the flood: %d packets, first after %v (want within 1 s)", p, s2.FirstAfterJoin)
+	}
+	s := r.stop(t)
+	p, lost, dups := s.Total()
+	t.Logf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000; the new join's first packet after %v", p, lost, dups, s2.FirstAfterJoin)
+	ok := p == 8000 && lost == 0 && dups == 0
+	if !ok && len(s.Streams) == 1 && dups == 0 && p+lost == 8000 && startOfStreamLoss(s.Streams[0]) {
+		ok = true
+		t.Logf("the known start-of-stream loss: %v", s.Streams[0].MissingSample)
+	}
+	if !ok {
+		t.Errorf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
+	}
+}
