@@ -145,13 +145,22 @@ func testAssert(t *testing.T, frrB bool, rp string, maxLost, maxDups int) {
 		}
 		t.Logf("%s: phase 1 %d distinct of 3000, %d lost, %d duplicates; steady state %d, %d lost, %d duplicates",
 			x.name, s1.Packets-s1.Dups, s1.Lost, s1.Dups, s2.Packets, s2.Lost, s2.Dups)
+		// Two known, independent effects: the assert election may cost up
+		// to maxLost packets, and the stream's start the known defect's
+		// few among the first 30 (startOfStreamLoss); either, or both.
 		lostOK := 3000 - maxLost
-		if startOfStreamLoss(s1) {
-			lostOK -= int(s1.Lost)
-			t.Logf("%s, phase 1: packets %v lost at the stream's start (a known defect, see startOfStreamLoss)", x.name, s1.MissingSample)
+		early := 0
+		for _, m := range s1.MissingSample {
+			if m < 30 {
+				early++
+			}
+		}
+		if len(s1.MissingSample) == int(s1.Lost) && early > 0 && early <= 5 {
+			lostOK -= early
+			t.Logf("%s, phase 1: packets %v lost, %d at the stream's start (a known defect, see startOfStreamLoss)", x.name, s1.MissingSample, early)
 		}
 		if int(s1.Packets-s1.Dups) < lostOK || int(s1.Dups) > maxDups {
-			t.Errorf("%s, phase 1: %d distinct, %d duplicates; want at least %d and at most %d", x.name, s1.Packets-s1.Dups, s1.Dups, lostOK, maxDups)
+			t.Errorf("%s, phase 1: %d distinct, %d duplicates, lost %v; want at least %d and at most %d", x.name, s1.Packets-s1.Dups, s1.Dups, s1.MissingSample, lostOK, maxDups)
 		}
 		if s2.Packets != 2000 || s2.Lost != 0 || s2.Dups != 0 {
 			t.Errorf("%s, steady state: %d packets, %d lost, %d duplicates; want 2000, 0, 0", x.name, s2.Packets, s2.Lost, s2.Dups)
