@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,6 +125,14 @@ func testAssert(t *testing.T, frrB bool, rp string, maxLost, maxDups int) {
 	outA, outB := kernelVIFOut(t, l, "a", "x")-outA0, kernelVIFOut(t, l, "b", "x")-outB0
 	t.Logf("phase 1, packets sent onto x: A %d, B %d", outA, outB)
 	time.Sleep(4 * time.Second)
+	// The election needs data on x: under load (FRR on B, or the whole
+	// suite) it may not have finished within phase 1. Keep a stream (id 3,
+	// not counted) going until A holds assert state, for at most 3 s more.
+	for i := 0; i < 3 && !hasAssert(t, l, "a", g); i++ {
+		t.Logf("no assert state at A yet: 1,000 more packets")
+		send(t, l, "src", "-g", g, "-count", "1000", "-rate", "1000", "-id", "3")
+		time.Sleep(500 * time.Millisecond)
+	}
 	outA0, outB0 = kernelVIFOut(t, l, "a", "x"), kernelVIFOut(t, l, "b", "x")
 	send(t, l, "src", "-g", g, "-count", "2000", "-rate", "1000", "-id", "2")
 	time.Sleep(500 * time.Millisecond)
@@ -216,3 +225,29 @@ func TestPIMAssertSharedTree(t *testing.T) { testAssert(t, false, "10.255.0.1", 
 
 // FRR's pimd as B, ASM: the two implementations elect the same forwarder.
 func TestPIMAssertWithFRR(t *testing.T) { testAssert(t, true, "10.255.0.1", 2, 3000) }
+
+// hasAssert says whether node's election on x for g is over: it holds
+// assert state there (the winner), or it no longer forwards g onto x
+// (the loser, once its downstream routers moved to the winner).
+func hasAssert(t *testing.T, l *lab.Lab, node, g string) bool {
+	c := api.NewClient(l.Socket(node))
+	as, err := c.PIMAsserts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		if a.Group == g && a.Interface == "x" {
+			return true
+		}
+	}
+	rs, err := c.MRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Group == g && r.Source != "*" && strings.Contains(","+oifNames(r)+",", ",x,") {
+			return false
+		}
+	}
+	return true
+}
