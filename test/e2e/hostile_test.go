@@ -13,6 +13,7 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/lab"
+	"overcast/internal/tools/mcast"
 )
 
 // pimAttack is the attacker: a host on a LAN sending hand-built PIM with
@@ -206,14 +207,7 @@ func TestHostileLANSpoofing(t *testing.T) {
 	st := r.stop(t)
 	p, lost, dups := st.Total()
 	t.Logf("receiver under attack: %d packets, %d lost, %d duplicates of 4000", p, lost, dups)
-	ok := p == 4000 && lost == 0 && dups == 0
-	if !ok && len(st.Streams) == 1 && dups == 0 && p+lost == 4000 && startOfStreamLoss(st.Streams[0]) {
-		ok = true
-		t.Logf("the known start-of-stream loss: %v", st.Streams[0].MissingSample)
-	}
-	if !ok {
-		t.Errorf("receiver under attack: %d packets, %d lost, %d duplicates of 4000", p, lost, dups)
-	}
+	streamWhole(t, st, 4000)
 }
 
 // jpFlood is a fake neighbour: a Hello from SRC (on the LAN, so it is
@@ -301,26 +295,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	}
 	n1, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
 
-	// show status, every 20 ms, through the flood.
-	stop := make(chan struct{})
-	lat := make(chan []float64)
-	go func() {
-		var ms []float64
-		for {
-			select {
-			case <-stop:
-				lat <- ms
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			t0 := time.Now()
-			if _, err := c3.Status(); err == nil {
-				ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
-			} else {
-				ms = append(ms, 10_000)
-			}
-		}
-	}()
+	stopSampling := sampleStatus(c3) // show status, every 20 ms, through the flood
 	script := filepath.Join(t.TempDir(), "flood.py")
 	os.WriteFile(script, []byte(jpFlood), 0o644)
 	flood := make(chan string, 1)
@@ -335,9 +310,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	r2 := startRecv(t, l, "rcv", "-g", G2, "-p", "5002") // a new join in the middle of the flood
 	t.Logf("flood: %s", strings.TrimSpace(<-flood))
 	time.Sleep(time.Second)
-	close(stop)
-	ms := <-lat
-	slices.Sort(ms)
+	ms := stopSampling()
 	p99 := ms[len(ms)*99/100]
 	t.Logf("show status during the flood: %d calls, median %.1f ms, p99 %.1f ms, max %.1f ms", len(ms), ms[len(ms)/2], p99, ms[len(ms)-1])
 	if p99 > 100 {
@@ -363,18 +336,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	if rss > 100<<20 {
 		t.Errorf("R3 RSS %.1f MB after the flood", float64(rss)/(1<<20))
 	}
-	n1after, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
-	for _, a := range n1 {
-		found := false
-		for _, b := range n1after {
-			if a.Interface == b.Interface && a.Address == b.Address && b.Uptime >= a.Uptime {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("R1's adjacency %s %s was reset by the flood: %+v", a.Interface, a.Address, n1after)
-		}
-	}
+	adjacenciesKept(t, l, "r1", n1)
 	if st1.PID != st0.PID {
 		t.Errorf("R3 restarted: pid %d -> %d", st0.PID, st1.PID)
 	}
@@ -390,14 +352,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	s := r.stop(t)
 	p, lost, dups := s.Total()
 	t.Logf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
-	ok := p == 8000 && lost == 0 && dups == 0
-	if !ok && len(s.Streams) == 1 && dups == 0 && p+lost == 8000 && startOfStreamLoss(s.Streams[0]) {
-		ok = true
-		t.Logf("the known start-of-stream loss: %v", s.Streams[0].MissingSample)
-	}
-	if !ok {
-		t.Errorf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
-	}
+	streamWhole(t, s, 8000)
 }
 
 // The tools' bad input: each case exits non-zero with a message that
@@ -538,16 +493,7 @@ func TestHostileRegisterFlood(t *testing.T) {
 	if st1.PID != st0.PID {
 		t.Errorf("the RP restarted")
 	}
-	n1after, _ := api.NewClient(l.Socket("r1")).PIMNeighbors()
-	for _, a := range n1 {
-		found := false
-		for _, b := range n1after {
-			found = found || (a.Interface == b.Interface && a.Address == b.Address && b.Uptime >= a.Uptime)
-		}
-		if !found {
-			t.Errorf("R1's adjacency %s %s was reset by the flood", a.Interface, a.Address)
-		}
-	}
+	adjacenciesKept(t, l, "r1", n1)
 	sent(15 * time.Second)
 	sent2(15 * time.Second)
 	time.Sleep(200 * time.Millisecond)
@@ -559,12 +505,36 @@ func TestHostileRegisterFlood(t *testing.T) {
 	s := r.stop(t)
 	p, lost, dups := s.Total()
 	t.Logf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000; the new join's first packet after %v", p, lost, dups, s2.FirstAfterJoin)
-	ok := p == 8000 && lost == 0 && dups == 0
-	if !ok && len(s.Streams) == 1 && dups == 0 && p+lost == 8000 && startOfStreamLoss(s.Streams[0]) {
-		ok = true
-		t.Logf("the known start-of-stream loss: %v", s.Streams[0].MissingSample)
+	streamWhole(t, s, 8000)
+}
+
+// streamWhole checks a receiver got all n packets once each, or lost only
+// the known start-of-stream few (startOfStreamLoss, logged).
+func streamWhole(t *testing.T, st mcast.Stats, n uint64) {
+	t.Helper()
+	p, lost, dups := st.Total()
+	if p == n && lost == 0 && dups == 0 {
+		return
 	}
-	if !ok {
-		t.Errorf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000", p, lost, dups)
+	if len(st.Streams) == 1 && dups == 0 && p+lost == n && startOfStreamLoss(st.Streams[0]) {
+		t.Logf("the known start-of-stream loss: %v", st.Streams[0].MissingSample)
+		return
+	}
+	t.Errorf("stream: %d packets, %d lost, %d duplicates of %d", p, lost, dups, n)
+}
+
+// adjacenciesKept checks node still has every neighbour of before, none
+// of them reset (uptime not lower).
+func adjacenciesKept(t *testing.T, l *lab.Lab, node string, before []api.PIMNeighbor) {
+	t.Helper()
+	after, _ := api.NewClient(l.Socket(node)).PIMNeighbors()
+	for _, a := range before {
+		found := false
+		for _, b := range after {
+			found = found || (a.Interface == b.Interface && a.Address == b.Address && b.Uptime >= a.Uptime)
+		}
+		if !found {
+			t.Errorf("%s's adjacency %s %s was reset: %+v", node, a.Interface, a.Address, after)
+		}
 	}
 }
