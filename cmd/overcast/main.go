@@ -253,9 +253,18 @@ func runShow(args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		if r, ok := v.(*api.RPF); ok && !r.Found {
+			return exitCode(1)
+		}
+		return nil
 	}
 	view.Text(os.Stdout, view.Words, v)
+	if r, ok := v.(*api.RPF); ok && !r.Found {
+		return exitCode(1) // no route: scripts see the RPF failure (the text said so)
+	}
 	return nil
 }
 

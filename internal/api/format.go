@@ -10,6 +10,9 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) }
 func fmtScan(s string, f *float64) (int, error) { return fmt.Sscan(s, f) }
 
 func fmtHMS(s int) string {
+	if s >= 7*86400 {
+		return fmt.Sprintf("%dw%dd", s/(7*86400), s%(7*86400)/86400)
+	}
 	if s >= 86400 {
 		return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
 	}

@@ -62,30 +62,41 @@ type IGMPStats struct {
 	SourceLimit uint64 `json:"source_limit_refused"`
 }
 
-// MRoute is one (S,G) entry of `show mroute`.
+// MRoute is one entry of `show mroute`: a (*,G) (Source "*", from PIM's
+// shared-tree state) or an (S,G) (a flow the data plane carries).
 type MRoute struct {
-	Source   string   `json:"source"`
-	Group    string   `json:"group"`
-	IIF      string   `json:"iif"`
-	RPF      string   `json:"iif_origin,omitempty"` // who chose the input: pim (RPF) or flow (where it arrived)
-	OIFs     []OIF    `json:"oifs"`
-	Flags    string   `json:"flags"`
-	Uptime   Duration `json:"uptime"`
-	Expires  Duration `json:"expires"`
-	Packets  uint64   `json:"packets"`
-	Bytes    uint64   `json:"bytes"`
-	WrongIf  uint64   `json:"wrong_if"`
-	PPS      float64  `json:"pps"`
-	KBPS     float64  `json:"kbps"`
-	Programs bool     `json:"in_kernel"`
-	Peers    []string `json:"overlay_peers,omitempty"` // the overlay peers it is replicated to
+	Source string `json:"source"` // "*" for (*,G)
+	Group  string `json:"group"`
+	RP     string `json:"rp"` // the group's RP ("" for SSM and without PIM)
+	// Mode is what routes it: sparse (PIM-SM), ssm (PIM-SSM) or igmp (no PIM: IGMP alone).
+	Mode string `json:"mode"`
+	IIF  string `json:"iif"`                  // "" for (*,G) at the RP (IOS: Null)
+	RPF  string `json:"iif_origin,omitempty"` // who chose the input: pim (RPF) or flow (where it arrived)
+	// RPFNbr is the upstream neighbour joins go to ("" directly connected, at the RP, or without PIM).
+	RPFNbr string `json:"rpf_neighbor"`
+	// Registering: this first hop encapsulates the flow to the RP (the register VIF is an output).
+	Registering bool     `json:"registering"`
+	OIFs        []OIF    `json:"oifs"`
+	Flags       string   `json:"flags"`
+	Uptime      Duration `json:"uptime"`
+	Expires     Duration `json:"expires"` // 0: stopped (IOS), the entry lives while its outputs do
+	Packets     uint64   `json:"packets"`
+	Bytes       uint64   `json:"bytes"`
+	WrongIf     uint64   `json:"wrong_if"`
+	PPS         float64  `json:"pps"`
+	KBPS        float64  `json:"kbps"`
+	Programs    bool     `json:"in_kernel"`
+	Peers       []string `json:"overlay_peers,omitempty"` // the overlay peers it is replicated to
 }
 
 // OIF is one outgoing interface and why it is there.
 type OIF struct {
-	Name   string   `json:"name"`
-	Origin string   `json:"origin"` // who wants it: igmp, static, pim, register (later msdp, overlay, mirror)
-	Uptime Duration `json:"uptime"` // how long it has been there
+	Name    string   `json:"name"`
+	Origin  string   `json:"origin"`  // who wants it: igmp, static, pim, register, msdp, overlay, restart
+	Uptime  Duration `json:"uptime"`  // how long it has been there
+	Expires Duration `json:"expires"` // when the join or membership behind it runs out (0: stopped)
+	// AssertWinner: this router won an assert on the interface (IOS flag A).
+	AssertWinner bool `json:"assert_winner"`
 }
 
 // Status is the daemon's own state.
@@ -127,17 +138,23 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// String is the Cisco-like hh:mm:ss form used in tables.
+// String is the IOS form of a timer: 00:01:23 under a day, 1d20h under a
+// week, 8w1d beyond; "stopped" for a timer that is not running (zero or
+// negative).
 func (d Duration) String() string {
 	t := time.Duration(d)
 	if t <= 0 {
-		return "-"
+		return "stopped"
 	}
-	s := int(t.Round(time.Second) / time.Second)
-	if t < 10*time.Second {
-		return t.Round(100 * time.Millisecond).String()
+	return fmtHMS(int(t.Round(time.Second) / time.Second))
+}
+
+// Uptime is the IOS form of an age: like String, but 00:00:00 for zero.
+func (d Duration) Uptime() string {
+	if d <= 0 {
+		return "00:00:00"
 	}
-	return fmtHMS(s)
+	return d.String()
 }
 
 // PIMNeighbor is one row of `show pim neighbor`.

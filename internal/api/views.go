@@ -60,6 +60,8 @@ var Views = []View{
 	view("igmp interface", []string{"igmp interfaces", "ip igmp interface"}, PathIGMPInterfaces, "", textIGMPInterfaces),
 	view("mroute", []string{"ip mroute"}, PathMRoute, "", textMRoutes),
 	view("mroute count", []string{"ip mroute count"}, PathMRoute, "", textMRoutes),
+	view("mroute", []string{"ip mroute"}, PathMRoute, "GROUP [SOURCE]", textMRoutes),
+	view("mroute count", []string{"ip mroute count"}, PathMRoute, "GROUP [SOURCE]", textMRoutes),
 	view("pim neighbor", []string{"pim neighbors", "ip pim neighbor"}, PathPIMNeighbors, "", textPIMNeighbors),
 	view("pim interface", []string{"pim interfaces", "ip pim interface"}, PathPIMInterfaces, "", textPIMInterfaces),
 	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", textPIMRPs),
@@ -215,19 +217,38 @@ func textMSDPRPF(w io.Writer, what string, r MSDPRPF) {
 	}
 }
 
-// FindView finds the view the words name, and its argument.
+// FindView finds the view the words name, and its argument. Every view
+// is also accepted after "ip" (show ip pim neighbor), and IOS's order
+// "mroute GROUP [SOURCE] count" is accepted for "mroute count GROUP".
+// An argument of two words ("GROUP [SOURCE]") is passed as "G,S".
 func FindView(words []string) (View, string, bool) {
+	if v, arg, ok := findView(words); ok {
+		return v, arg, true
+	}
+	if len(words) > 1 && words[0] == "ip" {
+		words = words[1:]
+	}
+	if n := len(words); n > 2 && words[0] == "mroute" && words[n-1] == "count" {
+		words = append([]string{"mroute", "count"}, words[1:n-1]...)
+	}
+	return findView(words)
+}
+
+func findView(words []string) (View, string, bool) {
 	for _, v := range Views {
 		for _, name := range append([]string{v.Words}, v.Aliases...) {
 			n := strings.Fields(name)
-			if v.Arg != "" {
-				if len(words) == len(n)+1 && slices.Equal(words[:len(n)], n) {
-					return v, words[len(n)], true
-				}
+			if len(words) < len(n) || !slices.Equal(words[:len(n)], n) {
 				continue
 			}
-			if slices.Equal(words, n) {
+			rest := words[len(n):]
+			switch {
+			case v.Arg == "" && len(rest) == 0:
 				return v, "", true
+			case v.Arg != "" && !strings.Contains(v.Arg, "[") && len(rest) == 1:
+				return v, rest[0], true
+			case strings.Contains(v.Arg, "[") && len(rest) >= 1 && len(rest) <= len(strings.Fields(v.Arg)) && !slices.Contains(rest, "count"):
+				return v, strings.Join(rest, ","), true
 			}
 		}
 	}
@@ -254,10 +275,14 @@ func dash(s string) string {
 	return s
 }
 
+// textIGMPGroups is IOS's show ip igmp groups (group, interface, uptime,
+// expires, last reporter), then the version, IGMPv3's filter mode and
+// source list (a v1/v2 group has neither: "-").
 func textIGMPGroups(w0 io.Writer, what string, rows []IGMPGroup) {
+	fmt.Fprintln(w0, "IGMP Connected Group Membership")
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
 	defer w.Flush()
-	fmt.Fprintln(w, "Interface\tGroup\tMode\tVer\tUptime\tExpires\tLast reporter\tSources")
+	fmt.Fprintln(w, "Group Address\tInterface\tUptime\tExpires\tLast Reporter\tVer\tMode\tSources")
 	for _, g := range rows {
 		mode := g.Mode
 		if g.Static {
@@ -271,10 +296,11 @@ func textIGMPGroups(w0 io.Writer, what string, rows []IGMPGroup) {
 			}
 			srcs = append(srcs, fmt.Sprintf("%s %s%s", s.Source, s.Expires, flag))
 		}
-		if len(srcs) == 0 {
-			srcs = []string{"*"}
+		exp := g.Expires.String()
+		if g.Static {
+			exp = "never"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", g.Interface, g.Group, mode, g.Version, g.Uptime, g.Expires, dash(g.Reporter), strings.Join(srcs, ", "))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\tv%d\t%s\t%s\n", g.Group, g.Interface, g.Uptime.Uptime(), exp, dash(g.Reporter), g.Version, dash(mode), dash(strings.Join(srcs, ", ")))
 	}
 }
 
@@ -293,27 +319,78 @@ func textIGMPInterfaces(w0 io.Writer, what string, rows []IGMPInterface) {
 	}
 }
 
-func textMRoutes(w0 io.Writer, what string, rows []MRoute) {
-	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
-	defer w.Flush()
+// mrouteLegend is IOS's legend for show ip mroute, letter for letter: the
+// letters Overcast sets mean what they mean there (S, s, C, P, R, F, T, J,
+// M, A, I; outgoing A), and the rest are never set.
+const mrouteLegend = `IP Multicast Routing Table
+Flags: D - Dense, S - Sparse, B - Bidir Group, s - SSM Group, C - Connected,
+       L - Local, P - Pruned, R - RP-bit set, F - Register flag,
+       T - SPT-bit set, J - Join SPT, M - MSDP created entry,
+       X - Proxy Join Timer Running, A - Candidate for MSDP Advertisement,
+       U - URD, I - Received Source Specific Host Report, Z - Multicast Tunnel
+Outgoing interface flags: H - Hardware switched, A - Assert winner
+ Timers: Uptime/Expires
+ Interface state: Interface, Next-Hop or VCD, State/Mode
+`
+
+// iosIIF is an input as IOS names it: Null at the top of a tree, Register
+// for decapsulated Registers.
+func iosIIF(s string) string {
+	switch s {
+	case "":
+		return "Null"
+	case "pimreg":
+		return "Register"
+	}
+	return s
+}
+
+func orZero(a string) string {
+	if a == "" {
+		return "0.0.0.0"
+	}
+	return a
+}
+
+func textMRoutes(w io.Writer, what string, rows []MRoute) {
 	if strings.HasSuffix(what, "count") {
-		fmt.Fprintln(w, "Source\tGroup\tPackets\tBytes\tPkt/s\tkbit/s\tRPF failed (wrong if)")
-		for _, r := range rows {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%d\n", r.Source, r.Group, r.Packets, r.Bytes, r.PPS, r.KBPS, r.WrongIf)
-		}
+		textMRouteCount(w, rows)
 		return
 	}
-	w.Flush()
-	fmt.Fprintln(w0, "Flags: S - Sparse, C - Connected, P - Pruned, F - Register, T - SPT-bit set,\n       R - RP-bit set ((S,G,rpt) pruned upstream), J - SPT threshold crossed")
+	fmt.Fprint(w, mrouteLegend)
 	for _, r := range rows {
-		fmt.Fprintf(w0, "(%s, %s), %s/%s, flags: %s\n", r.Source, r.Group, r.Uptime, r.Expires, r.Flags)
-		fmt.Fprintf(w0, "  Incoming interface: %s\n  Outgoing interface list:", r.IIF)
-		if len(r.OIFs) == 0 {
-			fmt.Fprintln(w0, " Null")
+		fmt.Fprintln(w)
+		rp := ""
+		if r.Source == "*" && r.RP != "" {
+			rp = ", RP " + r.RP
+		}
+		fmt.Fprintf(w, "(%s, %s), %s/%s%s, flags: %s\n", r.Source, r.Group, r.Uptime.Uptime(), r.Expires, rp, r.Flags)
+		reg := ""
+		if r.Registering {
+			reg = ", Registering"
+		}
+		fmt.Fprintf(w, "  Incoming interface: %s, RPF nbr %s%s\n", iosIIF(r.IIF), orZero(r.RPFNbr), reg)
+		mode := "Sparse"
+		if r.Mode == "igmp" {
+			mode = "Local" // IGMP alone routes it (no PIM on this router)
+		}
+		var oifs []string
+		for _, o := range r.OIFs {
+			if o.Name == "pimreg" {
+				continue // registering: said on the incoming line, as IOS does
+			}
+			line := fmt.Sprintf("    %s, Forward/%s, %s/%s", o.Name, mode, o.Uptime.Uptime(), o.Expires)
+			if o.AssertWinner {
+				line += ", A"
+			}
+			oifs = append(oifs, line)
+		}
+		if len(oifs) == 0 {
+			fmt.Fprintln(w, "  Outgoing interface list: Null")
 		} else {
-			fmt.Fprintln(w0)
-			for _, o := range r.OIFs {
-				fmt.Fprintf(w0, "    %s, Forward/%s\n", o.Name, o.Origin)
+			fmt.Fprintln(w, "  Outgoing interface list:")
+			for _, l := range oifs {
+				fmt.Fprintln(w, l)
 			}
 		}
 		if n := len(r.Peers); n > 0 {
@@ -321,21 +398,89 @@ func textMRoutes(w0 io.Writer, what string, rows []MRoute) {
 			if n > 8 {
 				list += " ..."
 			}
-			fmt.Fprintf(w0, "  Overlay peers: %d (%s)\n", n, list)
+			fmt.Fprintf(w, "  Overlay peers: %d (%s)\n", n, list)
 		}
 	}
 }
 
+// textMRouteCount is IOS's show ip mroute count: per group, its sources'
+// forwarding counts (packets/pps/average size/kbps) and other counts
+// (total/RPF failed/other drops: received with no output).
+func textMRouteCount(w io.Writer, rows []MRoute) {
+	var groups []string
+	sources := map[string][]MRoute{}
+	for _, r := range rows {
+		if _, ok := sources[r.Group]; !ok {
+			groups = append(groups, r.Group)
+			sources[r.Group] = nil
+		}
+		if r.Source != "*" {
+			sources[r.Group] = append(sources[r.Group], r)
+		}
+	}
+	n := 0
+	for _, g := range groups {
+		n += len(sources[g])
+	}
+	avg := 0.0
+	if len(groups) > 0 {
+		avg = float64(n) / float64(len(groups))
+	}
+	fmt.Fprintf(w, "IP Multicast Statistics\n%d routes\n%d groups, %.2f average sources per group\n", len(rows), len(groups), avg)
+	fmt.Fprintln(w, "Forwarding Counts: Pkt Count/Pkts per second/Avg Pkt Size/Kilobits per second")
+	fmt.Fprintln(w, "Other counts: Total/RPF failed/Other drops(OIF-null, rate-limit etc)")
+	for _, g := range groups {
+		var fwd, rcv uint64
+		for _, r := range sources[g] {
+			fwd += forwarded(r)
+			rcv += r.Packets + r.WrongIf
+		}
+		fmt.Fprintf(w, "\nGroup: %s, Source count: %d, Packets forwarded: %d, Packets received: %d\n", g, len(sources[g]), fwd, rcv)
+		fmt.Fprintln(w, "  RP-tree: Forwarding: 0/0/0/0, Other: 0/0/0") // the kernel forwards by (S,G) only
+		for _, r := range sources[g] {
+			f := forwarded(r)
+			size := uint64(0)
+			if r.Packets > 0 {
+				size = r.Bytes / r.Packets
+			}
+			fmt.Fprintf(w, "  Source: %s/32, Forwarding: %d/%d/%d/%d, Other: %d/%d/%d\n", r.Source, f, int64(r.PPS+0.5), size, int64(r.KBPS+0.5),
+				r.Packets+r.WrongIf, r.WrongIf, r.Packets-f)
+		}
+	}
+}
+
+// forwarded is what an (S,G) sent on: the packets it took in, unless it
+// has no output (then they were dropped: OIF-null).
+func forwarded(r MRoute) uint64 {
+	for _, o := range r.OIFs {
+		if o.Name != "" {
+			return r.Packets
+		}
+	}
+	return 0
+}
+
+// textPIMNeighbors is IOS's show ip pim neighbor: the neighbour first,
+// then the interface, uptime/expires, version and DR priority/mode.
 func textPIMNeighbors(w0 io.Writer, what string, rows []PIMNeighbor) {
+	fmt.Fprint(w0, `PIM Neighbor Table
+Mode: B - Bidir Capable, DR - Designated Router, N - Default DR Priority,
+      P - Proxy Capable, S - State Refresh Capable, G - GenID Capable,
+      L - DR Load-balancing Capable
+`)
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
 	defer w.Flush()
-	fmt.Fprintln(w, "Interface\tNeighbor\tUptime\tExpires\tDR prio\tGen ID\tDR")
+	fmt.Fprintln(w, "Neighbor\tInterface\tUptime/Expires\tVer\tDR")
+	fmt.Fprintln(w, "Address\t\t\t\tPrio/Mode")
 	for _, n := range rows {
-		dr := ""
+		mode := "G"
 		if n.DR {
-			dr = "DR"
+			mode = "DR " + mode
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%08x\t%s\n", n.Interface, n.Address, n.Uptime, n.Expires, n.DRPriority, n.GenerationID, dr)
+		if n.DRPriority == 1 {
+			mode = "N " + mode
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s/%s\tv2\t%d / %s\n", n.Address, n.Interface, n.Uptime.Uptime(), n.Expires, n.DRPriority, mode)
 	}
 }
 
@@ -426,22 +571,33 @@ func textPIMAsserts(w0 io.Writer, what string, rows []PIMAssert) {
 	}
 }
 
-func textRPF(w0 io.Writer, what string, rows RPF) {
-	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
-	defer w.Flush()
+// textRPF is IOS's show ip rpf.
+func textRPF(w io.Writer, what string, r RPF) {
 	switch {
-	case !rows.Found:
-		fmt.Fprintf(w, "%s\tno route: RPF fails, joins toward it cannot be sent\n", rows.Address)
-	case rows.Local:
-		fmt.Fprintf(w, "%s\tlocal address of this router\n", rows.Address)
-	default:
-		typ := "unicast (" + dash(rows.Protocol) + ")"
-		if rows.Table == "mbgp" {
-			typ = "mbgp (" + rows.Route + ")"
-		}
-		fmt.Fprintf(w, "RPF information for %s\n  RPF interface:\t%s\n  RPF neighbor:\t%s\n  RPF type:\t%s\n  Metric preference:\t%d\n  Metric:\t%d\n", rows.Address, rows.Iface,
-			dash(rows.Neighbor)+map[bool]string{true: "", false: " (directly connected)"}[rows.Neighbor != ""], typ, rows.Preference, rows.Metric)
+	case !r.Found:
+		fmt.Fprintf(w, "RPF information for ? (%s) failed, no route exists\n", r.Address)
+		return
+	case r.Local:
+		fmt.Fprintf(w, "RPF information for ? (%s): an address of this router\n", r.Address)
+		return
 	}
+	fmt.Fprintf(w, "RPF information for ? (%s)\n  RPF interface: %s\n", r.Address, r.Iface)
+	if r.Neighbor == "" {
+		fmt.Fprintf(w, "  RPF neighbor: ? (%s) - directly connected\n", r.Address)
+	} else {
+		fmt.Fprintf(w, "  RPF neighbor: ? (%s)\n", r.Neighbor)
+	}
+	fmt.Fprintf(w, "  RPF route/mask: %s\n", dash(r.Route))
+	switch r.Table {
+	case "mbgp":
+		fmt.Fprintln(w, "  RPF type: multicast (bgp)")
+	case "overlay":
+		fmt.Fprintln(w, "  RPF type: overlay")
+	default:
+		fmt.Fprintf(w, "  RPF type: unicast (%s)\n", dash(r.Protocol))
+	}
+	fmt.Fprintln(w, "  Doing distance-preferred lookups across tables")
+	fmt.Fprintf(w, "  RPF metric preference: %d\n  RPF metric: %d\n", r.Preference, r.Metric)
 }
 
 // textPIMStatistics prints the message counters and, per interface, what

@@ -174,6 +174,9 @@ func checkDaemon(t *testing.T, h *harness) {
 		if v.Arg != "" {
 			arg = "10.9.0.5"
 		}
+		if strings.HasPrefix(v.Arg, "GROUP") {
+			arg = fzGroups[0] + "," + fzSrcs[0]
+		}
 		if strings.HasPrefix(v.Path, "/v1/msdp/") && h.d.msdp == nil || strings.HasPrefix(v.Path, "/v1/bgp/") && h.d.mbgp == nil || strings.HasPrefix(v.Path, "/v1/overlay") && h.d.ovl == nil {
 			continue // says MSDP, BGP or the overlay is off
 		}

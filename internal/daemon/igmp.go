@@ -204,6 +204,9 @@ func (c *igmpComp) views(add func(string, viewFunc)) {
 					Interface: x.name, Group: g.Group.String(), Mode: g.Mode.String(), Version: g.Version,
 					Static: g.Static, Expires: until(g.Expires, now),
 				}
+				if g.Version < 3 && !g.Static {
+					row.Mode = "" // IGMPv1/v2 have no filter mode (RFC 3376's EXCLUDE({}) is internal)
+				}
 				if !g.Created.IsZero() {
 					row.Uptime = api.Duration(now.Sub(g.Created))
 				}

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"overcast/internal/api"
@@ -14,6 +16,73 @@ func (p *pimComp) views(add func(string, viewFunc)) {
 	add(api.PathPIMJoin, p.joinView)
 	add(api.PathPIMAssert, p.assertView)
 	add(api.PathPIMStatistics, p.statisticsView)
+}
+
+// starRow is a (*,G) entry as show mroute lists it: its RP, input toward
+// the RP (none at the RP itself), the downstream joins and local members
+// it forwards to, and IOS's flags (S, C for a connected member, J once a
+// threshold asks for the SPT, P with no output).
+func (p *pimComp) starRow(now time.Time, e pim.EntryView) api.MRoute {
+	g := e.Key.G
+	r := api.MRoute{Source: "*", Group: g.String(), Mode: "sparse", IIF: e.UpIface, RPF: "pim", OIFs: []api.OIF{},
+		Uptime: api.Duration(now.Sub(e.Created)), Programs: true}
+	if rp, ok := p.r.RP(g); ok {
+		r.RP = rp.String()
+	}
+	if e.UpNeighbor.IsValid() {
+		r.RPFNbr = e.UpNeighbor.String()
+	}
+	flags := "S"
+	var last time.Time
+	for _, dv := range e.Down {
+		if dv.State != pim.Join && dv.State != pim.PrunePending {
+			continue
+		}
+		o := api.OIF{Name: dv.Iface, Origin: "pim", Uptime: api.Duration(now.Sub(dv.Since)), Expires: until(dv.Expires, now)}
+		r.OIFs = append(r.OIFs, o)
+		if dv.Expires.After(last) {
+			last = dv.Expires
+		}
+	}
+	for _, name := range e.LocalIn {
+		if slices.ContainsFunc(r.OIFs, func(o api.OIF) bool { return o.Name == name }) {
+			continue
+		}
+		o := api.OIF{Name: name, Origin: "igmp"}
+		if ii := p.d.igmp.ifs[name]; ii != nil {
+			if m, ok := ii.m.Group(g, now); ok {
+				if m.Static {
+					o.Origin = "static"
+				}
+				if !m.Created.IsZero() {
+					o.Uptime = api.Duration(now.Sub(m.Created))
+				}
+				o.Expires = until(m.Expires, now)
+			}
+		}
+		r.OIFs = append(r.OIFs, o)
+	}
+	for _, a := range e.Asserts {
+		for i := range r.OIFs {
+			if r.OIFs[i].Name == a.Iface && a.State == pim.AssertWinner {
+				r.OIFs[i].AssertWinner = true
+			}
+		}
+	}
+	slices.SortFunc(r.OIFs, func(a, b api.OIF) int { return strings.Compare(a.Name, b.Name) })
+	if len(e.LocalIn) > 0 {
+		flags += "C"
+	} else if !last.IsZero() {
+		r.Expires = until(last, now) // joins alone keep it; a member keeps it stopped
+	}
+	if e.SPTWanted || len(e.LocalIn) > 0 && e.SPTThreshold.String() == "immediate" {
+		flags += "J" // IOS: the next packet down the shared tree moves this last hop to the SPT
+	}
+	if len(r.OIFs) == 0 {
+		flags += "P"
+	}
+	r.Flags = flags
+	return r
 }
 
 // rejected is a refusal count by reason name, every reason present.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"runtime/metrics"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"overcast/internal/api"
+	"overcast/internal/dataplane"
+	"overcast/internal/mrib"
 	"overcast/internal/pim"
 )
 
@@ -69,41 +72,172 @@ func (d *Daemon) View(now time.Time, path, arg string) (any, error) {
 	return h(now, arg)
 }
 
-// mrouteView lists the MRIB with the flows' counters: input, outputs,
-// who wants each output and for how long, and the flags.
-func (d *Daemon) mrouteView(now time.Time, _ string) (any, error) {
+// mrouteView lists the multicast routing table as IOS does: each group's
+// (*,G) (PIM's shared-tree state) then its (S,G)s (the flows, with the
+// MRIB's input, outputs and flags and the kernel's counters). arg filters:
+// "GROUP" or "GROUP,SOURCE".
+func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
+	var fg, fs netip.Addr
+	if arg != "" {
+		gs, ss, two := strings.Cut(arg, ",")
+		g, err := netip.ParseAddr(gs)
+		if err != nil || !g.Is4() || !g.IsMulticast() {
+			return nil, api.BadRequest{Err: fmt.Errorf("%q is not an IPv4 multicast group: show mroute takes a group and optionally a source, such as show mroute 239.1.1.1 10.0.1.10", gs)}
+		}
+		fg = g
+		if two {
+			sa, err := netip.ParseAddr(ss)
+			if err != nil || !sa.Is4() || sa.IsMulticast() {
+				return nil, api.BadRequest{Err: fmt.Errorf("%q is not an IPv4 unicast source: show mroute GROUP SOURCE, such as show mroute 239.1.1.1 10.0.1.10", ss)}
+			}
+			fs = sa
+		}
+	}
+	want := func(s, g netip.Addr) bool {
+		return (!fg.IsValid() || g == fg) && (!fs.IsValid() || s == fs || !s.IsValid())
+	}
 	out := []api.MRoute{}
+	var tree map[pim.SG]pim.EntryView
+	if d.pim != nil {
+		tree = map[pim.SG]pim.EntryView{}
+		for _, e := range d.pim.r.Entries(now) {
+			if !want(e.Key.S, e.Key.G) {
+				continue
+			}
+			tree[e.Key] = e
+			if !e.Key.S.IsValid() && !fs.IsValid() {
+				out = append(out, d.pim.starRow(now, e))
+			}
+		}
+	}
 	for k, f := range d.flows {
+		if !want(k.Source, k.Group) {
+			continue
+		}
 		r := api.MRoute{
-			Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif,
+			Source: k.Source.String(), Group: k.Group.String(), IIF: f.iif, OIFs: []api.OIF{},
 			Uptime: api.Duration(now.Sub(f.created)), Expires: api.Duration(f.lastActive.Add(d.cfg.Keepalive).Sub(now)),
 			Packets: f.counters.Packets, Bytes: f.counters.Bytes, WrongIf: f.counters.WrongIf,
-			PPS: f.pps, KBPS: f.bps / 1000,
+			PPS: math.Round(f.pps), KBPS: math.Round(f.bps/100) / 10,
 		}
 		// Exact counts now, one lookup per flow (the kernel's table dump
 		// grows worse than linearly); rates come from the counter poll.
 		if c, err := d.env.Forwarder.SGCount(k); err == nil {
 			r.Packets, r.Bytes, r.WrongIf = c.Packets, c.Bytes, c.WrongIf
 		}
+		flags := ""
+		r.Mode = "igmp"
+		if d.pim != nil {
+			r.Mode = "sparse"
+			if d.pim.r.Config().RPs.IsSSM(k.Group) {
+				r.Mode = "ssm"
+			}
+		}
 		if e, ok := d.rib.Get(k); ok {
-			r.IIF, r.RPF, r.Flags = e.IIF, e.IIFOrigin.String(), e.Flags.String()
+			r.IIF, r.RPF = e.IIF, e.IIFOrigin.String()
+			flags = e.Flags.String()
 			for _, o := range e.Outputs {
-				r.OIFs = append(r.OIFs, api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since()))})
+				if o.Name == dataplane.RegisterName {
+					r.Registering = true
+				}
+				oif := api.OIF{Name: o.Name, Origin: o.Origin.String(), Uptime: api.Duration(now.Sub(o.Since()))}
+				oif.Expires, oif.AssertWinner = d.oifTimers(now, k, o, tree)
+				r.OIFs = append(r.OIFs, oif)
 			}
 			r.Programs = d.rec.Holds(e.Route())
 			for _, p := range e.Peers {
 				r.Peers = append(r.Peers, p.String())
 			}
 		}
+		if d.pim != nil {
+			// IOS marks sparse mode on (*,G) only, and SSM groups with s.
+			flags = strings.ReplaceAll(flags, "S", "")
+			if d.pim.r.Config().RPs.IsSSM(k.Group) {
+				flags = "s" + flags
+			}
+			r.RPFNbr = rpfNeighbor(tree, k, r.IIF)
+			// IOS's R: (S,G) state pointing to the RP, pruned along the
+			// shared tree (an (S,G,rpt) prune received here).
+			flags = strings.ReplaceAll(flags, "R", "")
+			for _, dv := range tree[pim.SG{S: k.Source, G: k.Group}].RPTDown {
+				if dv.State == pim.Pruned && !strings.Contains(flags, "R") {
+					flags += "R"
+				}
+			}
+		}
+		r.Flags = flags
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b api.MRoute) int {
-		if c := strings.Compare(a.Group, b.Group); c != 0 {
+		ga, gb := netip.MustParseAddr(a.Group), netip.MustParseAddr(b.Group)
+		if c := ga.Compare(gb); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Source, b.Source)
+		if (a.Source == "*") != (b.Source == "*") {
+			if a.Source == "*" {
+				return -1
+			}
+			return 1
+		}
+		if a.Source == "*" {
+			return 0
+		}
+		return netip.MustParseAddr(a.Source).Compare(netip.MustParseAddr(b.Source))
 	})
 	return out, nil
+}
+
+// rpfNeighbor is the neighbour an (S,G) flow's input leads to: the
+// (S,G)'s upstream when the input is its RPF interface, else the
+// shared tree's (the flow follows the (*,G)); "" directly connected.
+func rpfNeighbor(tree map[pim.SG]pim.EntryView, k dataplane.SG, iif string) string {
+	for _, key := range []pim.SG{{S: k.Source, G: k.Group}, {G: k.Group}} {
+		if e, ok := tree[key]; ok && e.UpIface == iif && e.UpNeighbor.IsValid() {
+			return e.UpNeighbor.String()
+		}
+	}
+	return ""
+}
+
+// oifTimers is when the join or membership behind an output runs out (0:
+// it does not: static, register, the RP's own) and whether this router
+// won an assert there.
+func (d *Daemon) oifTimers(now time.Time, k dataplane.SG, o mrib.Output, tree map[pim.SG]pim.EntryView) (api.Duration, bool) {
+	var exp time.Time
+	won := false
+	switch o.Origin {
+	case mrib.IGMP:
+		if ii := d.igmp.ifs[o.Name]; ii != nil {
+			if g, ok := ii.m.Group(k.Group, now); ok {
+				exp = g.Expires
+				for _, s := range g.Sources {
+					if s.Source == k.Source && s.Forward {
+						exp = s.Expires
+					}
+				}
+			}
+		}
+	case mrib.PIM:
+		for _, key := range []pim.SG{{S: k.Source, G: k.Group}, {G: k.Group}} {
+			e, ok := tree[key]
+			if !ok {
+				continue
+			}
+			for _, dv := range e.Down {
+				if dv.Iface == o.Name && dv.Expires.After(exp) {
+					exp = dv.Expires
+				}
+			}
+		}
+	}
+	for _, key := range []pim.SG{{S: k.Source, G: k.Group}, {G: k.Group}} {
+		for _, a := range tree[key].Asserts {
+			if a.Iface == o.Name && a.State == pim.AssertWinner {
+				won = true
+			}
+		}
+	}
+	return until(exp, now), won
 }
 
 func (d *Daemon) statusView(now time.Time, _ string) (any, error) {

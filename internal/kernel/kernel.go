@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,8 +29,14 @@ import (
 // Host implements dataplane.Forwarder, Registerer, RouteLister, PacketIO
 // and Links, and carries the kernel's unicast routes (Routing).
 type Host struct {
-	log  *slog.Logger
-	mr   *linuxmr.Socket
+	log *slog.Logger
+	// mr is the multicast routing socket, opened (MRT_INIT) at the first
+	// interface: a daemon that only mirrors runs on a kernel that cannot
+	// route multicast, and holds no routing socket another router wants.
+	mr    atomic.Pointer[linuxmr.Socket]
+	mrMu  sync.Mutex // serialises the open
+	ctx   context.Context
+	sink  dataplane.Sink // where the routing socket's reader posts, once Start ran
 	pimS *linuxmr.PIMSocket
 	rt   *rpf.Kernel
 
@@ -42,14 +49,33 @@ type Host struct {
 	byIndex map[int]string
 }
 
-// Open claims the kernel's multicast routing table (MRT_INIT). Only one
-// process per network namespace may hold it.
+// Open prepares the host's seams. The kernel's multicast routing table is
+// claimed (MRT_INIT) when the first interface or the register VIF is
+// added; only one process per network namespace may hold it.
 func Open(log *slog.Logger) (*Host, error) {
+	return &Host{log: log, rt: rpf.New(), ifindex: map[string]int{}, byIndex: map[int]string{}}, nil
+}
+
+// mroute is the multicast routing socket, opened on first use. Once Start
+// has run, its reader starts with it.
+func (h *Host) mroute() (*linuxmr.Socket, error) {
+	if mr := h.mr.Load(); mr != nil {
+		return mr, nil
+	}
+	h.mrMu.Lock()
+	defer h.mrMu.Unlock()
+	if mr := h.mr.Load(); mr != nil {
+		return mr, nil
+	}
 	mr, err := linuxmr.Open()
 	if err != nil {
 		return nil, err
 	}
-	return &Host{log: log, mr: mr, rt: rpf.New(), ifindex: map[string]int{}, byIndex: map[int]string{}}, nil
+	h.mr.Store(mr)
+	if h.sink != nil {
+		go h.readMR(h.ctx, h.sink, mr)
+	}
+	return mr, nil
 }
 
 // Close releases the table; the kernel flushes every VIF and route.
@@ -57,7 +83,10 @@ func (h *Host) Close() error {
 	if h.pimS != nil {
 		h.pimS.Close()
 	}
-	return h.mr.Close()
+	if mr := h.mr.Load(); mr != nil {
+		return mr.Close()
+	}
+	return nil
 }
 
 // Routing is the kernel's unicast routing table.
@@ -111,13 +140,17 @@ func (t *VIFTable) Name(v int) string {
 }
 
 func (h *Host) AddInterface(name string, ifindex int) error {
+	mr, err := h.mroute()
+	if err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v, err := h.vifs.Alloc(name)
 	if err != nil {
 		return err
 	}
-	if err := h.mr.AddVIF(linuxmr.VIF{Index: v, IfIndex: ifindex, Name: name}); err != nil {
+	if err := mr.AddVIF(linuxmr.VIF{Index: v, IfIndex: ifindex, Name: name}); err != nil {
 		h.vifs.Free(name)
 		return err
 	}
@@ -136,12 +169,16 @@ func (h *Host) DelInterface(name string) error {
 	h.vifs.Free(name)
 	delete(h.byIndex, h.ifindex[name])
 	delete(h.ifindex, name)
-	return h.mr.DelVIF(v)
+	return h.mr.Load().DelVIF(v) // a VIF means the socket is open
 }
 
 // EnableRegister turns on the kernel's PIM support and adds the register VIF.
 func (h *Host) EnableRegister() error {
-	if err := h.mr.EnablePIM(); err != nil {
+	mr, err := h.mroute()
+	if err != nil {
+		return err
+	}
+	if err := mr.EnablePIM(); err != nil {
 		return err
 	}
 	if err := h.openPIM(); err != nil { // Registers arrive unicast, on any interface
@@ -153,7 +190,7 @@ func (h *Host) EnableRegister() error {
 	if err != nil {
 		return err
 	}
-	if err := h.mr.AddRegisterVIF(v); err != nil {
+	if err := mr.AddRegisterVIF(v); err != nil {
 		h.vifs.Free(dataplane.RegisterName)
 		return err
 	}
@@ -197,7 +234,7 @@ func (h *Host) SetRoute(r dataplane.Route) error {
 		// finds it.
 		ovl.setRoute(r.SG, r.Peers)
 	}
-	return h.mr.SetRoute(r.SG, iif, oifs)
+	return h.mr.Load().SetRoute(r.SG, iif, oifs) // VIFs mean the socket is open
 }
 
 func (h *Host) DelRoute(k dataplane.SG) error {
@@ -207,19 +244,42 @@ func (h *Host) DelRoute(k dataplane.SG) error {
 	if ovl != nil {
 		ovl.delRoute(k)
 	}
-	return h.mr.DelRoute(k)
+	mr := h.mr.Load()
+	if mr == nil {
+		return fmt.Errorf("route %v: no multicast routing socket", k)
+	}
+	return mr.DelRoute(k)
 }
 
-func (h *Host) Counters(fn func(dataplane.SG, dataplane.Counters)) error { return h.mr.Counters(fn) }
+// errNoRouting is a read of the forwarding cache before any interface.
+var errNoRouting = errors.New("no interface yet: the kernel's multicast routing table is not open")
 
-func (h *Host) SGCount(k dataplane.SG) (dataplane.Counters, error) { return h.mr.SGCount(k) }
+func (h *Host) Counters(fn func(dataplane.SG, dataplane.Counters)) error {
+	mr := h.mr.Load()
+	if mr == nil {
+		return nil // no routes
+	}
+	return mr.Counters(fn)
+}
+
+func (h *Host) SGCount(k dataplane.SG) (dataplane.Counters, error) {
+	mr := h.mr.Load()
+	if mr == nil {
+		return dataplane.Counters{}, errNoRouting
+	}
+	return mr.SGCount(k)
+}
 
 // ListRoutes reads the routes the kernel holds, in interface names.
 func (h *Host) ListRoutes() ([]dataplane.Route, error) {
 	var out []dataplane.Route
+	mr := h.mr.Load()
+	if mr == nil {
+		return nil, nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	err := h.mr.Routes(func(k dataplane.SG, iif int, oifs []int) {
+	err := mr.Routes(func(k dataplane.SG, iif int, oifs []int) {
 		r := dataplane.Route{SG: k, IIF: h.vifs.Name(iif)}
 		for _, o := range oifs {
 			if n := h.vifs.Name(o); n != "" {
@@ -238,8 +298,12 @@ func (h *Host) ListRoutes() ([]dataplane.Route, error) {
 func (h *Host) Listen(iface string, ifindex int, proto dataplane.Proto) error {
 	switch proto {
 	case dataplane.IGMP:
+		mr, err := h.mroute()
+		if err != nil {
+			return err
+		}
 		for _, g := range []netip.Addr{igmp.AllRoutersGroup, igmp.V3ReportsGroup} {
-			if err := h.mr.JoinGroup(ifindex, g); err != nil {
+			if err := mr.JoinGroup(ifindex, g); err != nil {
 				return err
 			}
 		}
@@ -256,9 +320,13 @@ func (h *Host) Listen(iface string, ifindex int, proto dataplane.Proto) error {
 func (h *Host) Unlisten(iface string, ifindex int, proto dataplane.Proto) error {
 	switch proto {
 	case dataplane.IGMP:
+		mr := h.mr.Load()
+		if mr == nil {
+			return nil
+		}
 		var first error
 		for _, g := range []netip.Addr{igmp.AllRoutersGroup, igmp.V3ReportsGroup} {
-			if err := h.mr.LeaveGroup(ifindex, g); err != nil && first == nil {
+			if err := mr.LeaveGroup(ifindex, g); err != nil && first == nil {
 				first = err
 			}
 		}
@@ -298,7 +366,11 @@ func (h *Host) Send(iface string, proto dataplane.Proto, dst netip.Addr, pkt []b
 	}
 	switch proto {
 	case dataplane.IGMP:
-		return h.mr.Send(ifindex, pkt, dst)
+		mr, err := h.mroute()
+		if err != nil {
+			return err
+		}
+		return mr.Send(ifindex, pkt, dst)
 	case dataplane.PIM:
 		if err := h.openPIM(); err != nil {
 			return err
@@ -395,7 +467,12 @@ func (h *Host) LocalAddrs() []netip.Addr {
 // Start delivers packets, upcalls and routing changes to sink until ctx
 // ends: one goroutine per socket and netlink's subscription.
 func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
-	go h.readMR(ctx, sink)
+	h.mrMu.Lock()
+	h.ctx, h.sink = ctx, sink
+	if mr := h.mr.Load(); mr != nil {
+		go h.readMR(ctx, sink, mr)
+	}
+	h.mrMu.Unlock()
 	if h.pimS != nil {
 		go h.readPIM(ctx, sink)
 	}
@@ -426,11 +503,11 @@ func (h *Host) name(ifindex int) string {
 	return h.byIndex[ifindex]
 }
 
-func (h *Host) readMR(ctx context.Context, sink dataplane.Sink) {
+func (h *Host) readMR(ctx context.Context, sink dataplane.Sink, mr *linuxmr.Socket) {
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
 	h.reads(ctx, "mroute", func() error {
-		m, err := h.mr.Read(buf, oob)
+		m, err := mr.Read(buf, oob)
 		if err != nil {
 			return err
 		}

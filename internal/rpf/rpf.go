@@ -78,6 +78,7 @@ func (k *Kernel) lookup(dst netip.Addr) answer {
 	}
 	if m, ok := Match(k.table(table), dst, r.LinkIndex, out.Neighbor); ok {
 		out.Protocol, out.Preference, out.Metric = ProtocolName(m.Protocol), Preference(m.Protocol), m.Metric
+		out.Prefix = m.Prefix
 	}
 	return answer{rpf: out, ok: true}
 }

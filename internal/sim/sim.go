@@ -708,9 +708,9 @@ func (r nodeRouting) Lookup(dst netip.Addr) (pim.RPF, bool) {
 		p := nd.Ports[name]
 		if p.LAN.Up && p.LAN.Prefix.Contains(dst) {
 			if o := n.owner(dst); o != nil && o != nd {
-				return pim.RPF{Iface: p.Iface, Neighbor: dst, Metric: uint32(p.LAN.Cost)}, true
+				return pim.RPF{Iface: p.Iface, Neighbor: dst, Metric: uint32(p.LAN.Cost), Protocol: "connected", Prefix: p.LAN.Prefix}, true
 			}
-			return pim.RPF{Iface: p.Iface, Metric: uint32(p.LAN.Cost)}, true
+			return pim.RPF{Iface: p.Iface, Metric: uint32(p.LAN.Cost), Protocol: "connected", Prefix: p.LAN.Prefix}, true
 		}
 	}
 	for _, st := range nd.static {
@@ -766,7 +766,11 @@ func (r nodeRouting) Lookup(dst netip.Addr) (pim.RPF, bool) {
 	if best == nil {
 		return pim.RPF{}, false
 	}
-	return pim.RPF{Iface: best.out.Iface, Neighbor: best.via.Addr, Metric: uint32(bestCost)}, true
+	prefix := netip.PrefixFrom(dst, 32) // a router's loopback
+	if targetLAN != nil {
+		prefix = targetLAN.Prefix
+	}
+	return pim.RPF{Iface: best.out.Iface, Neighbor: best.via.Addr, Metric: uint32(bestCost), Protocol: "igp", Prefix: prefix}, true
 }
 
 type firstHop struct {

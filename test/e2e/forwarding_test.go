@@ -253,11 +253,12 @@ func TestReload(t *testing.T) {
 
 // The README's first command, as a user runs it (with a shorter stream).
 func TestDemo(t *testing.T) {
+	needMrouting(t)
 	out, err := exec.Command(bin, "demo", "-count", "300", "-rate", "1000").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"rcv1   lan1, joined 239.1.1.1", "demo OK", "Incoming interface: eth0", "lan1, Forward/igmp"} {
+	for _, want := range []string{"rcv1   lan1, joined 239.1.1.1", "demo OK", "Incoming interface: eth0, RPF nbr 0.0.0.0", "lan1, Forward/Local, "} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

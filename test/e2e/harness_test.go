@@ -37,9 +37,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	if !kernelRoutesMulticast() {
+		fmt.Fprintln(os.Stderr, "e2e: WARNING: "+noMrouting+"; every test that starts a router is skipped (go test -v lists them with this reason)")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+const noMrouting = "this kernel cannot route multicast: it was built without CONFIG_IP_MROUTE (/proc/net/ip_mr_vif is missing), so no router (Overcast, FRR's pimd) can start; run the e2e tests on a kernel with CONFIG_IP_MROUTE=y and CONFIG_IP_PIMSM_V2=y"
+
+// kernelRoutesMulticast reports whether this kernel has multicast routing.
+func kernelRoutesMulticast() bool {
+	_, err := os.Stat("/proc/net/ip_mr_vif")
+	return err == nil
+}
+
+// needMrouting skips a test that needs a router when the kernel has no
+// multicast routing: the test cannot say anything about the code there.
+func needMrouting(t testing.TB) {
+	t.Helper()
+	if !kernelRoutesMulticast() {
+		t.Skip(noMrouting)
+	}
 }
 
 // startLab writes spec to a file unique to the test, brings it up and
@@ -54,7 +74,13 @@ func startLab(t testing.TB, spec string) *lab.Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range l.Spec.Nodes {
+		if strings.Contains(n.Overcast, "interfaces:") && !strings.Contains(n.Overcast, "interfaces: []") {
+			needMrouting(t) // this lab runs a router
+		}
+	}
 	if err := l.Up(); err != nil {
+		needMrouting(t) // a router could not start: say why when the kernel is the reason
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -93,7 +93,7 @@ func TestMBGPRPF(t *testing.T) {
 				t.Errorf("rpb (S,G): %+v, want input to-rpa-m (the MBGP path)", rt)
 			}
 			out, _ := l.Exec("rpb", bin, "show", "rpf", "10.0.1.10", "-s", l.Socket("rpb"))
-			if !strings.Contains(out, "RPF type:") || !strings.Contains(out, "mbgp (10.0.1.0/24)") {
+			if !strings.Contains(out, "RPF type: multicast (bgp)") || !strings.Contains(out, "RPF route/mask: 10.0.1.0/24") {
 				t.Errorf("show rpf text:\n%s", out)
 			}
 			sas, _ := c.MSDPSACache()

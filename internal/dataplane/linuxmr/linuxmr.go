@@ -60,7 +60,10 @@ func Open() (*Socket, error) {
 		if errors.Is(err, unix.EADDRINUSE) {
 			return nil, fmt.Errorf("MRT_INIT: another multicast routing daemon (pimd, smcroute, FRR, igmpproxy) holds the kernel's multicast routing socket: %w", err)
 		}
-		return nil, fmt.Errorf("MRT_INIT: %w (kernel without CONFIG_IP_MROUTE?)", err)
+		if errors.Is(err, unix.ENOPROTOOPT) {
+			return nil, fmt.Errorf("MRT_INIT: %w: this kernel cannot route multicast (it was built without CONFIG_IP_MROUTE; /proc/net/ip_mr_vif is missing). Run the router on a kernel with CONFIG_IP_MROUTE=y and CONFIG_IP_PIMSM_V2=y; a daemon with no interfaces (mirroring only) runs without it", err)
+		}
+		return nil, fmt.Errorf("MRT_INIT: %w (check the kernel has CONFIG_IP_MROUTE=y, and run as root or with CAP_NET_ADMIN)", err)
 	}
 	if err := setIPOpts(fd, []ipOpt{
 		{"IP_PKTINFO", unix.IP_PKTINFO, 1},
