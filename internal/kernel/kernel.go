@@ -33,10 +33,10 @@ type Host struct {
 	// mr is the multicast routing socket, opened (MRT_INIT) at the first
 	// interface: a daemon that only mirrors runs on a kernel that cannot
 	// route multicast, and holds no routing socket another router wants.
-	mr    atomic.Pointer[linuxmr.Socket]
-	mrMu  sync.Mutex // serialises the open
-	ctx   context.Context
-	sink  dataplane.Sink // where the routing socket's reader posts, once Start ran
+	mr   atomic.Pointer[linuxmr.Socket]
+	mrMu sync.Mutex // serialises the open
+	ctx  context.Context
+	sink dataplane.Sink // where the routing socket's reader posts, once Start ran
 	pimS *linuxmr.PIMSocket
 	rt   *rpf.Kernel
 
