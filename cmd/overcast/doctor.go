@@ -21,8 +21,10 @@ import (
 func runDoctor(args []string) error {
 	fs := flag.NewFlagSet("doctor", flag.ExitOnError)
 	ifn := fs.String("i", "", "the interface multicast should use (default: the one the kernel routes the group to)")
-	group := fs.String("g", "", "a group to check; doctor also joins it and listens")
-	source := fs.String("s", "", "the group's source (SSM, rp_filter checks)")
+	group := fs.String("g", "", "a group to check; doctor also joins it and listens (also --group)")
+	fs.StringVar(group, "group", "", "a group to check")
+	source := fs.String("source", "", "the group's source (SSM, rp_filter checks) (also -s)")
+	fs.StringVar(source, "s", "", "the group's source")
 	listen := fs.Duration("listen", 3*time.Second, "how long to listen on the wire with -g")
 	asJSON := fs.Bool("json", false, "print JSON")
 	peers := fs.String("peer", "", "overlay peers (ADDR,ADDR): check the path MTU toward them")

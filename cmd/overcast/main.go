@@ -37,33 +37,40 @@ import (
 
 const usage = `overcast: IP multicast router and toolkit
 
-  overcast daemon -c overcast.yaml          run the router (SIGHUP reloads the config)
-  overcast check -c overcast.yaml           validate a config file and exit
-  overcast show igmp groups|interface       IGMP membership and querier state
-  overcast show mroute [count]              multicast routes (kernel counters with count)
-  overcast show pim neighbor|interface|rp|join   PIM state
-  overcast show rpf ADDR                    RPF interface and neighbour toward ADDR
-  overcast show status                      daemon status
-  overcast show overlay [peers|routes]      the overlay: peers (state, RTT, traffic), replication per (S,G)
-        show flags: -s SOCKET (default /run/overcast.sock), --json
-  overcast show mirror                      tap services and flows: mirrored, skipped, rate-dropped, truncated
-  overcast overlay peer add|del ADDR[:PORT] add or remove an overlay peer at run time (-s SOCKET)
+  overcast daemon [-c] overcast.yaml        run the router (SIGHUP reloads the config; SIGTERM stops it)
+  overcast check [-c] overcast.yaml         validate a config file (and its interfaces on this host) and exit
+  overcast show WHAT [--json] [--socket PATH]   the daemon's state, IOS-style (each also after "ip":
+                                            show ip mroute); WHAT is one of:
+%s
+  overcast overlay peer add|del ADDR[:PORT] add or remove an overlay peer at run time (--socket PATH)
   overcast mirror service|flow add|del ...  tap services (where copies go) and flows (what is copied) at run time
   overcast mirror collect [--listen :4789] [--pcap DIR] [--inject IF]   receive VXLAN copies: pcapng per session
   overcast lab up|down FILE                 build or remove a namespace topology
   overcast demo                             run the built-in demo (needs root)
-  overcast send -g GROUP[,G2|+N] [-p PORT] [-i IF] [-ttl N] [-rate PPS] [-count N]
-  overcast recv -g GROUP[,..] [-s SOURCE] [-p PORT] [-i IF] [-duration D] [-json]
-  overcast ping -g GROUP [-c N] [-ttl N] [-i IF] [-expect N]   who receives this group? (RTT, TTL, loss)
-  overcast ping -respond -g GROUP[,..]      answer probes (and ssmping/asmping clients)
-  overcast doctor [-i IF] [-g GROUP [-s SOURCE]] [-listen D]   why does nothing arrive? OK/WARN/FAIL with fixes
+  overcast send --group G[,G2|+N] [--port P] [--interface IF] [--ttl N] [--rate PPS] [--count N]
+  overcast recv --group G[,..] [--source S] [--port P] [--interface IF] [--duration D] [--json]
+  overcast ping --group G [--count N] [--ttl N] [--interface IF] [--expect N]   who receives this group?
+  overcast ping --respond --group G[,..]    answer probes (and ssmping/asmping clients)
+  overcast doctor [-i IF] [--group G [--source S]] [--listen D]   why does nothing arrive? OK/WARN/FAIL with fixes
   overcast addr GROUP | check FILE | glop AS|GROUP | ubm PREFIX   address tools (--json)
-  overcast version
+  overcast version | --version
+
+Flags take one or two dashes (--json and -json are the same); short forms
+(-g, -s, -p, -i, -c) stay accepted.
 `
+
+// usageText is the usage with the show views listed from the registry.
+func usageText() string {
+	var lines []string
+	for _, w := range strings.Split(api.ViewList(), ", ") {
+		lines = append(lines, "      "+w)
+	}
+	return fmt.Sprintf(usage, strings.Join(lines, "\n"))
+}
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usageText())
 		os.Exit(2)
 	}
 	var err error
@@ -92,12 +99,12 @@ func main() {
 		err = runPing(os.Args[2:])
 	case "addr":
 		err = runAddr(os.Args[2:])
-	case "version":
+	case "version", "--version", "-version", "-v":
 		fmt.Println("overcast", daemon.Version)
 	case "help", "-h", "--help":
-		fmt.Print(usage)
+		fmt.Print(usageText())
 	default:
-		fmt.Fprintf(os.Stderr, "overcast: unknown command %q\n\n%s", os.Args[1], usage)
+		fmt.Fprintf(os.Stderr, "overcast: unknown command %q\n\n%s", os.Args[1], usageText())
 		os.Exit(2)
 	}
 	if err != nil {
@@ -127,8 +134,12 @@ const daemonGCPercent = 25
 
 func runDaemon(args []string) error {
 	fs := flag.NewFlagSet("daemon", flag.ExitOnError)
-	cfg := fs.String("c", "/etc/overcast.yaml", "config file")
+	cfg := fs.String("c", "/etc/overcast.yaml", "config file (also --config, or the one argument)")
+	fs.StringVar(cfg, "config", "/etc/overcast.yaml", "config file")
 	fs.Parse(args)
+	if err := configArg(fs, cfg, "daemon"); err != nil {
+		return err
+	}
 	if os.Getenv("GOGC") == "" {
 		// The daemon's heap is almost all long-lived protocol state, and
 		// at steady state it allocates little, so collecting at 25%
@@ -207,13 +218,54 @@ func runDaemon(args []string) error {
 
 func runCheck(args []string) error {
 	fs := flag.NewFlagSet("check", flag.ExitOnError)
-	cfg := fs.String("c", "/etc/overcast.yaml", "config file")
+	cfg := fs.String("c", "/etc/overcast.yaml", "config file (also --config, or the one argument)")
+	fs.StringVar(cfg, "config", "/etc/overcast.yaml", "config file")
+	anyHost := fs.Bool("any-host", false, "do not check the interfaces exist on this host (a config for another router)")
 	fs.Parse(args)
-	if _, err := config.Load(*cfg, nil); err != nil {
+	if err := configArg(fs, cfg, "check"); err != nil {
+		return err
+	}
+	exists := func(name string) bool { _, err := net.InterfaceByName(name); return err == nil }
+	if *anyHost {
+		exists = nil
+	}
+	if _, err := config.Load(*cfg, exists); err != nil {
+		if exists != nil && strings.Contains(err.Error(), "does not exist") {
+			return fmt.Errorf("%w (this host has: %s; check a config for another router with --any-host)", err, strings.Join(hostInterfaces(), ", "))
+		}
 		return err
 	}
 	fmt.Println(*cfg + ": ok")
 	return nil
+}
+
+// configArg takes a config file given as the one argument (overcast
+// daemon FILE), and refuses a second one.
+func configArg(fs *flag.FlagSet, cfg *string, cmd string) error {
+	switch fs.NArg() {
+	case 0:
+		return nil
+	case 1:
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "c" || f.Name == "config" })
+		if set && *cfg != fs.Arg(0) {
+			return fmt.Errorf("%s: two config files (-c %s and %s): give one", cmd, *cfg, fs.Arg(0))
+		}
+		*cfg = fs.Arg(0)
+		return nil
+	}
+	return fmt.Errorf("%s: unexpected arguments %q: overcast %s [-c] FILE", cmd, fs.Args(), cmd)
+}
+
+// hostInterfaces names this host's interfaces.
+func hostInterfaces() []string {
+	var names []string
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+	}
+	return names
 }
 
 // splitFlags lets flags come after positional words (`show mroute --json`).
@@ -319,13 +371,16 @@ func runLab(args []string) error {
 
 func runSend(args []string) error {
 	fs := flag.NewFlagSet("send", flag.ExitOnError)
-	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N")
-	port := fs.Int("p", 5001, "UDP port")
-	ifn := fs.String("i", "", "outgoing interface")
+	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N (also --group)")
+	fs.StringVar(groups, "group", "", "group(s)")
+	port := fs.Int("p", 5001, "UDP port (also --port)")
+	fs.IntVar(port, "port", 5001, "UDP port")
+	ifn := fs.String("i", "", "outgoing interface (also --interface)")
+	fs.StringVar(ifn, "interface", "", "outgoing interface")
 	ttl := fs.Int("ttl", 32, "multicast TTL")
 	rate := fs.Float64("rate", 100, "packets per second per group")
 	bw := fs.String("bw", "", "rate in bit/s of UDP payload per group, e.g. 10M (overrides -rate)")
-	format := fs.String("format", "overcast", "payload header: overcast, or iperf to feed `iperf -s -u -B G`")
+	format := fs.String("format", "overcast", "payload header: overcast, or iperf (for an iperf -s -u -B G receiver)")
 	size := fs.Int("size", 64, "payload bytes")
 	count := fs.Int("count", 0, "packets per group (0: until -duration or Ctrl-C)")
 	dur := fs.Duration("duration", 0, "how long to send")
@@ -334,9 +389,15 @@ func runSend(args []string) error {
 	seq := fs.Uint64("seq", 0, "first sequence number")
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Parse(args)
+	if *groups == "" && fs.NArg() == 1 {
+		*groups = fs.Arg(0)
+	}
+	if *groups == "" {
+		return errors.New("send: which group? give one with --group (-g), e.g. overcast send --group 239.1.1.1 --rate 100")
+	}
 	gs, err := mcast.ParseGroups(*groups)
 	if err != nil {
-		return err
+		return fmt.Errorf("send: %w", err)
 	}
 	if *bw != "" {
 		bps, err := parseRate(*bw)
@@ -380,21 +441,19 @@ func interfaceExists(name string) error {
 	if _, err := net.InterfaceByName(name); err == nil {
 		return nil
 	}
-	var names []string
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			names = append(names, i.Name)
-		}
-	}
-	return fmt.Errorf("-i %s: no such interface (this host has: %s)", name, strings.Join(names, ", "))
+	return fmt.Errorf("-i %s: no such interface (this host has: %s)", name, strings.Join(hostInterfaces(), ", "))
 }
 
 func runRecv(args []string) error {
 	fs := flag.NewFlagSet("recv", flag.ExitOnError)
-	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N")
-	source := fs.String("s", "", "source for SSM (S,G) joins")
-	port := fs.Int("p", 5001, "UDP port")
-	ifn := fs.String("i", "", "interface to join on")
+	groups := fs.String("g", "", "group(s): G, G1,G2 or G+N (also --group)")
+	fs.StringVar(groups, "group", "", "group(s)")
+	source := fs.String("source", "", "source for SSM (S,G) joins (also -s)")
+	fs.StringVar(source, "s", "", "source for SSM (S,G) joins")
+	port := fs.Int("p", 5001, "UDP port (also --port)")
+	fs.IntVar(port, "port", 5001, "UDP port")
+	ifn := fs.String("i", "", "interface to join on (also --interface)")
+	fs.StringVar(ifn, "interface", "", "interface to join on")
 	noJoin := fs.Bool("no-join", false, "do not join; count what arrives (membership made elsewhere)")
 	dur := fs.Duration("duration", 10*time.Second, "how long to listen")
 	idle := fs.Duration("idle", 0, "stop after this long without packets, once some arrived")
@@ -405,9 +464,15 @@ func runRecv(args []string) error {
 	expectMin := fs.Uint64("expect-packets", 0, "exit 3 unless at least this many packets arrived")
 	expectDups := fs.Int64("expect-dups", -1, "exit 3 unless duplicates are at most this many")
 	fs.Parse(args)
+	if *groups == "" && fs.NArg() == 1 {
+		*groups = fs.Arg(0)
+	}
+	if *groups == "" {
+		return errors.New("recv: which group? give one with --group (-g), e.g. overcast recv --group 239.1.1.1 [--source 10.0.1.10]")
+	}
 	gs, err := mcast.ParseGroups(*groups)
 	if err != nil {
-		return err
+		return fmt.Errorf("recv: %w", err)
 	}
 	if err := interfaceExists(*ifn); err != nil {
 		return fmt.Errorf("recv: %w", err)
@@ -437,6 +502,9 @@ func runRecv(args []string) error {
 		}
 	}
 	st, err := mcast.Recv(ctx, o)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("recv: UDP port %d is taken by another socket that does not share it (ss -lunp 'sport = :%d' names it): stop it, or listen on another port with --port", *port, *port)
+	}
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,11 @@ import (
 func runPing(args []string) error {
 	fs := flag.NewFlagSet("ping", flag.ExitOnError)
 	respond := fs.Bool("respond", false, "be a responder: join the group(s) and answer probes and ssmping/asmping queries")
-	groups := fs.String("g", "", "group (responder: G, G1,G2 or G+N)")
+	groups := fs.String("g", "", "group (responder: G, G1,G2 or G+N) (also --group)")
+	fs.StringVar(groups, "group", "", "group")
 	ifn := fs.String("i", "", "interface")
-	count := fs.Int("c", 5, "probes to send")
+	count := fs.Int("count", 5, "probes to send (also -c)")
+	fs.IntVar(count, "c", 5, "probes to send")
 	interval := fs.Duration("interval", time.Second, "time between probes")
 	wait := fs.Duration("wait", time.Second, "how long to wait for replies after the last probe")
 	ttl := fs.Int("ttl", 32, "probe TTL")

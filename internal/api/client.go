@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -34,21 +37,37 @@ func NewClient(path string) *Client {
 func (c *Client) Get(path string, v any) error {
 	resp, err := c.hc.Get("http://overcast" + path)
 	if err != nil {
-		return fmt.Errorf("is the daemon running? %w", err)
+		return c.dialError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
+		return fmt.Errorf("%s", strings.TrimSpace(string(b))) // the daemon's message says what to do
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// dialError says why the daemon could not be reached and what to do,
+// without the client's internal URL.
+func (c *Client) dialError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s: permission denied: the API socket is for root only; run this as root (sudo overcast ...)", c.Socket)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no daemon answers on %s: start it (overcast daemon -c /etc/overcast.yaml), or name its api-socket with --socket PATH", c.Socket)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("the daemon on %s did not answer: %w (is it running? overcast show status --socket %s)", c.Socket, err, c.Socket)
 }
 
 // Post runs an action (PATH/ARG) and decodes its answer into v.
 func (c *Client) Post(path, arg string, v any) error {
 	resp, err := c.hc.Post("http://overcast"+path+"/"+url.PathEscape(arg), "application/json", nil)
 	if err != nil {
-		return fmt.Errorf("is the daemon running? %w", err)
+		return c.dialError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -66,7 +85,7 @@ func (c *Client) PostJSON(path string, body, v any) error {
 	}
 	resp, err := c.hc.Post("http://overcast"+path, "application/json", bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("is the daemon running? %w", err)
+		return c.dialError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -53,12 +54,16 @@ type Socket struct {
 func Open() (*Socket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_IGMP)
 	if err != nil {
-		return nil, fmt.Errorf("raw IGMP socket: %w", err)
+		return nil, fmt.Errorf("raw IGMP socket: %w%s", err, NeedPrivilege(err))
 	}
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, mrtInit, 1); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EADDRINUSE) {
-			return nil, fmt.Errorf("MRT_INIT: another multicast routing daemon (pimd, smcroute, FRR, igmpproxy) holds the kernel's multicast routing socket: %w", err)
+			who := "another multicast routing daemon (pimd, smcroute, FRR, igmpproxy)"
+			if hs := IGMPSocketHolders(); len(hs) > 0 {
+				who = strings.Join(hs, ", ")
+			}
+			return nil, fmt.Errorf("MRT_INIT: %w: %s holds this network namespace's multicast routing socket; only one router may: stop it first", err, who)
 		}
 		if errors.Is(err, unix.ENOPROTOOPT) {
 			return nil, fmt.Errorf("MRT_INIT: %w: this kernel cannot route multicast (it was built without CONFIG_IP_MROUTE; /proc/net/ip_mr_vif is missing). Run the router on a kernel with CONFIG_IP_MROUTE=y and CONFIG_IP_PIMSM_V2=y; a daemon with no interfaces (mirroring only) runs without it", err)
@@ -83,6 +88,53 @@ func Open() (*Socket, error) {
 		return nil, err
 	}
 	return &Socket{f: f, rc: rc}, nil
+}
+
+// IGMPSocketHolders names the processes ("pid 123 (pimd)") that hold a raw
+// IGMP socket in this network namespace: the multicast routing socket is
+// one of them. It reads /proc/net/raw and every process's fds; processes
+// it may not read are left out.
+func IGMPSocketHolders() []string {
+	b, err := os.ReadFile("/proc/net/raw")
+	if err != nil {
+		return nil
+	}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+		if len(f) > 9 && strings.HasSuffix(f[1], ":0002") {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	var out []string
+	pids, _ := os.ReadDir("/proc")
+	for _, p := range pids {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' {
+			continue
+		}
+		fds, err := os.ReadDir("/proc/" + p.Name() + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); err == nil && inodes[l] {
+				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+				out = append(out, fmt.Sprintf("pid %s (%s)", p.Name(), strings.TrimSpace(string(comm))))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// NeedPrivilege is what to do when a raw socket was refused for want of
+// privilege ("" for other errors).
+func NeedPrivilege(err error) string {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return ": the router needs root, or the capabilities CAP_NET_ADMIN and CAP_NET_RAW (setcap cap_net_admin,cap_net_raw+ep $(command -v overcast), or AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW in its systemd unit)"
+	}
+	return ""
 }
 
 // Close releases the routing table; the kernel flushes VIFs and routes.

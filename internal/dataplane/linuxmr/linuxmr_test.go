@@ -5,9 +5,13 @@ import (
 	"io"
 	"maps"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"golang.org/x/sys/unix"
 
 	"overcast/internal/dataplane"
 )
@@ -130,5 +134,23 @@ func TestParseMRCacheRoutes(t *testing.T) {
 	}
 	if err := ParseMRCacheRoutes([]byte("010101EF 0A01000A 0 1 2 3 99:1\n"), func(dataplane.SG, int, []int) {}); err == nil {
 		t.Fatal("VIF 99 accepted")
+	}
+}
+
+// A second router is told who holds the routing socket: the holders of raw
+// IGMP sockets, found through /proc (here: this test, once it opens one).
+func TestIGMPSocketHolders(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IGMP)
+	if err != nil {
+		t.Fatalf("raw IGMP socket (the test runs as root, as the suite does): %v", err)
+	}
+	me := fmt.Sprintf("pid %d (", os.Getpid())
+	found := slices.ContainsFunc(IGMPSocketHolders(), func(h string) bool { return strings.HasPrefix(h, me) })
+	unix.Close(fd)
+	if !found {
+		t.Fatalf("holders %v do not name this process (%s...)", IGMPSocketHolders(), me)
+	}
+	if slices.ContainsFunc(IGMPSocketHolders(), func(h string) bool { return strings.HasPrefix(h, me) }) {
+		t.Fatalf("still named after closing its socket: %v", IGMPSocketHolders())
 	}
 }

@@ -49,7 +49,7 @@ func setRcvBuf(fd int) {
 func OpenPIM() (*PIMSocket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 103)
 	if err != nil {
-		return nil, fmt.Errorf("raw PIM socket: %w", err)
+		return nil, fmt.Errorf("raw PIM socket: %w%s", err, NeedPrivilege(err))
 	}
 	if err := setIPOpts(fd, []ipOpt{
 		{"IP_PKTINFO", unix.IP_PKTINFO, 1},
