@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -38,11 +37,7 @@ func runAddr(args []string) error {
 		fmt.Fprint(os.Stderr, addrUsage)
 		return exitCode(2)
 	}
-	out := func(v any) error {
-		e := json.NewEncoder(os.Stdout)
-		e.SetIndent("", "  ")
-		return e.Encode(v)
-	}
+	out := printJSON
 	switch words[0] {
 	case "check":
 		if len(words) != 2 {
@@ -95,7 +90,7 @@ func runAddr(args []string) error {
 			}
 			p, _ := addr.Glop(as)
 			if asJSON {
-				return out(map[string]any{"group": g, "as": as, "block": p})
+				return out(glopAnswer{Group: g, AS: as, Block: p, First: p.Addr(), Last: lastOf(p)})
 			}
 			fmt.Printf("%s is in %s, the GLOP block of AS %d\n", g, p, as)
 			return nil
@@ -109,7 +104,7 @@ func runAddr(args []string) error {
 			return err
 		}
 		if asJSON {
-			return out(map[string]any{"as": as, "block": p, "first": p.Addr(), "last": lastOf(p)})
+			return out(glopAnswer{AS: uint32(as), Block: p, First: p.Addr(), Last: lastOf(p)})
 		}
 		fmt.Printf("AS %d: GLOP block %s (%s - %s, 256 groups)\n", as, p, p.Addr(), lastOf(p))
 		return nil
@@ -127,7 +122,7 @@ func runAddr(args []string) error {
 		}
 		n := 1 << (32 - m.Bits())
 		if asJSON {
-			return out(map[string]any{"prefix": p.Masked(), "block": m, "groups": n})
+			return out(ubmAnswer{Prefix: p.Masked(), Block: m, Groups: n})
 		}
 		fmt.Printf("%s: unicast-prefix-based block %s (%s - %s, %d group(s))\n", p.Masked(), m, m.Addr(), lastOf(m), n)
 		return nil
@@ -182,4 +177,21 @@ func lastOf(p netip.Prefix) netip.Addr {
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// glopAnswer is addr glop --json: the GLOP block of an AS (RFC 3180),
+// and the group asked about (null when an AS was asked).
+type glopAnswer struct {
+	Group netip.Addr   `json:"group"`
+	AS    uint32       `json:"as"`
+	Block netip.Prefix `json:"block"`
+	First netip.Addr   `json:"first"`
+	Last  netip.Addr   `json:"last"`
+}
+
+// ubmAnswer is addr ubm --json: a unicast prefix's multicast block (RFC 6034).
+type ubmAnswer struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Block  netip.Prefix `json:"block"`
+	Groups int          `json:"group_count"`
 }

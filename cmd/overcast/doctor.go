@@ -1,8 +1,9 @@
 package main
 
 import (
+	"overcast/internal/api"
+
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -42,7 +43,7 @@ func runDoctor(args []string) error {
 		if o.Group, err = netip.ParseAddr(*group); err != nil || !o.Group.Is4() {
 			return fmt.Errorf("-g %q: want an IPv4 group", *group)
 		}
-		o.Listen = *listen
+		o.Listen = api.Duration(*listen)
 	}
 	if *source != "" {
 		if o.Source, err = netip.ParseAddr(*source); err != nil || !o.Source.Is4() {
@@ -64,12 +65,9 @@ func runDoctor(args []string) error {
 	}
 	findings := doctor.Diagnose(facts)
 	if *asJSON {
-		e := json.NewEncoder(os.Stdout)
-		e.SetIndent("", "  ")
-		e.Encode(struct {
-			Findings []doctor.Finding `json:"findings"`
-			Facts    doctor.Facts     `json:"facts"`
-		}{findings, facts})
+		if err := printJSON(doctorReport{findings, facts}); err != nil {
+			return err
+		}
 	} else {
 		for _, f := range findings {
 			fmt.Printf("%-4s  %-26s %s\n", f.Level, f.Check, f.Detail)

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,7 @@ import (
 	"overcast/internal/mbgp"
 	"overcast/internal/mbgp/gobgp"
 	"overcast/internal/overlay/etcdstore"
+	"overcast/internal/tools/doctor"
 	"overcast/internal/tools/mcast"
 )
 
@@ -116,6 +116,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "overcast:", err)
 		os.Exit(1)
 	}
+}
+
+// printJSON prints a view's or tool's answer in Overcast's one JSON form
+// (api.Marshal: docs/api.schema.json).
+func printJSON(v any) error {
+	b, err := api.MarshalIndent(v)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
+}
+
+// doctorReport is doctor --json.
+type doctorReport struct {
+	Findings []doctor.Finding `json:"findings"`
+	Facts    doctor.Facts     `json:"facts"`
 }
 
 type exitCode int
@@ -303,9 +320,7 @@ func runShow(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
+		if err := printJSON(v); err != nil {
 			return err
 		}
 		if r, ok := v.(*api.RPF); ok && !r.Found {
@@ -423,9 +438,9 @@ func runSend(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(res)
+		return printJSON(res)
 	}
-	fmt.Printf("sent %d packets (%d bytes) to %d group(s) in %s, %d errors\n", res.Packets, res.Bytes, len(gs), res.Elapsed.Round(time.Millisecond), res.Errors)
+	fmt.Printf("sent %d packets (%d bytes) to %d group(s) in %s, %d errors\n", res.Packets, res.Bytes, len(gs), time.Duration(res.Elapsed).Round(time.Millisecond), res.Errors)
 	if res.Packets == 0 && res.Errors > 0 {
 		return fmt.Errorf("send: no packet could be sent (%d errors): is there a route to the group (ip route add 224.0.0.0/4 dev IFNAME) or give -i", res.Errors)
 	}
@@ -496,9 +511,9 @@ func runRecv(args []string) error {
 			p, l, d := s.Total()
 			var jit float64
 			for _, x := range s.Streams {
-				jit = max(jit, x.JitterMS)
+				jit = max(jit, float64(x.JitterMS))
 			}
-			fmt.Printf("[%5.1fs] %d packets, %d lost, %d duplicates, %d streams, jitter %.3f ms\n", s.Elapsed.Seconds(), p, l, d, len(s.Streams), jit)
+			fmt.Printf("[%5.1fs] %d packets, %d lost, %d duplicates, %d streams, jitter %.3f ms\n", time.Duration(s.Elapsed).Seconds(), p, l, d, len(s.Streams), jit)
 		}
 	}
 	st, err := mcast.Recv(ctx, o)
@@ -509,7 +524,9 @@ func runRecv(args []string) error {
 		return err
 	}
 	if *asJSON {
-		json.NewEncoder(os.Stdout).Encode(st)
+		if err := printJSON(st); err != nil {
+			return err
+		}
 	} else {
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "Source\tGroup\tSender\tPackets\tLost\tDups\tReordered\tJitter ms\tLatency ms\tTTL")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -159,9 +158,7 @@ func runCollect(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return printJSON(st)
 	}
 	fmt.Printf("%d sessions, %d not VXLAN, %d of other VNIs\n", len(st.Sessions), st.Malformed, st.Filtered)
 	for _, s := range st.Sessions {

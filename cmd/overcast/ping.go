@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -60,7 +59,7 @@ func runPing(args []string) error {
 			return err
 		}
 		if *asJSON {
-			return json.NewEncoder(os.Stdout).Encode(st)
+			return printJSON(st)
 		}
 		fmt.Printf("answered %d probes and %d ssmping queries; %d other packets ignored\n", st.Probes, st.SSMPing, st.Junk)
 		return nil
@@ -88,7 +87,9 @@ func runPing(args []string) error {
 		if res.Responders == nil {
 			res.Responders = []*ping.Responder{}
 		}
-		json.NewEncoder(os.Stdout).Encode(res)
+		if err := printJSON(res); err != nil {
+			return err
+		}
 	} else {
 		fmt.Printf("\n--- %s: %d probes sent, %d responder(s) ---\n", res.Group, res.Sent, len(res.Responders))
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -29,7 +29,7 @@ type MirrorServiceRow struct {
 	VLAN     string         `json:"vlan"` // keep or strip
 	MAC      string         `json:"mac"`  // "" keeps the destination MAC
 	Origin   string         `json:"origin"`
-	Flows    int            `json:"flows"`
+	Flows    int            `json:"flow_count"`
 	Counters MirrorCounters `json:"counters"`
 }
 
@@ -52,7 +52,7 @@ type MirrorChange struct {
 	Name     string `json:"name"`
 	Action   string `json:"action"`
 	Services int    `json:"services"`
-	Flows    int    `json:"flows"`
+	Flows    int    `json:"flow_count"`
 }
 
 func textMirror(w0 io.Writer, _ string, m MirrorView) {

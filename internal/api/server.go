@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -33,8 +33,14 @@ func serve(h Handler) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		b, err := Marshal(out)
+		if err != nil {
+			http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		w.Header().Set("Overcast-Schema-Version", strconv.Itoa(SchemaVersion))
+		w.Write(append(b, '\n'))
 	}
 }
 

@@ -2,14 +2,17 @@
 // The types here are the wire format shared by server and client.
 package api
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // IGMPGroup is one row of `show igmp groups`.
 type IGMPGroup struct {
 	Interface string       `json:"interface"`
 	Group     string       `json:"group"`
 	Mode      string       `json:"mode"`
-	Version   int          `json:"version"`
+	Version   int          `json:"igmp_version"`
 	Static    bool         `json:"static"`
 	Uptime    Duration     `json:"uptime"`
 	Expires   Duration     `json:"expires"`
@@ -30,7 +33,7 @@ type IGMPInterface struct {
 	Name                  string    `json:"name"`
 	Address               string    `json:"address"`
 	VIF                   int       `json:"vif"`
-	Version               int       `json:"version"`
+	Version               int       `json:"igmp_version"`
 	Querier               bool      `json:"querier"`
 	QuerierAddress        string    `json:"querier_address"`
 	NextQuery             Duration  `json:"next_query"`
@@ -40,7 +43,7 @@ type IGMPInterface struct {
 	LastMemberQueryTime   Duration  `json:"last_member_query_time"`
 	Robustness            int       `json:"robustness"`
 	ExplicitTracking      bool      `json:"explicit_tracking"`
-	Groups                int       `json:"groups"`
+	Groups                int       `json:"group_count"`
 	Stats                 IGMPStats `json:"stats"`
 }
 
@@ -111,7 +114,7 @@ type Status struct {
 	KernelErrs  uint64   `json:"kernel_errors"`
 	// Flows the daemon tracks, routes it has in the kernel, and how often
 	// it reads their counters (slower as routes grow).
-	Flows       int      `json:"flows"`
+	Flows       int      `json:"flow_count"`
 	Routes      int      `json:"routes"`
 	CounterPoll Duration `json:"counter_poll"`
 	// HeapBytes is the Go heap in live objects; GoMemoryBytes what the Go
@@ -124,6 +127,25 @@ type Status struct {
 
 // Duration marshals as seconds (float) in JSON and prints like 1m05s.
 type Duration time.Duration
+
+// Millis is a time in milliseconds in Go (a float, for averages and
+// jitter) that prints as seconds in JSON, as every timer does.
+type Millis float64
+
+func (m Millis) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(m)/1000, 'f', 6, 64)), nil
+}
+
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	*m = Millis(f * 1000)
+	return err
+}
+
+// JSONSchema: Millis prints as seconds.
+func (Millis) JSONSchema() map[string]any {
+	return map[string]any{"type": "number", "description": "seconds"}
+}
 
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(fmtFloat(time.Duration(d).Seconds())), nil
@@ -174,13 +196,13 @@ type PIMInterface struct {
 	Name             string   `json:"name"`
 	Address          string   `json:"address"`
 	Active           bool     `json:"active"` // sends hellos; passive interfaces only have receivers
-	DR               string   `json:"dr"`
+	DR               string   `json:"dr_address"`
 	IAmDR            bool     `json:"i_am_dr"`
 	DRPriority       uint32   `json:"dr_priority"`
 	HelloPeriod      Duration `json:"hello_period"`
 	NextHello        Duration `json:"next_hello"`
 	Holdtime         Duration `json:"holdtime"`
-	Neighbors        int      `json:"neighbors"`
+	Neighbors        int      `json:"neighbor_count"`
 	GenerationID     uint32   `json:"generation_id"`
 	PropagationDelay Duration `json:"propagation_delay"`
 	OverrideInterval Duration `json:"override_interval"`
@@ -214,7 +236,7 @@ type PIMInterfaceRejects struct {
 
 // PIMRP is one row of `show pim rp`.
 type PIMRP struct {
-	Groups string `json:"groups"`
+	Groups string `json:"group_range"`
 	RP     string `json:"rp"`
 	Local  bool   `json:"local"` // this router is the RP
 	RPFIf  string `json:"rpf_interface"`
@@ -242,7 +264,7 @@ type PIMJoin struct {
 	Uptime         Duration      `json:"uptime"`
 	Downstream     []PIMDownItem `json:"downstream"`
 	RPTPrunes      []PIMDownItem `json:"rpt_prunes,omitempty"`
-	Local          []string      `json:"local,omitempty"`
+	Local          []string      `json:"local_members"`
 	// SPTThreshold is the group's switchover rule at a last hop
 	// ("immediate", "infinity", "N kbps", "N packets"); RateKbps the
 	// source's last measured rate; SPTWanted whether it crossed the rule.
@@ -329,13 +351,13 @@ type PIMStats struct {
 	Malformed  uint64 `json:"malformed"`
 	SendErrors uint64 `json:"send_errors"`
 	ASMInSSM   uint64 `json:"asm_joins_in_ssm_range_ignored"`
-	Rejected   uint64 `json:"rejected"` // refused by admission, every reason (show pim statistics)
+	Rejected   uint64 `json:"rejected_total"` // refused by admission, every reason (show pim statistics)
 }
 
 // MSDPPeer is one peer of `show msdp peer`.
 type MSDPPeer struct {
 	Address       string   `json:"address"`
-	Local         string   `json:"local"` // connection source
+	Local         string   `json:"local_address"` // connection source
 	State         string   `json:"state"`
 	Role          string   `json:"role"`   // "connects" or "listens" (the lower address connects)
 	Uptime        Duration `json:"uptime"` // in the current state
@@ -399,10 +421,10 @@ type MSDPRPF struct {
 
 // Overlay is `show overlay`: this node's side of the overlay.
 type Overlay struct {
-	Local       string       `json:"local"`     // underlay address:port
-	Interface   string       `json:"interface"` // the overlay device
+	Local       string       `json:"local_address"` // underlay address:port
+	Interface   string       `json:"interface"`     // the overlay device
 	MTU         int          `json:"mtu"`
-	Peers       int          `json:"peers"`
+	Peers       int          `json:"peer_count"`
 	PeersUp     int          `json:"peers_up"`
 	Version     uint64       `json:"interest_version"`
 	LocalGroups []string     `json:"local_groups"` // groups this node's receivers want
@@ -428,9 +450,9 @@ type OverlayPeer struct {
 	State      string   `json:"state"` // up or down
 	Origin     string   `json:"origin"`
 	Uptime     Duration `json:"uptime"`
-	LastHeard  Duration `json:"last_heard"` // ago
-	RTTms      float64  `json:"rtt_ms"`     // microsecond precision; 0: not measured yet
-	Groups     int      `json:"groups"`     // groups the peer wants
+	LastHeard  Duration `json:"last_heard"`  // ago
+	RTTms      Millis   `json:"rtt"`         // microsecond precision; 0: not measured yet
+	Groups     int      `json:"group_count"` // groups the peer wants
 	Synced     bool     `json:"synced"`
 	PacketsIn  uint64   `json:"packets_in"`
 	BytesIn    uint64   `json:"bytes_in"`
@@ -461,12 +483,12 @@ type OverlayRoute struct {
 type OverlayRoutePeer struct {
 	Peer    string   `json:"peer"`
 	Mode    string   `json:"mode"` // include (the source is listed) or exclude (all sources but those listed)
-	Sources []string `json:"sources"`
+	Sources []string `json:"source_addresses"`
 }
 
 // OverlayPeerChange is the answer to overlay peer add/del.
 type OverlayPeerChange struct {
 	Peer   string `json:"peer"`
 	Action string `json:"action"`
-	Peers  int    `json:"peers"`
+	Peers  int    `json:"peer_count"`
 }

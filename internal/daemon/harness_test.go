@@ -10,15 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"overcast/internal/api"
 	"overcast/internal/dataplane"
 	"overcast/internal/dataplane/fake"
 	igmpwire "overcast/internal/packet/igmp"
 	"overcast/internal/packet/ip4"
 	wire "overcast/internal/packet/pim"
 	"overcast/internal/pim"
+	"overcast/internal/testkit/schemacheck"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -245,4 +248,29 @@ func hellos(msgs []sentMsg, iface string) (holds []uint16, prios []uint32) {
 		}
 	}
 	return
+}
+
+// checkViews validates every view the daemon answers (with src and g as
+// arguments) against docs/api.schema.json, as the API encodes it; views
+// of components that are off answer with an error and are skipped.
+func (h *harness) checkViews(src, g string) {
+	h.t.Helper()
+	for _, v := range api.Views {
+		arg := ""
+		switch {
+		case strings.HasPrefix(v.Arg, "GROUP"):
+			arg = g + "," + src
+		case v.Arg != "":
+			arg = src
+		}
+		ans, err := h.d.View(h.now, v.Path, arg)
+		if err != nil {
+			continue
+		}
+		js, err := api.Marshal(ans)
+		if err != nil {
+			h.t.Fatalf("%s: %v", v.Words, err)
+		}
+		schemacheck.Check(h.t, api.ViewSchemaName(v.Path), js)
+	}
 }

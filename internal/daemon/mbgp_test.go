@@ -52,4 +52,5 @@ func TestRPFPrefersMBGP(t *testing.T) {
 	if s := sum.(api.BGPSummary); s.AS != 65002 || len(s.Neighbors) != 1 || s.Neighbors[0].Address != "10.0.2.2" {
 		t.Fatalf("summary %+v", s)
 	}
+	h.checkViews("10.7.1.1", "239.1.1.1")
 }

@@ -157,6 +157,7 @@ func TestMirrorFromConfigAndAPI(t *testing.T) {
 	if *opened != 1 {
 		t.Fatalf("the data path was opened %d times", *opened)
 	}
+	h.checkViews("10.0.1.10", "239.1.1.1")
 }
 
 // A daemon with no mirror section loads nothing until a service comes.

@@ -114,6 +114,8 @@ func TestMSDPTwoDaemons(t *testing.T) {
 	if p := v.([]api.MSDPPeer)[0]; p.State != "Established" || p.Resets != 0 || p.KeepalivesIn < 9 {
 		t.Fatalf("after 10 min: %+v", p)
 	}
+	a.checkViews("10.0.0.10", "239.1.1.1")
+	b.checkViews("10.0.0.10", "239.1.1.1")
 }
 
 // The first packet of a source that registers to A rides in A's first

@@ -303,7 +303,7 @@ func (c *overlayComp) views(add func(string, viewFunc)) {
 		out := []api.OverlayPeer{}
 		for _, p := range c.n.Peers() {
 			pc := counters[p.Addr]
-			row := api.OverlayPeer{Peer: p.Addr.String(), State: "down", Origin: p.Origins.String(), RTTms: float64(p.RTT.Microseconds()) / 1000,
+			row := api.OverlayPeer{Peer: p.Addr.String(), State: "down", Origin: p.Origins.String(), RTTms: api.Millis(float64(p.RTT.Microseconds()) / 1000),
 				Groups: p.Groups, Synced: p.Synced, PacketsIn: pc.PacketsIn, BytesIn: pc.BytesIn, PacketsOut: pc.PacketsOut,
 				BytesOut: pc.BytesOut, Drops: pc.SendErrors, AuthFailed: p.Stats.AuthFailed, Replayed: p.Stats.Replayed,
 				Malformed: p.Stats.Malformed, OverLimit: p.Stats.OverLimit, HellosIn: p.Stats.HellosIn, HellosOut: p.Stats.HellosOut,

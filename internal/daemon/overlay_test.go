@@ -87,4 +87,5 @@ func TestOverlayPeersReloadAndAPI(t *testing.T) {
 	if len(peerRows(t, h)) != 2 {
 		t.Fatal("a rejected reload changed the peers")
 	}
+	h.checkViews("10.0.1.10", "239.1.1.1")
 }

@@ -15,9 +15,10 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/pim"
+	"overcast/internal/testkit/schemacheck"
 )
 
-// These tests run real parsers over the show commands of real daemons in
+// These tests run real parsers (and a JSON Schema validator) over the show commands of real daemons in
 // the states an operator meets (shared tree, SPT, registering, SSM,
 // assert): Debian's python3-textfsm with the templates in docs/textfsm,
 // written for Cisco IOS's output. The same templates parse IOS's own
@@ -36,7 +37,7 @@ func show(t testing.TB, nd *Node, words ...string) (string, []byte) {
 	if err != nil {
 		t.Fatalf("%s: show %v: %v", nd.Name, words, err)
 	}
-	js, err := json.Marshal(ans)
+	js, err := api.Marshal(ans) // what the API sends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,31 @@ func show(t testing.TB, nd *Node, words ...string) (string, []byte) {
 	var b bytes.Buffer
 	v.Text(&b, v.Words, dec)
 	return b.String(), js
+}
+
+// checkAllViews validates every view a node answers (PIM's, IGMP's, the
+// MRIB's, status, mirror; the components it does not run answer with an
+// error, and are validated where they run) against docs/api.schema.json.
+func checkAllViews(t *testing.T, nd *Node, g, src netip.Addr) {
+	t.Helper()
+	for _, v := range api.Views {
+		arg := ""
+		switch {
+		case strings.HasPrefix(v.Arg, "GROUP"):
+			arg = g.String() + "," + src.String()
+		case v.Arg != "":
+			arg = src.String()
+		}
+		ans, err := nd.D.View(nd.net.Now, v.Path, arg)
+		if err != nil {
+			continue // a component that is off says so
+		}
+		js, err := api.Marshal(ans)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", nd.Name, v.Words, err)
+		}
+		schemacheck.Check(t, api.ViewSchemaName(v.Path), js)
+	}
 }
 
 // record is one TextFSM record: value names to a string or, for List
@@ -273,6 +299,7 @@ func TestShowOutputParsesAsIOS(t *testing.T) {
 		for _, nd := range []*Node{l.r1, l.r2, l.r3} {
 			rows = checkMroute(t, nd, "SPT")
 			checkOthers(t, nd, l.src)
+			checkAllViews(t, nd, G, l.src)
 		}
 		if r, ok := entry(rows, l.src.String(), G.String()); !ok || r.IIF != "r1r3" || r.RPFNbr != l.r1.Ports["r1r3"].Addr.String() || !strings.Contains(r.Flags, "T") {
 			t.Errorf("R3 on the SPT: %+v", rows)
@@ -324,6 +351,7 @@ func TestShowOutputParsesAsIOS(t *testing.T) {
 			t.Errorf("a (*,G) for an SSM group: %+v", rows)
 		}
 		checkOthers(t, l.r3, l.src)
+		checkAllViews(t, l.r3, g, l.src)
 	})
 	t.Run("assert", func(t *testing.T) {
 		l := newAssertLab(t, "")
@@ -335,6 +363,7 @@ func TestShowOutputParsesAsIOS(t *testing.T) {
 			n.SendData(l.srcLAN, l.src, g)
 			n.Run(time.Millisecond)
 		}
+		checkAllViews(t, l.a, g, l.src)
 		rows := checkMroute(t, l.b, "assert winner")
 		text, _ := show(t, l.b, "ip", "mroute")
 		if r, ok := entry(rows, l.src.String(), g.String()); !ok || len(r.OIFs) != 1 || !r.OIFs[0].AssertWinner || !strings.Contains(text, "x, Forward/Sparse, ") || !strings.Contains(text, ", A\n") {

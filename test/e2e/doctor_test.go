@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"overcast/internal/testkit/schemacheck"
 	"strings"
 	"testing"
 
@@ -49,6 +50,7 @@ func runDoctor(t *testing.T, l *lab.Lab, node string, args ...string) ([]doctor.
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("doctor output %q: %v", out, err)
 	}
+	schemacheck.Check(t, "tool_doctor", out)
 	return res.Findings, code
 }
 

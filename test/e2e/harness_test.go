@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"overcast/internal/testkit/schemacheck"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -132,6 +133,7 @@ func (r *receiver) stop(t *testing.T) mcast.Stats {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatalf("receiver output %q: %v", b, err)
 	}
+	schemacheck.Check(t, "tool_recv", b)
 	return st
 }
 

@@ -346,7 +346,7 @@ func TestHostileJoinFlood(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	s2 := r2.stop(t)
 	t.Logf("the join during the flood: first packet %v after it", s2.FirstAfterJoin)
-	if p, _, _ := s2.Total(); p == 0 || s2.FirstAfterJoin > time.Second {
+	if p, _, _ := s2.Total(); p == 0 || time.Duration(s2.FirstAfterJoin) > time.Second {
 		t.Errorf("the join during the flood: %d packets, first after %v (want within 1 s)", p, s2.FirstAfterJoin)
 	}
 	s := r.stop(t)
@@ -499,7 +499,7 @@ func TestHostileRegisterFlood(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	junk.stop(t)
 	s2 := r2.stop(t)
-	if p, _, _ := s2.Total(); p == 0 || s2.FirstAfterJoin > time.Second {
+	if p, _, _ := s2.Total(); p == 0 || time.Duration(s2.FirstAfterJoin) > time.Second {
 		t.Errorf("the join during the flood: %d packets, first after %v (want within 1 s)", p, s2.FirstAfterJoin)
 	}
 	s := r.stop(t)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"overcast/internal/testkit/schemacheck"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -121,6 +122,7 @@ func (c *collector) stop(t *testing.T) collect.Stats {
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	c.cmd.Wait()
 	b, _ := os.ReadFile(c.out.Name())
+	schemacheck.Check(t, "tool_collect", b)
 	var st collect.Stats
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatalf("collector output %q: %v", b, err)

@@ -98,7 +98,7 @@ func BenchmarkMSDPSourceStartVsFRR(b *testing.B) {
 						lost++
 					}
 				}
-				firstMS = append(firstMS, float64(s.FirstSeq)+s.LatencyMS)
+				firstMS = append(firstMS, float64(s.FirstSeq)+float64(s.LatencyMS))
 				lost100 = append(lost100, float64(lost))
 			}
 			b.ReportMetric(median(firstMS), "ms-to-first-packet")

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"overcast/internal/tools/mcast"
+
 	"encoding/json"
 	"fmt"
 	"net"
@@ -377,18 +379,12 @@ func BenchmarkOverlayLatency(b *testing.B) {
 				if err != nil {
 					b.Fatalf("recv: %v", err)
 				}
-				var st struct {
-					Streams []struct {
-						Packets   uint64  `json:"packets"`
-						LatencyMS float64 `json:"latency_ms_avg"`
-					} `json:"streams"`
-					FirstAfterJoin time.Duration `json:"first_after_join_ns"`
-				}
+				var st mcast.Stats
 				if err := json.Unmarshal(out, &st); err != nil || len(st.Streams) == 0 || st.Streams[0].Packets == 0 {
 					b.Fatalf("recv output %s: %v", out, err)
 				}
 				join = append(join, float64(st.FirstAfterJoin)/1e6)
-				lat = append(lat, st.Streams[0].LatencyMS*1000)
+				lat = append(lat, float64(st.Streams[0].LatencyMS)*1000)
 				time.Sleep(500 * time.Millisecond) // the leave settles before the next join
 			}
 			b.ReportMetric(median(join), "join-ms")

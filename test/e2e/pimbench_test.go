@@ -181,7 +181,7 @@ func BenchmarkPIMvsFRR(b *testing.B) {
 				rc.Wait()
 				var sst mcast.Stats
 				if err := json.Unmarshal([]byte(out.String()), &sst); err == nil && len(sst.Streams) == 1 {
-					f.start = append(f.start, sst.Streams[0].FirstLatencyMS)
+					f.start = append(f.start, float64(sst.Streams[0].FirstLatencyMS))
 					f.firstLost = append(f.firstLost, float64(sst.Streams[0].LostInFirst100))
 				} else {
 					f.firstLost = append(f.firstLost, 100)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"overcast/internal/testkit/schemacheck"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,6 +44,7 @@ func recvRun(t *testing.T, l *lab.Lab, node string, ready func(), args ...string
 	if err := json.Unmarshal([]byte(out.String()), &st); err != nil {
 		t.Fatalf("recv output %q (stderr %q): %v", out.String(), errb.String(), err)
 	}
+	schemacheck.Check(t, "tool_recv", []byte(out.String()))
 	return st, code
 }
 
@@ -241,6 +243,7 @@ func TestPingFindsExactlyTheResponders(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	schemacheck.Check(t, "tool_ping", []byte(out))
 	if res.Sent != 5 || len(res.Responders) != 2 {
 		t.Fatalf("%+v", res)
 	}

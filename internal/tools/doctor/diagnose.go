@@ -6,6 +6,8 @@
 package doctor
 
 import (
+	"overcast/internal/api"
+
 	"fmt"
 	"net/netip"
 	"slices"
@@ -35,11 +37,11 @@ type Finding struct {
 
 // Options says what the operator is debugging.
 type Options struct {
-	Interface string        // the interface multicast should use ("" = all)
-	Group     netip.Addr    // a group to check (invalid = none)
-	Source    netip.Addr    // the source, for SSM or rp_filter checks
-	Peers     []netip.Addr  // overlay peers whose path MTU to check
-	Listen    time.Duration // how long to listen on the wire (with Group)
+	Interface string       `json:"interface"`     // the interface multicast should use ("" = all)
+	Group     netip.Addr   `json:"group"`         // a group to check (invalid = none)
+	Source    netip.Addr   `json:"source"`        // the source, for SSM or rp_filter checks
+	Peers     []netip.Addr `json:"overlay_peers"` // overlay peers whose path MTU to check
+	Listen    api.Duration `json:"listen_time"`   // how long to listen on the wire (with Group)
 }
 
 // Iface is one interface as the kernel sees it.
@@ -90,7 +92,7 @@ type Membership struct {
 // Query is an IGMP query heard while listening.
 type Query struct {
 	From    netip.Addr `json:"from"`
-	Version int        `json:"version"`
+	Version int        `json:"igmp_version"`
 	Group   string     `json:"group,omitempty"` // empty for a general query
 	Count   int        `json:"count"`
 }
@@ -104,11 +106,11 @@ type Sender struct {
 
 // Observation is what arrived while listening.
 type Observation struct {
-	Duration      time.Duration `json:"duration_ns"`
-	Queries       []Query       `json:"queries"`
-	Senders       []Sender      `json:"senders"`
-	RPFilterDrops int           `json:"rp_filter_drops"` // kernel IPReversePathFilter counter delta
-	JoinError     string        `json:"join_error,omitempty"`
+	Duration      api.Duration `json:"duration"`
+	Queries       []Query      `json:"queries"`
+	Senders       []Sender     `json:"senders"`
+	RPFilterDrops int          `json:"rp_filter_drops"` // kernel IPReversePathFilter counter delta
+	JoinError     string       `json:"join_error,omitempty"`
 }
 
 // FirewallRule is a rule that drops or rejects, with what it matches.
@@ -118,33 +120,33 @@ type FirewallRule struct {
 	Hook   string `json:"hook"`  // input, forward, prerouting, output...
 	Rule   string `json:"rule"`
 	Handle string `json:"handle,omitempty"`
-	Drops  string `json:"drops"` // igmp, multicast, ip-options, udp
+	Drops  string `json:"blocks"` // igmp, multicast, ip-options, udp
 }
 
 // Facts is everything Diagnose judges.
 type Facts struct {
-	Opts          Options
-	ProcIGMP      bool              // /proc/net/igmp: CONFIG_IP_MULTICAST
-	ProcMroute    bool              // /proc/net/ip_mr_vif: CONFIG_IP_MROUTE
-	KernelConfig  map[string]string // CONFIG_IP_* when the config is readable
-	Ifaces        []Iface
-	AllRPFilter   int
-	AllForceIGMP  int
-	AllMcForward  int
-	MaxMembership int
-	MaxMSF        int
-	GroupRoute    *Route // route the kernel uses for Opts.Group (or a probe group)
-	GroupRouteErr string
-	RouteProbe    netip.Addr // the group the route was looked up for
-	SourceRoute   *Route
-	SourceRouteEr string
-	VIFs          int      // entries in /proc/net/ip_mr_vif
-	MrouteHolders []string // processes holding a raw IGMP socket ("pid 12 (overcast)")
-	Firewall      []FirewallRule
-	FirewallNotes []string // e.g. chains with policy drop
-	Memberships   []Membership
-	Listen        *Observation
-	OverlayPaths  []OverlayPath
+	Opts          Options           `json:"options"`
+	ProcIGMP      bool              `json:"proc_igmp"`     // /proc/net/igmp: CONFIG_IP_MULTICAST
+	ProcMroute    bool              `json:"proc_mroute"`   // /proc/net/ip_mr_vif: CONFIG_IP_MROUTE
+	KernelConfig  map[string]string `json:"kernel_config"` // CONFIG_IP_* when the config is readable
+	Ifaces        []Iface           `json:"interfaces"`
+	AllRPFilter   int               `json:"all_rp_filter"`
+	AllForceIGMP  int               `json:"all_force_igmp_version"`
+	AllMcForward  int               `json:"all_mc_forwarding"`
+	MaxMembership int               `json:"igmp_max_memberships"`
+	MaxMSF        int               `json:"igmp_max_msf"`
+	GroupRoute    *Route            `json:"group_route"` // route the kernel uses for Opts.Group (or a probe group)
+	GroupRouteErr string            `json:"group_route_error,omitempty"`
+	RouteProbe    netip.Addr        `json:"route_probe"` // the group the route was looked up for
+	SourceRoute   *Route            `json:"source_route"`
+	SourceRouteEr string            `json:"source_route_error,omitempty"`
+	VIFs          int               `json:"vifs"`           // entries in /proc/net/ip_mr_vif
+	MrouteHolders []string          `json:"mroute_holders"` // processes holding a raw IGMP socket ("pid 12 (overcast)")
+	Firewall      []FirewallRule    `json:"firewall"`
+	FirewallNotes []string          `json:"firewall_notes"` // e.g. chains with policy drop
+	Memberships   []Membership      `json:"memberships"`
+	Listen        *Observation      `json:"observation"`
+	OverlayPaths  []OverlayPath     `json:"overlay_paths"`
 }
 
 func (f *Facts) iface(name string) *Iface {
@@ -378,7 +380,7 @@ func Diagnose(f Facts) []Finding {
 
 	// On the wire.
 	if o := f.Listen; o != nil {
-		secs := o.Duration.Round(100 * time.Millisecond)
+		secs := time.Duration(o.Duration).Round(100 * time.Millisecond)
 		if o.JoinError != "" {
 			add("join", Fail, "check the interface and group above", "joining %s failed: %s", g, o.JoinError)
 		}

@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"overcast/internal/api"
+
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,7 +13,7 @@ import (
 func healthy() Facts {
 	g := netip.MustParseAddr("239.1.1.1")
 	return Facts{
-		Opts:     Options{Interface: "eth0", Group: g, Listen: 3 * time.Second},
+		Opts:     Options{Interface: "eth0", Group: g, Listen: api.Duration(3 * time.Second)},
 		ProcIGMP: true, ProcMroute: true,
 		Ifaces: []Iface{
 			{Name: "lo", Up: true, Loopback: true, Addrs: []string{"127.0.0.1/8"}},
@@ -20,7 +22,7 @@ func healthy() Facts {
 		MaxMembership: 20, MaxMSF: 10,
 		GroupRoute: &Route{Iface: "eth0"}, RouteProbe: g,
 		Memberships: []Membership{{Iface: "eth0", Group: netip.MustParseAddr("224.0.0.1")}},
-		Listen: &Observation{Duration: 3 * time.Second,
+		Listen: &Observation{Duration: api.Duration(3 * time.Second),
 			Queries: []Query{{From: netip.MustParseAddr("10.0.2.1"), Version: 3, Count: 2}},
 			Senders: []Sender{{Source: netip.MustParseAddr("10.0.1.10"), Packets: 300, MinTTL: 31}}},
 	}

@@ -5,13 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"overcast/internal/dataplane/linuxmr"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +64,7 @@ func Gather(o Options) Facts {
 		f.VIFs = max(0, len(strings.Split(strings.TrimSpace(vif), "\n"))-1)
 	}
 	if f.AllMcForward == 1 {
-		f.MrouteHolders = rawIGMPHolders()
+		f.MrouteHolders = linuxmr.IGMPSocketHolders()
 	}
 
 	if _, err := exec.LookPath("nft"); err == nil {
@@ -182,42 +181,6 @@ func parseProcIGMP(s string) (map[string]string, []Membership) {
 		ms = append(ms, Membership{Iface: dev, Group: netip.AddrFrom4(a), Users: users})
 	}
 	return inUse, ms
-}
-
-// rawIGMPHolders names the processes with a raw IGMP socket open: the
-// multicast routing socket is one (/proc/net/raw lists the protocol where
-// the local port would be).
-func rawIGMPHolders() []string {
-	inodes := map[string]bool{}
-	for i, line := range strings.Split(readFile("/proc/net/raw"), "\n") {
-		f := strings.Fields(line)
-		if i == 0 || len(f) < 10 {
-			continue
-		}
-		if strings.HasSuffix(f[1], ":0002") {
-			inodes[f[9]] = true
-		}
-	}
-	var out []string
-	if len(inodes) == 0 {
-		return nil
-	}
-	pids, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range pids {
-		fds, _ := os.ReadDir(p + "/fd")
-		for _, fd := range fds {
-			l, err := os.Readlink(p + "/fd/" + fd.Name())
-			if err != nil || !strings.HasPrefix(l, "socket:[") {
-				continue
-			}
-			if inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] {
-				comm := strings.TrimSpace(readFile(p + "/comm"))
-				out = append(out, fmt.Sprintf("pid %s (%s)", filepath.Base(p), comm))
-				break
-			}
-		}
-	}
-	return out
 }
 
 func kernelConfig() map[string]string {

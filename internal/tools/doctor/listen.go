@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"overcast/internal/api"
+
 	"context"
 	"errors"
 	"net"
@@ -21,7 +23,7 @@ import (
 // port; the kernel's rp_filter drops happen before them and are counted
 // from /proc/net/netstat instead.
 func Listen(ctx context.Context, o Options) (*Observation, error) {
-	obs := &Observation{Duration: o.Listen}
+	obs := &Observation{Duration: api.Duration(o.Listen)}
 	igmpConn, err := net.ListenPacket("ip4:2", "0.0.0.0")
 	if err != nil {
 		return nil, err
@@ -62,7 +64,7 @@ func Listen(ctx context.Context, o Options) (*Observation, error) {
 		}
 	}
 	before := rpFilterDrops()
-	deadline := time.Now().Add(o.Listen)
+	deadline := time.Now().Add(time.Duration(o.Listen))
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

@@ -5,6 +5,8 @@
 package mcast
 
 import (
+	"overcast/internal/api"
+
 	"context"
 	"encoding/binary"
 	"errors"
@@ -46,10 +48,10 @@ type SendOptions struct {
 
 // SendResult is what a sender did.
 type SendResult struct {
-	Packets uint64        `json:"packets"`
-	Bytes   uint64        `json:"bytes"`
-	Elapsed time.Duration `json:"elapsed_ns"`
-	Errors  uint64        `json:"errors"`
+	Packets uint64       `json:"packets"`
+	Bytes   uint64       `json:"bytes"`
+	Elapsed api.Duration `json:"elapsed"`
+	Errors  uint64       `json:"errors"`
 }
 
 // Send transmits the stream until Count, Duration or ctx ends it.
@@ -136,7 +138,7 @@ func Send(ctx context.Context, o SendOptions) (SendResult, error) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	res.Elapsed = time.Since(start)
+	res.Elapsed = api.Duration(time.Since(start))
 	return res, nil
 }
 
@@ -193,29 +195,29 @@ type RecvOptions struct {
 
 // Stream is what one sender to one group looked like at the receiver.
 type Stream struct {
-	Source    string  `json:"source"`
-	Group     string  `json:"group"`
-	Sender    uint32  `json:"sender_id"`
-	Packets   uint64  `json:"packets"`
-	Bytes     uint64  `json:"bytes"`
-	Expected  uint64  `json:"expected"`
-	Lost      uint64  `json:"lost"`
-	Dups      uint64  `json:"duplicates"`
-	Reordered uint64  `json:"reordered"`
-	Gaps      uint64  `json:"gaps"`
-	JitterMS  float64 `json:"jitter_ms"`
-	LatencyMS float64 `json:"latency_ms_avg"`
-	TTL       int     `json:"ttl"`
-	Foreign   uint64  `json:"foreign"`   // packets without Overcast's header (iperf, others)
-	EndMarks  uint64  `json:"end_marks"` // iperf end-of-stream datagrams (not counted as packets)
-	FirstSeq  uint64  `json:"first_seq"`
+	Source    string     `json:"source"`
+	Group     string     `json:"group"`
+	Sender    uint32     `json:"sender_id"`
+	Packets   uint64     `json:"packets"`
+	Bytes     uint64     `json:"bytes"`
+	Expected  uint64     `json:"expected"`
+	Lost      uint64     `json:"lost"`
+	Dups      uint64     `json:"duplicates"`
+	Reordered uint64     `json:"reordered"`
+	Gaps      uint64     `json:"gaps"`
+	JitterMS  api.Millis `json:"jitter"`      // RFC 3550 interarrival jitter
+	LatencyMS api.Millis `json:"latency_avg"` // one-way, average (shared clock)
+	TTL       int        `json:"ttl"`
+	Foreign   uint64     `json:"foreign"`   // packets without Overcast's header (iperf, others)
+	EndMarks  uint64     `json:"end_marks"` // iperf end-of-stream datagrams (not counted as packets)
+	FirstSeq  uint64     `json:"first_seq"`
 	// MissingSample lists the first lost sequence numbers (up to 20).
 	MissingSample []uint64 `json:"missing_sample,omitempty"`
 	// LostInFirst100 counts sequence numbers 0-99 never received: the
 	// packets a new source loses while the network sets up its tree.
-	LostInFirst100 int     `json:"lost_in_first_100"`
-	FirstLatencyMS float64 `json:"first_latency_ms"` // one-way latency of the first packet (shared clock)
-	LastSeq        uint64  `json:"last_seq"`
+	LostInFirst100 int        `json:"lost_in_first_100"`
+	FirstLatencyMS api.Millis `json:"first_latency"` // one-way latency of the first packet (shared clock)
+	LastSeq        uint64     `json:"last_seq"`
 
 	seen       map[uint64]bool
 	maxSeq     uint64
@@ -226,13 +228,13 @@ type Stream struct {
 
 // Stats is the receiver's result: one stream per (source, group, sender).
 type Stats struct {
-	Streams []*Stream     `json:"streams"`
-	Elapsed time.Duration `json:"elapsed_ns"`
-	Joined  int           `json:"joined"`  // channels joined
-	Sockets int           `json:"sockets"` // sockets the memberships were spread over
+	Streams []*Stream    `json:"streams"`
+	Elapsed api.Duration `json:"elapsed"`
+	Joined  int          `json:"joined_channels"`  // channels joined
+	Sockets int          `json:"sockets"` // sockets the memberships were spread over
 	// FirstAfterJoin is the time from the last join to the first packet:
 	// the network's join latency when the source is already sending.
-	FirstAfterJoin time.Duration `json:"first_after_join_ns"`
+	FirstAfterJoin api.Duration `json:"first_after_join"`
 }
 
 // Total sums packets over streams.
@@ -325,7 +327,7 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 	var total uint64
 	buf := make([]byte, 65536)
 	snapshot := func() Stats {
-		s := Stats{Elapsed: time.Since(start), Joined: st.Joined, Sockets: st.Sockets}
+		s := Stats{Elapsed: api.Duration(time.Since(start)), Joined: st.Joined, Sockets: st.Sockets}
 		for _, v := range streams {
 			v.MissingSample = v.missing(20)
 			v.LostInFirst100 = 0
@@ -337,7 +339,7 @@ func Recv(ctx context.Context, o RecvOptions) (Stats, error) {
 			s.Streams = append(s.Streams, v)
 		}
 		if !firstAt.IsZero() {
-			s.FirstAfterJoin = firstAt.Sub(joinedAt)
+			s.FirstAfterJoin = api.Duration(firstAt.Sub(joinedAt))
 		}
 		sort.Slice(s.Streams, func(i, j int) bool {
 			a, b := s.Streams[i], s.Streams[j]
@@ -466,14 +468,14 @@ func (s *Stream) account(seq uint64, sent, arrival time.Time) {
 	transit := float64(arrival.Sub(sent)) / float64(time.Millisecond)
 	if s.Packets > 1 {
 		d := math.Abs(transit - s.transit)
-		s.JitterMS += (d - s.JitterMS) / 16
+		s.JitterMS += (api.Millis(d) - s.JitterMS) / 16
 	}
 	if len(s.seen) == 1 {
-		s.FirstLatencyMS = transit
+		s.FirstLatencyMS = api.Millis(transit)
 	}
 	s.transit = transit
 	s.latencySum += transit
-	s.LatencyMS = s.latencySum / float64(len(s.seen))
+	s.LatencyMS = api.Millis(s.latencySum / float64(len(s.seen)))
 }
 
 // ParseGroups parses "239.1.1.1", "239.1.1.1,239.1.1.2" or "239.1.1.1+99" (100 groups).

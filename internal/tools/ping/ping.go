@@ -1,6 +1,8 @@
 package ping
 
 import (
+	"overcast/internal/api"
+
 	"context"
 	"errors"
 	"fmt"
@@ -133,16 +135,16 @@ type ProbeOptions struct {
 
 // Responder is what one responder looked like from the prober.
 type Responder struct {
-	Address  string  `json:"address"`
-	Name     string  `json:"name"`
-	Replies  int     `json:"replies"`
-	Loss     float64 `json:"loss_percent"`
-	RTTMin   float64 `json:"rtt_min_ms"`
-	RTTAvg   float64 `json:"rtt_avg_ms"`
-	RTTMax   float64 `json:"rtt_max_ms"`
-	TTL      int     `json:"ttl_at_arrival"`
-	Hops     int     `json:"hops"` // routers between prober and responder
-	Dups     int     `json:"duplicates"`
+	Address  string     `json:"address"`
+	Name     string     `json:"name"`
+	Replies  int        `json:"replies"`
+	Loss     float64    `json:"loss_percent"`
+	RTTMin   api.Millis `json:"rtt_min"`
+	RTTAvg   api.Millis `json:"rtt_avg"`
+	RTTMax   api.Millis `json:"rtt_max"`
+	TTL      int        `json:"ttl_at_arrival"`
+	Hops     int        `json:"hops"` // routers between prober and responder
+	Dups     int        `json:"duplicates"`
 	seen     map[uint64]bool
 	rttTotal float64
 }
@@ -217,7 +219,7 @@ func Run(ctx context.Context, o ProbeOptions) (Result, error) {
 		fa, _ := netip.AddrFromSlice(from.(*net.UDPAddr).IP.To4())
 		rs := byAddr[fa]
 		if rs == nil {
-			rs = &Responder{Address: fa.String(), Name: r.Name, seen: map[uint64]bool{}, RTTMin: math.Inf(1)}
+			rs = &Responder{Address: fa.String(), Name: r.Name, seen: map[uint64]bool{}, RTTMin: api.Millis(math.Inf(1))}
 			byAddr[fa] = rs
 		}
 		if rs.seen[r.Seq] {
@@ -229,8 +231,8 @@ func Run(ctx context.Context, o ProbeOptions) (Result, error) {
 		ms := float64(rtt) / float64(time.Millisecond)
 		rs.Replies++
 		rs.rttTotal += ms
-		rs.RTTMin, rs.RTTMax = math.Min(rs.RTTMin, ms), math.Max(rs.RTTMax, ms)
-		rs.RTTAvg = rs.rttTotal / float64(rs.Replies)
+		rs.RTTMin, rs.RTTMax = api.Millis(math.Min(float64(rs.RTTMin), ms)), api.Millis(math.Max(float64(rs.RTTMax), ms))
+		rs.RTTAvg = api.Millis(rs.rttTotal / float64(rs.Replies))
 		rs.TTL = int(r.TTL)
 		rs.Hops = o.TTL - int(r.TTL)
 		if o.OnReply != nil {
