@@ -230,8 +230,8 @@ type Stream struct {
 type Stats struct {
 	Streams []*Stream    `json:"streams"`
 	Elapsed api.Duration `json:"elapsed"`
-	Joined  int          `json:"joined_channels"`  // channels joined
-	Sockets int          `json:"sockets"` // sockets the memberships were spread over
+	Joined  int          `json:"joined_channels"` // channels joined
+	Sockets int          `json:"sockets"`         // sockets the memberships were spread over
 	// FirstAfterJoin is the time from the last join to the first packet:
 	// the network's join latency when the source is already sending.
 	FirstAfterJoin api.Duration `json:"first_after_join"`
