@@ -102,6 +102,21 @@ type OIF struct {
 	AssertWinner bool `json:"assert_winner"`
 }
 
+// Histogram is a latency distribution: per upper bound (le, seconds) the
+// count of observations at or below it (cumulative, as Prometheus's
+// buckets), their sum and count.
+type Histogram struct {
+	Buckets []Bucket `json:"buckets"`
+	Sum     Duration `json:"sum"`
+	Count   uint64   `json:"count"`
+}
+
+// Bucket is one histogram bound.
+type Bucket struct {
+	LE    Duration `json:"le"`
+	Count uint64   `json:"count"`
+}
+
 // Status is the daemon's own state.
 type Status struct {
 	Version     string   `json:"version"`
@@ -123,6 +138,9 @@ type Status struct {
 	GoMemoryBytes uint64   `json:"go_memory_bytes"`
 	Components    []string `json:"components"` // igmp, pim, ...
 	PIM           PIMStats `json:"pim"`
+	// JoinLatency: from a member's join to this router forwarding the
+	// group's first packet onto its interface.
+	JoinLatency Histogram `json:"join_to_first_packet"`
 }
 
 // Duration marshals as seconds (float) in JSON and prints like 1m05s.

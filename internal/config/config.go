@@ -20,6 +20,7 @@ import (
 // Config is the daemon's configuration file.
 type Config struct {
 	APISocket  string        `yaml:"api-socket"`
+	Metrics    string        `yaml:"metrics"` // host:port for Prometheus's /metrics; "": off
 	LogLevel   string        `yaml:"log-level"`
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
@@ -332,6 +333,18 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	}
 	if c.APISocket == "" {
 		c.APISocket = DefaultAPISocket
+	}
+	if c.Metrics != "" {
+		i := strings.LastIndex(c.Metrics, ":")
+		host, port := c.Metrics[:max(i, 0)], c.Metrics[i+1:]
+		if _, perr := strconv.ParseUint(port, 10, 16); i < 0 || perr != nil || port == "0" {
+			return nil, bad(at("metrics"), "metrics %q: want HOST:PORT to serve /metrics on, such as 127.0.0.1:9477 (or :9477 for every address)", c.Metrics)
+		}
+		if host != "" {
+			if a, err := netip.ParseAddr(host); err != nil || !a.IsValid() {
+				return nil, bad(at("metrics"), "metrics %q: %q is not an IP address (give 127.0.0.1:9477, or :9477 for every address)", c.Metrics, host)
+			}
+		}
 	}
 	if c.Keepalive == 0 {
 		c.Keepalive = DefaultKeepalive

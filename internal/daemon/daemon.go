@@ -170,6 +170,7 @@ type Daemon struct {
 	reloadError string
 	upcalls     uint64
 	polling     bool // a counter poll is running off the loop (Tick)
+	joins       joinLatency
 
 	loop loop
 }
@@ -603,6 +604,7 @@ func counterPollInterval(routes int) time.Duration {
 // Tick runs once a second: reads counters, computes rates and expires
 // idle flows.
 func (d *Daemon) Tick(now time.Time) {
+	d.joins.expire(now)
 	if d.pim != nil {
 		d.pim.logRefusals(now)
 	}
@@ -767,6 +769,7 @@ func (d *Daemon) flushRoutes(now time.Time) {
 		}
 	}
 	d.program()
+	d.observeJoins(now)
 }
 
 // reconcile re-derives every route and makes the forwarder hold exactly those.
@@ -798,6 +801,7 @@ func (d *Daemon) reconcile(now time.Time) {
 		d.log.Warn("programming the forwarder", "err", err)
 	}
 	d.rib.Program(d.rec) // clears the change marks: Apply holds every entry already
+	d.observeJoins(now)
 }
 
 // program hands the MRIB's changes to the reconciler.

@@ -97,6 +97,13 @@ func (c *igmpComp) handle(ii *igmpIface, out igmp.Output, now time.Time) {
 	}
 	for _, g := range out.Changed {
 		c.d.log.Debug("membership changed", "interface", x.name, "group", g, "wanted", ii.m.Wants(g))
+		if ii.m.Wants(g) {
+			if !c.d.forwardsOut(g, x.name) {
+				c.d.joins.joined(x.name, g, now)
+			}
+		} else {
+			c.d.joins.left(x.name, g)
+		}
 		if c.d.pim != nil {
 			c.d.pim.pushMembership(x, g, now)
 		}

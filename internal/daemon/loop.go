@@ -117,8 +117,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			return err
 		}
 	}
-	apiErr := make(chan error, 1)
+	apiErr := make(chan error, 2)
 	go func() { apiErr <- api.Serve(ctx, d.cfg.APISocket, d.handlers()) }()
+	if d.cfg.Metrics != "" {
+		go func() { apiErr <- api.ServeMetrics(ctx, d.cfg.Metrics, d.handlers()) }()
+		d.log.Info("prometheus metrics", "url", "http://"+d.cfg.Metrics+"/metrics")
+	}
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

@@ -65,6 +65,9 @@ func (d *Daemon) Reload(next *config.Config, now time.Time) error {
 
 // checkReload rejects changes that need a restart.
 func (d *Daemon) checkReload(next *config.Config) error {
+	if next.Metrics != d.cfg.Metrics {
+		return next.Errorf(next.Line("metrics"), "metrics %q -> %q: the metrics listener is opened at start, so this needs a restart (or keep %q)", d.cfg.Metrics, next.Metrics, d.cfg.Metrics)
+	}
 	if next.APISocket != d.cfg.APISocket {
 		return next.Errorf(next.Line("api-socket"), "api-socket %s -> %s: the API socket is opened at start, so this needs a restart (or keep %s)", d.cfg.APISocket, next.APISocket, d.cfg.APISocket)
 	}

@@ -245,6 +245,7 @@ func (d *Daemon) statusView(now time.Time, _ string) (any, error) {
 		Reloads: d.reloads, ReloadError: d.reloadError, Upcalls: d.upcalls, KernelErrs: d.rec.Errors,
 		Flows: len(d.flows), Routes: d.rec.Len(), CounterPoll: api.Duration(counterPollInterval(len(d.flows)))}
 	s.HeapBytes, s.GoMemoryBytes = goMemory()
+	s.JoinLatency = d.joins.view()
 	for _, c := range d.components() {
 		s.Components = append(s.Components, c.name())
 	}
