@@ -57,6 +57,13 @@ func runDemo(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "demo.yaml")
+	if *keep {
+		// A lab left up is taken down by its file: keep the file too.
+		file = filepath.Join(filepath.Dir(lab.StateRoot), "demo.yaml")
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(file, []byte(demoLab), 0o644); err != nil {
 		return err
 	}
@@ -71,6 +78,11 @@ func runDemo(args []string) error {
 	}
 	if !*keep {
 		defer func() { step("tearing the lab down"); l.Down() }()
+	} else {
+		defer func() {
+			step("the lab stays up (-keep):")
+			fmt.Printf("    overcast lab status %s\n    overcast show mroute --lab %s --node r1\n    overcast lab exec %s rcv1 overcast recv -g 239.1.1.1\n    overcast lab down %s    # removes it all\n", file, file, file, file)
+		}()
 	}
 	mcf, _ := l.Exec("r1", "cat", "/proc/sys/net/ipv4/conf/all/mc_forwarding")
 	step("overcast is running on r1 (net.ipv4.conf.all.mc_forwarding = %s)", strings.TrimSpace(mcf))

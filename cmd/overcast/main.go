@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
@@ -274,6 +275,15 @@ func configArg(fs *flag.FlagSet, cfg *string, cmd string) error {
 	return fmt.Errorf("%s: unexpected arguments %q: overcast %s [-c] FILE", cmd, fs.Args(), cmd)
 }
 
+func hasDaemon(l *lab.Lab, node string) bool {
+	for _, n := range l.Spec.Nodes {
+		if n.Name == node && n.Overcast != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // hostInterfaces names this host's interfaces.
 func hostInterfaces() []string {
 	var names []string
@@ -291,7 +301,7 @@ func splitFlags(args []string) (words, flags []string) {
 		a := args[i]
 		if strings.HasPrefix(a, "-") {
 			flags = append(flags, a)
-			if (a == "-s" || a == "--s" || a == "-socket" || a == "--socket") && i+1 < len(args) {
+			if (a == "-s" || a == "--s" || a == "-socket" || a == "--socket" || a == "-lab" || a == "--lab" || a == "-node" || a == "--node") && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -308,7 +318,22 @@ func runShow(args []string) error {
 	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
 	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
 	asJSON := fs.Bool("json", false, "print JSON")
+	labFile := fs.String("lab", "", "a lab file: show a lab node's daemon (with --node)")
+	node := fs.String("node", "", "the lab node whose daemon to ask (with --lab)")
 	fs.Parse(flags)
+	if *labFile != "" || *node != "" {
+		if *labFile == "" || *node == "" {
+			return errors.New("show: --lab FILE and --node NODE go together")
+		}
+		l, err := lab.Load(*labFile, "")
+		if err != nil {
+			return err
+		}
+		if !hasDaemon(l, *node) {
+			return fmt.Errorf("lab %s has no node %q running overcast (nodes: %s)", l.Spec.Name, *node, nodeNames(l))
+		}
+		*sock = l.Socket(*node)
+	}
 	c := api.NewClient(*sock)
 	what := strings.Join(words, " ")
 	view, arg, ok := api.FindView(words)
@@ -356,9 +381,30 @@ func runOverlay(args []string) error {
 	return nil
 }
 
+const labUsage = `usage: overcast lab up [--recreate] FILE | down FILE | status FILE | list | exec FILE NODE CMD [ARGS...]
+  (the lab file's format: docs/LAB.md; a node's daemon: overcast show ... --lab FILE --node NODE)`
+
 func runLab(args []string) error {
-	if len(args) != 2 || (args[0] != "up" && args[0] != "down") {
-		return fmt.Errorf("usage: overcast lab up|down FILE")
+	if len(args) == 1 && args[0] == "list" {
+		labs := lab.List()
+		if len(labs) == 0 {
+			fmt.Println("no lab is up (overcast lab up FILE)")
+			return nil
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "Lab\tFile\tNamespaces")
+		for _, x := range labs {
+			fmt.Fprintf(w, "%s\t%s\t%s-*\n", x[0], x[1], x[2])
+		}
+		return w.Flush()
+	}
+	recreate := false
+	if len(args) > 1 && args[0] == "up" && (args[1] == "--recreate" || args[1] == "-recreate") {
+		recreate = true
+		args = append([]string{"up"}, args[2:]...)
+	}
+	if len(args) < 2 {
+		return errors.New(labUsage)
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -368,20 +414,76 @@ func runLab(args []string) error {
 	if err != nil {
 		return err
 	}
-	if args[0] == "down" {
+	switch {
+	case args[0] == "down" && len(args) == 2:
 		return l.Down()
-	}
-	if err := l.Up(); err != nil {
-		return err
-	}
-	for _, n := range l.Spec.Nodes {
-		fmt.Printf("%-10s namespace %s", n.Name, l.NS(n.Name))
-		if n.Overcast != "" {
-			fmt.Printf("  (overcast: overcast show mroute -s %s)", l.Socket(n.Name))
+	case args[0] == "status" && len(args) == 2:
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "Node\tNamespace\tState\tDaemon\tShow")
+		for _, st := range l.Status() {
+			state := "down"
+			if st.Up {
+				state = "up"
+			}
+			show := "-"
+			if st.Daemon != "" {
+				show = fmt.Sprintf("overcast show mroute --lab %s --node %s", l.File, st.Node)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Node, st.Namespace, state, orDashStr(st.Daemon), show)
 		}
-		fmt.Println()
+		return w.Flush()
+	case args[0] == "exec" && len(args) >= 4:
+		node := args[2]
+		found := false
+		for _, n := range l.Spec.Nodes {
+			found = found || n.Name == node
+		}
+		if !found {
+			return fmt.Errorf("lab %s has no node %q (nodes: %s)", l.Spec.Name, node, nodeNames(l))
+		}
+		cmd := l.Command(node, args[3:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return exitCode(ee.ExitCode())
+			}
+			return err
+		}
+		return nil
+	case args[0] == "up" && len(args) == 2:
+		if recreate {
+			l.Down()
+		}
+		if err := l.Up(); err != nil {
+			return err
+		}
+		for _, n := range l.Spec.Nodes {
+			fmt.Printf("%-10s namespace %s", n.Name, l.NS(n.Name))
+			if n.Overcast != "" {
+				fmt.Printf("  (overcast show mroute --lab %s --node %s)", l.File, n.Name)
+			}
+			fmt.Println()
+		}
+		fmt.Printf("remove it with: overcast lab down %s\n", l.File)
+		return nil
 	}
-	return nil
+	return errors.New(labUsage)
+}
+
+func nodeNames(l *lab.Lab) string {
+	var ns []string
+	for _, n := range l.Spec.Nodes {
+		ns = append(ns, n.Name)
+	}
+	return strings.Join(ns, ", ")
+}
+
+func orDashStr(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func runSend(args []string) error {

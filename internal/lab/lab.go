@@ -2,25 +2,32 @@
 // small YAML file: hosts, routers and switches, veth links with addresses,
 // routes, sysctls, and which nodes run the Overcast daemon with what config.
 //
-// Namespace names carry a prefix derived from the lab file's absolute path
-// and name, so parallel labs never touch each other or other namespaces.
+// Namespace names carry the lab's name and a short hash of its file's
+// absolute path (demo-3fa1-r1), so parallel labs never touch each other
+// or other namespaces, and ip netns list says which lab a namespace is.
+// The format is documented, with an example per feature, in docs/LAB.md.
 package lab
 
 import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"overcast/internal/config"
 )
 
 // Spec is a lab file.
@@ -56,6 +63,7 @@ type Lab struct {
 	Prefix string
 	Dir    string // state: configs, logs, pids, API sockets
 	Bin    string // the overcast binary run as daemon
+	File   string // the lab file's absolute path
 }
 
 // StateRoot holds every lab's state directory.
@@ -74,43 +82,168 @@ func Load(path, bin string) (*Lab, error) {
 	return Parse(abs, b, bin)
 }
 
-// Parse validates a lab spec; key is what makes its prefix unique (the file path).
+// Parse validates a lab spec; key is what makes its prefix unique (the
+// file path). Errors name the file and line, and list the valid keys.
 func Parse(key string, b []byte, bin string) (*Lab, error) {
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return nil, yamlError(key, err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(b, &root)
+	bad := func(line int, format string, a ...any) error {
+		at := key
+		if line > 0 {
+			at = fmt.Sprintf("%s:%d", key, line)
+		}
+		return fmt.Errorf("%s: %s", at, fmt.Sprintf(format, a...))
 	}
 	if s.Name == "" {
-		return nil, fmt.Errorf("%s: lab needs a name", key)
+		return nil, bad(1, "the lab needs a name: (name: mylab)")
+	}
+	if !validName.MatchString(s.Name) {
+		return nil, bad(keyLine(&root, "name"), "lab name %q: letters, digits and - only, at most 20 (it names the namespaces)", s.Name)
 	}
 	nodes := map[string]bool{}
-	for _, n := range s.Nodes {
+	for i, n := range s.Nodes {
+		line := itemLine(&root, "nodes", i)
 		if n.Name == "" || strings.ContainsAny(n.Name, ":/ ") {
-			return nil, fmt.Errorf("%s: bad node name %q", key, n.Name)
+			return nil, bad(line, "node name %q: a name without ':', '/' or spaces", n.Name)
 		}
 		if nodes[n.Name] {
-			return nil, fmt.Errorf("%s: node %q twice", key, n.Name)
+			return nil, bad(line, "node %q twice", n.Name)
 		}
 		switch n.Kind {
 		case "", "host", "router", "switch":
 		default:
-			return nil, fmt.Errorf("%s: node %s: kind %q: want host, router or switch", key, n.Name, n.Kind)
+			return nil, bad(line, "node %s: kind %q: want host, router or switch", n.Name, n.Kind)
+		}
+		if n.Overcast != "" {
+			// The daemon's config, checked now, with errors at their line
+			// in this file (the interfaces exist only once the lab is up).
+			block := itemValueLine(&root, "nodes", i, "overcast")
+			if _, err := config.Parse(key, []byte(n.Overcast), nil); err != nil {
+				var ce *config.Error
+				if errors.As(err, &ce) && ce.Line > 0 && block > 0 {
+					return nil, fmt.Errorf("%s:%d: node %s's overcast config: %s", key, block+ce.Line, n.Name, ce.Reason)
+				}
+				return nil, bad(block, "node %s's overcast config: %v", n.Name, err)
+			}
 		}
 		nodes[n.Name] = true
 	}
-	for _, l := range s.Links {
+	for i, l := range s.Links {
 		for _, end := range []string{l.A, l.B} {
 			node, ifn, ok := strings.Cut(end, ":")
 			if !ok || !nodes[node] || ifn == "" || len(ifn) > 15 {
-				return nil, fmt.Errorf("%s: link end %q: want node:ifname with a known node and a name of at most 15 characters", key, end)
+				return nil, bad(itemLine(&root, "links", i), "link end %q: want node:ifname with a known node and a name of at most 15 characters", end)
 			}
 		}
 	}
 	sum := sha1.Sum([]byte(key + "\x00" + s.Name))
-	prefix := "oc" + hex.EncodeToString(sum[:3])
-	return &Lab{Spec: s, Prefix: prefix, Dir: filepath.Join(StateRoot, prefix), Bin: bin}, nil
+	prefix := s.Name + "-" + hex.EncodeToString(sum[:2])
+	return &Lab{Spec: s, Prefix: prefix, Dir: filepath.Join(StateRoot, prefix), Bin: bin, File: key}, nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,19}$`)
+
+// yamlError turns the YAML decoder's message (Go type names, "field x
+// not found in type lab.Node") into file:line, the key, and the valid keys.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		var valid []string
+		switch m[3] {
+		case "Spec":
+			valid = yamlKeys(reflect.TypeFor[Spec]())
+		case "Node":
+			valid = yamlKeys(reflect.TypeFor[Node]())
+		case "Link":
+			valid = yamlKeys(reflect.TypeFor[Link]())
+		}
+		where := map[string]string{"Spec": "at the top", "Node": "in a node", "Link": "in a link"}[m[3]]
+		return fmt.Errorf("%s:%s: unknown key %q %s; valid keys: %s", file, m[1], m[2], where, strings.Join(valid, ", "))
+	}
+	if m := typeError.FindStringSubmatch(msg); m != nil {
+		want := map[string]string{"[]string": "a list, such as [a, b]", "string": "a string", "[]lab.Node": "a list of nodes", "[]lab.Link": "a list of links", "lab.Spec": "a mapping (name:, nodes:, links:)"}[m[3]]
+		if want == "" {
+			want = strings.TrimPrefix(m[3], "lab.")
+		}
+		return fmt.Errorf("%s:%s: %s is not %s", file, m[1], m[2], want)
+	}
+	return fmt.Errorf("%s: %s", file, strings.TrimPrefix(msg, "yaml: "))
+}
+
+var (
+	unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type lab\.(\w+)`)
+	typeError    = regexp.MustCompile(`line (\d+): cannot unmarshal \S+ (.*?) into (\S+)`)
+)
+
+func yamlKeys(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// keyLine is the line of a top-level key.
+func keyLine(root *yaml.Node, key string) int {
+	if m := topMap(root); m != nil {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i].Line
+			}
+		}
+	}
+	return 0
+}
+
+func topMap(root *yaml.Node) *yaml.Node {
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
+		return root.Content[0]
+	}
+	return nil
+}
+
+func item(root *yaml.Node, list string, i int) *yaml.Node {
+	m := topMap(root)
+	if m == nil {
+		return nil
+	}
+	for k := 0; k+1 < len(m.Content); k += 2 {
+		if m.Content[k].Value == list && m.Content[k+1].Kind == yaml.SequenceNode && i < len(m.Content[k+1].Content) {
+			return m.Content[k+1].Content[i]
+		}
+	}
+	return nil
+}
+
+// itemLine is the line of the i-th item of a top-level list.
+func itemLine(root *yaml.Node, list string, i int) int {
+	if n := item(root, list, i); n != nil {
+		return n.Line
+	}
+	return 0
+}
+
+// itemValueLine is the line of a key of the i-th item of a list (for a
+// block scalar, the line of its | or >: its text starts on the next).
+func itemValueLine(root *yaml.Node, list string, i int, key string) int {
+	n := item(root, list, i)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return 0
+	}
+	for k := 0; k+1 < len(n.Content); k += 2 {
+		if n.Content[k].Value == key {
+			return n.Content[k].Line
+		}
+	}
+	return 0
 }
 
 // NS is the namespace name of a node.
@@ -160,12 +293,21 @@ func (l *Lab) Command(node string, args ...string) *exec.Cmd {
 // Up builds the topology and starts the daemons. On error it tears down
 // what it built.
 func (l *Lab) Up() (err error) {
+	if up := l.UpNodes(); len(up) > 0 {
+		// Never tear down what this call did not build.
+		return fmt.Errorf("%w: lab %s is up already (namespaces %s): overcast lab status %s; to rebuild it: overcast lab up --recreate %s",
+			ErrUp, l.Spec.Name, strings.Join(up, ", "), l.File, l.File)
+	}
 	defer func() {
 		if err != nil {
 			l.Down()
 		}
 	}()
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return err
+	}
+	meta, _ := json.Marshal(labMeta{Name: l.Spec.Name, File: l.File, Prefix: l.Prefix})
+	if err := os.WriteFile(filepath.Join(l.Dir, "lab.json"), meta, 0o644); err != nil {
 		return err
 	}
 	for _, n := range l.Spec.Nodes {
@@ -290,6 +432,73 @@ func (l *Lab) StartDaemon(node string) error {
 	}
 	logb, _ := os.ReadFile(l.LogFile(node))
 	return fmt.Errorf("overcast on %s did not start: %s", node, strings.TrimSpace(string(logb)))
+}
+
+// ErrUp: the lab is up already.
+var ErrUp = errors.New("already up")
+
+// labMeta is what lab list reads of a lab that is up.
+type labMeta struct {
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Prefix string `json:"prefix"`
+}
+
+// UpNodes lists the lab's namespaces that exist.
+func (l *Lab) UpNodes() []string {
+	var up []string
+	for _, n := range l.Spec.Nodes {
+		if _, err := os.Stat("/run/netns/" + l.NS(n.Name)); err == nil {
+			up = append(up, l.NS(n.Name))
+		}
+	}
+	return up
+}
+
+// NodeStatus is one node of lab status.
+type NodeStatus struct {
+	Node      string
+	Namespace string
+	Up        bool   // the namespace exists
+	Daemon    string // "running (pid N)", "stopped", or "" for a node without one
+	Socket    string // the daemon's API socket
+}
+
+// Status says which namespaces exist and which daemons run.
+func (l *Lab) Status() []NodeStatus {
+	var out []NodeStatus
+	for _, n := range l.Spec.Nodes {
+		st := NodeStatus{Node: n.Name, Namespace: l.NS(n.Name)}
+		_, err := os.Stat("/run/netns/" + st.Namespace)
+		st.Up = err == nil
+		if n.Overcast != "" {
+			st.Daemon, st.Socket = "stopped", l.Socket(n.Name)
+			if b, err := os.ReadFile(filepath.Join(l.Dir, n.Name+".pid")); err == nil {
+				if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 && alive(pid) {
+					st.Daemon = fmt.Sprintf("running (pid %d)", pid)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// List names the labs that are up on this host (name, file, prefix).
+func List() [][3]string {
+	var out [][3]string
+	dirs, _ := os.ReadDir(StateRoot)
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(StateRoot, d.Name(), "lab.json"))
+		if err != nil {
+			continue
+		}
+		var m labMeta
+		if json.Unmarshal(b, &m) == nil {
+			out = append(out, [3]string{m.Name, m.File, m.Prefix})
+		}
+	}
+	return out
 }
 
 // StopDaemon stops a node's daemon (SIGTERM, then SIGKILL) and waits for it to go.
