@@ -195,3 +195,20 @@ func TestDoctorFindsEachFault(t *testing.T) {
 		}
 	})
 }
+
+// On an Overcast router in a healthy lab doctor finds nothing wrong: its
+// register device, its own querier's IGMP version and the routes it does
+// not need are not faults.
+func TestDoctorOnARouter(t *testing.T) {
+	needMrouting(t)
+	l := startLab(t, routerLab(""))
+	fs, code := runDoctor(t, l, "r1")
+	for _, f := range fs {
+		if f.Level != doctor.OK {
+			t.Errorf("%s: %s %s (fix %q)", f.Check, f.Level, f.Detail, f.Fix)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

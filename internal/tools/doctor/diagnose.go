@@ -141,6 +141,7 @@ type Facts struct {
 	SourceRoute   *Route            `json:"source_route"`
 	SourceRouteEr string            `json:"source_route_error,omitempty"`
 	VIFs          int               `json:"vifs"`           // entries in /proc/net/ip_mr_vif
+	VIFNames      []string          `json:"vif_interfaces"` // the interfaces a multicast router runs on
 	MrouteHolders []string          `json:"mroute_holders"` // processes holding a raw IGMP socket ("pid 12 (overcast)")
 	Firewall      []FirewallRule    `json:"firewall"`
 	FirewallNotes []string          `json:"firewall_notes"` // e.g. chains with policy drop
@@ -166,6 +167,16 @@ func (f *Facts) intended() string {
 	}
 	if f.GroupRoute != nil {
 		return f.GroupRoute.Iface
+	}
+	return ""
+}
+
+// firstMulticast is the first interface up with the MULTICAST flag ("" none).
+func firstMulticast(ifs []Iface) string {
+	for _, i := range ifs {
+		if i.Up && i.Multicast && !i.Loopback {
+			return i.Name
+		}
 	}
 	return ""
 }
@@ -206,6 +217,14 @@ func Diagnose(f Facts) []Finding {
 		add("kernel config", l, "", "%s", strings.Join(parts, " "))
 	}
 
+	// A multicast router on this host (Overcast, FRR, pimd) owns its VIF
+	// interfaces: their querier and its register device are its own.
+	router := f.AllMcForward == 1 || len(f.MrouteHolders) > 0
+	vif := map[string]bool{}
+	for _, n := range f.VIFNames {
+		vif[n] = true
+	}
+
 	// Interfaces.
 	want := f.intended()
 	var check []Iface
@@ -220,6 +239,8 @@ func Diagnose(f Facts) []Finding {
 	for _, i := range check {
 		name := "interface " + i.Name
 		switch {
+		case router && strings.HasPrefix(i.Name, "pimreg"):
+			add(name, OK, "", "%s is the multicast router's register device (PIM Registers; no MULTICAST flag by design)", i.Name)
 		case !i.Up:
 			add(name, Fail, "ip link set dev "+i.Name+" up", "%s is down", i.Name)
 		case !i.Multicast:
@@ -232,13 +253,19 @@ func Diagnose(f Facts) []Finding {
 		}
 	}
 
-	// Route for the group.
+	// Route for the group: the group asked about, or on a host a probe
+	// group (a router forwards by its own table: it needs none).
 	probe := f.RouteProbe
 	switch {
+	case router && !f.Opts.Group.IsValid():
 	case f.GroupRoute == nil:
-		fix := "ip route add 224.0.0.0/4 dev IFACE"
-		if want != "" {
-			fix = "ip route add 224.0.0.0/4 dev " + want
+		dev := want
+		if dev == "" {
+			dev = firstMulticast(f.Ifaces)
+		}
+		fix := "ip route add 224.0.0.0/4 dev " + dev
+		if dev == "" {
+			fix = "bring an interface up with the MULTICAST flag, then: ip route add 224.0.0.0/4 dev THAT-INTERFACE"
 		}
 		add("route for "+probe.String(), Fail, fix,
 			"no route for %s (%s): senders get 'network unreachable' and joins without an interface fail", probe, f.GroupRouteErr)
@@ -276,6 +303,8 @@ func Diagnose(f Facts) []Finding {
 		forced := max(f.AllForceIGMP, i.ForceIGMP)
 		name := "IGMP version on " + i.Name
 		switch {
+		case vif[i.Name] || router && strings.HasPrefix(i.Name, "pimreg"):
+			add(name, OK, "", "%s is a multicast router's interface: its querier sets the LAN's IGMP version (overcast show ip igmp interface), not this host's reports", i.Name)
 		case forced == 1 || forced == 2:
 			l := Warn
 			if f.Opts.Source.IsValid() || addr.SSMRange.Contains(f.Opts.Group) {

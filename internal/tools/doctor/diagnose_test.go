@@ -229,3 +229,35 @@ func TestOverlayMTU(t *testing.T) {
 		}
 	}
 }
+
+// On a multicast router (Overcast's own register device pimreg, VIFs on
+// its LANs, no group asked about) doctor reports no false WARN or FAIL.
+func TestRouterIsAllOK(t *testing.T) {
+	f := healthy()
+	f.Opts = Options{}
+	f.Listen = nil
+	f.AllMcForward = 1
+	f.MrouteHolders = []string{"pid 42 (overcast)"}
+	f.VIFNames = []string{"eth0", "pimreg"}
+	f.VIFs = 2
+	f.Ifaces = append(f.Ifaces, Iface{Name: "pimreg", Up: true}) // no MULTICAST, no address
+	f.Ifaces[1].IGMPInUse = "V2"                                // the router's own v2 querier on the LAN
+	f.GroupRoute, f.GroupRouteErr = nil, "network is unreachable"
+	for _, x := range Diagnose(f) {
+		if x.Level != OK {
+			t.Errorf("%s: %s %s (fix %q)", x.Check, x.Level, x.Detail, x.Fix)
+		}
+		if strings.Contains(x.Fix, "IFACE") {
+			t.Errorf("%s: a placeholder in the fix: %q", x.Check, x.Fix)
+		}
+	}
+	// A host with no route and no interface named gets a fix it can run.
+	h := healthy()
+	h.Opts.Interface = ""
+	h.GroupRoute, h.GroupRouteErr = nil, "network is unreachable"
+	for _, x := range Diagnose(h) {
+		if strings.HasPrefix(x.Check, "route for") && x.Fix != "ip route add 224.0.0.0/4 dev eth0" {
+			t.Errorf("route fix %q, want one naming eth0", x.Fix)
+		}
+	}
+}

@@ -61,7 +61,13 @@ func Gather(o Options) Facts {
 	f.OverlayPaths = overlayPaths(f.Ifaces, o.Peers, names)
 
 	if vif := readFile("/proc/net/ip_mr_vif"); vif != "" {
-		f.VIFs = max(0, len(strings.Split(strings.TrimSpace(vif), "\n"))-1)
+		lines := strings.Split(strings.TrimSpace(vif), "\n")
+		f.VIFs = max(0, len(lines)-1)
+		for _, l := range lines[1:] {
+			if fs := strings.Fields(l); len(fs) > 1 {
+				f.VIFNames = append(f.VIFNames, fs[1])
+			}
+		}
 	}
 	if f.AllMcForward == 1 {
 		f.MrouteHolders = linuxmr.IGMPSocketHolders()
