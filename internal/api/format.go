@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) }
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 func fmtScan(s string, f *float64) (int, error) { return fmt.Sscan(s, f) }
 

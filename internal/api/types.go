@@ -11,7 +11,7 @@ import (
 type IGMPGroup struct {
 	Interface string       `json:"interface"`
 	Group     string       `json:"group"`
-	Mode      string       `json:"mode"`
+	Mode      string       `json:"mode,omitempty"` // INCLUDE or EXCLUDE (IGMPv3); null for v1/v2 groups
 	Version   int          `json:"igmp_version"`
 	Static    bool         `json:"static"`
 	Uptime    Duration     `json:"uptime"`

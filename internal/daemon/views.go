@@ -156,12 +156,15 @@ func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
 				flags = "s" + flags
 			}
 			r.RPFNbr = rpfNeighbor(tree, k, r.IIF)
-			// IOS's R: (S,G) state pointing to the RP, pruned along the
-			// shared tree (an (S,G,rpt) prune received here).
+			// IOS's R: (S,G) state pointing to the RP (its input is the
+			// shared tree's), pruned along the shared tree (an (S,G,rpt)
+			// prune received here).
 			flags = strings.ReplaceAll(flags, "R", "")
-			for _, dv := range tree[pim.SG{S: k.Source, G: k.Group}].RPTDown {
-				if dv.State == pim.Pruned && !strings.Contains(flags, "R") {
-					flags += "R"
+			if star, ok := tree[pim.SG{G: k.Group}]; ok && star.UpIface != "" && star.UpIface == r.IIF {
+				for _, dv := range tree[pim.SG{S: k.Source, G: k.Group}].RPTDown {
+					if dv.State == pim.Pruned && !strings.Contains(flags, "R") {
+						flags += "R"
+					}
 				}
 			}
 		}
