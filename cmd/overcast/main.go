@@ -43,6 +43,8 @@ const usage = `overcast: IP multicast router and toolkit
   overcast show WHAT [--json] [--socket PATH]   the daemon's state, IOS-style (each also after "ip":
                                             show ip mroute); WHAT is one of:
 %s
+  overcast clear ip mroute [GROUP|*]        forget the group's routes (all with *): the next packet rebuilds each
+  overcast clear ip igmp group [GROUP|*]    forget IGMP membership (static groups stay); members are queried again
   overcast overlay peer add|del ADDR[:PORT] add or remove an overlay peer at run time (--socket PATH)
   overcast mirror service|flow add|del ...  tap services (where copies go) and flows (what is copied) at run time
   overcast mirror collect [--listen :4789] [--pcap DIR] [--inject IF]   receive VXLAN copies: pcapng per session
@@ -88,6 +90,8 @@ func main() {
 		err = runMirror(os.Args[2:])
 	case "lab":
 		err = runLab(os.Args[2:])
+	case "clear":
+		err = runClear(os.Args[2:])
 	case "demo":
 		err = runDemo(os.Args[2:])
 	case "send":
@@ -383,6 +387,43 @@ func runOverlay(args []string) error {
 
 const labUsage = `usage: overcast lab up [--recreate] FILE | down FILE | status FILE | list | exec FILE NODE CMD [ARGS...]
   (the lab file's format: docs/LAB.md; a node's daemon: overcast show ... --lab FILE --node NODE)`
+
+// runClear is clear ip mroute [GROUP|*] and clear ip igmp group [GROUP|*].
+func runClear(args []string) error {
+	words, flags := splitFlags(args)
+	fs := flag.NewFlagSet("clear", flag.ExitOnError)
+	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
+	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(flags)
+	if len(words) > 0 && words[0] == "ip" {
+		words = words[1:]
+	}
+	var path string
+	var rest []string
+	switch {
+	case len(words) >= 1 && words[0] == "mroute":
+		path, rest = api.PathClearMRoute, words[1:]
+	case len(words) >= 2 && words[0] == "igmp" && (words[1] == "group" || words[1] == "groups"):
+		path, rest = api.PathClearIGMP, words[2:]
+	}
+	if path == "" || len(rest) > 1 {
+		return errors.New("usage: overcast clear ip mroute [GROUP|*] | clear ip igmp group [GROUP|*]  [--socket PATH]")
+	}
+	arg := "*"
+	if len(rest) == 1 {
+		arg = rest[0]
+	}
+	var c api.Cleared
+	if err := api.NewClient(*sock).Post(path, arg, &c); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(c)
+	}
+	fmt.Printf("cleared %d %s entries (%s)\n", c.Cleared, c.What, c.Group)
+	return nil
+}
 
 func runLab(args []string) error {
 	if len(args) == 1 && args[0] == "list" {

@@ -34,6 +34,7 @@ func jsonTypes() map[string]reflect.Type {
 		"tool_addr_glop":    reflect.TypeFor[glopAnswer](),
 		"tool_addr_ubm":     reflect.TypeFor[ubmAnswer](),
 		"tool_collect":      reflect.TypeFor[collect.Stats](),
+		"action_clear":      reflect.TypeFor[api.Cleared](),
 	} {
 		ts[name] = t
 	}

@@ -102,6 +102,13 @@ type OIF struct {
 	AssertWinner bool `json:"assert_winner"`
 }
 
+// Cleared is the answer to clear ip mroute and clear ip igmp group.
+type Cleared struct {
+	What    string `json:"what"`    // mroute or igmp group
+	Group   string `json:"group"`   // the group, or * for all
+	Cleared int    `json:"cleared"` // entries removed
+}
+
 // Histogram is a latency distribution: per upper bound (le, seconds) the
 // count of observations at or below it (cumulative, as Prometheus's
 // buckets), their sum and count.

@@ -87,7 +87,7 @@ var Views = []View{
 // registers their handlers with the views'.
 // An action's argument is the path's last element, or the request's body
 // (a JSON object: mirror service and flow add).
-var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel, PathMirrorServiceAdd, PathMirrorServiceDel, PathMirrorFlowAdd, PathMirrorFlowDel}
+var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel, PathMirrorServiceAdd, PathMirrorServiceDel, PathMirrorFlowAdd, PathMirrorFlowDel, PathClearMRoute, PathClearIGMP}
 
 // Action paths.
 const (
@@ -97,6 +97,9 @@ const (
 	PathMirrorServiceDel = "/v1/mirror/service/del"
 	PathMirrorFlowAdd    = "/v1/mirror/flow/add"
 	PathMirrorFlowDel    = "/v1/mirror/flow/del"
+	// clear ip mroute GROUP|* and clear ip igmp group GROUP|*.
+	PathClearMRoute = "/v1/clear/mroute"
+	PathClearIGMP   = "/v1/clear/igmp/group"
 )
 
 // textBGPRoutes prints Cisco's show bgp ipv4 multicast layout.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -199,6 +200,25 @@ func (c *igmpComp) reload(next *config.Config, now time.Time) {
 }
 
 func (c *igmpComp) views(add func(string, viewFunc)) {
+	// clear ip igmp group: membership forgotten on every interface (static
+	// groups stay), a general query asks the members still there again.
+	add(api.PathClearIGMP, func(now time.Time, arg string) (any, error) {
+		g, err := clearGroup(arg, "clear ip igmp group")
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, x := range c.d.sortedIfs() {
+			if ii := c.ifs[x.name]; ii != nil {
+				var out igmp.Output
+				n += ii.m.Clear(now, g, &out)
+				c.handle(ii, out, now)
+			}
+		}
+		c.d.EndBurst(now)
+		c.d.log.Info("clear ip igmp group", "group", arg, "groups", n)
+		return api.Cleared{What: "igmp group", Group: cmp.Or(arg, "*"), Cleared: n}, nil
+	})
 	add(api.PathIGMPGroups, func(now time.Time, _ string) (any, error) {
 		out := []api.IGMPGroup{}
 		for _, x := range c.d.sortedIfs() {

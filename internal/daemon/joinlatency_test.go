@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"overcast/internal/api"
+	"overcast/internal/dataplane"
 )
 
 // The join-to-first-packet histogram: a join whose source starts 40 ms
@@ -91,5 +92,47 @@ func TestMetricsFromViews(t *testing.T) {
 		if g, ok := got[k]; !ok || g != want {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, want)
 		}
+	}
+}
+
+// clear ip mroute forgets a group's routes (the next packet rebuilds
+// them); clear ip igmp group forgets membership and queries again.
+func TestClearMRouteAndIGMP(t *testing.T) {
+	h := newHarness(t, igmpOnly)
+	h.report("eth1", "10.0.1.10", asm("239.1.1.1"))
+	h.data("eth0", "10.0.0.10", "239.1.1.1")
+	h.data("eth0", "10.0.0.10", "239.2.2.2")
+	if _, err := h.d.View(h.now, api.PathClearMRoute, "10.1.1.1"); err == nil {
+		t.Error("clear ip mroute of a unicast address accepted")
+	}
+	v, err := h.d.View(h.now, api.PathClearMRoute, "239.1.1.1")
+	if err != nil || v.(api.Cleared).Cleared != 1 {
+		t.Fatalf("clear ip mroute 239.1.1.1: %+v %v", v, err)
+	}
+	if rs, _ := h.fw.ListRoutes(); len(rs) != 1 || rs[0].SG.Group.String() != "239.2.2.2" {
+		t.Fatalf("kernel routes after the clear: %+v", rs)
+	}
+	if out := h.data("eth0", "10.0.0.10", "239.1.1.1"); len(out) != 1 || out[0] != "eth1" {
+		t.Fatalf("the next packet after the clear went to %v, want eth1 (rebuilt)", out)
+	}
+	h.io.Take()
+	v, err = h.d.View(h.now, api.PathClearIGMP, "*")
+	if err != nil || v.(api.Cleared).Cleared != 1 { // 239.1.1.1 on eth1; eth2's static group stays
+		t.Fatalf("clear ip igmp group *: %+v %v", v, err)
+	}
+	queried := 0
+	for _, s := range h.io.Take() {
+		if s.Proto == dataplane.IGMP && s.Iface == "eth1" {
+			queried++
+		}
+	}
+	if queried == 0 {
+		t.Error("no query after clearing eth1's membership")
+	}
+	if out := h.data("eth0", "10.0.0.10", "239.1.1.1"); len(out) != 0 {
+		t.Errorf("after clear ip igmp group the group still goes to %v", out)
+	}
+	if out := h.data("eth0", "10.0.0.10", "239.9.9.9"); len(out) != 1 {
+		t.Errorf("the static group after the clear: %v", out)
 	}
 }

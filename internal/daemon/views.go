@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -25,6 +26,7 @@ func (d *Daemon) viewFuncs() map[string]viewFunc {
 	add(api.PathMRoute, d.mrouteView)
 	add(api.PathStatus, d.statusView)
 	add(api.PathRPF, d.rpfView)
+	add(api.PathClearMRoute, d.clearMRoute)
 	for _, c := range d.components() {
 		c.views(add)
 	}
@@ -257,6 +259,38 @@ func (d *Daemon) statusView(now time.Time, _ string) (any, error) {
 			SendErrors: p.sendErrors, ASMInSSM: p.asmInSSM, Rejected: p.r.TotalDrops().Total()}
 	}
 	return s, nil
+}
+
+// clearGroup parses clear's argument: a group, or * (the zero Addr).
+func clearGroup(arg, cmd string) (netip.Addr, error) {
+	if arg == "*" || arg == "" {
+		return netip.Addr{}, nil
+	}
+	g, err := netip.ParseAddr(arg)
+	if err != nil || !g.Is4() || !g.IsMulticast() {
+		return g, api.BadRequest{Err: fmt.Errorf("%q is not an IPv4 multicast group: %s takes a group or * (all), such as %s 239.1.1.1", arg, cmd, cmd)}
+	}
+	return g, nil
+}
+
+// clearMRoute is clear ip mroute: the group's flows (every flow for *)
+// are forgotten and their kernel routes removed; the next packet of each
+// rebuilds it from PIM's and IGMP's state, as on IOS.
+func (d *Daemon) clearMRoute(now time.Time, arg string) (any, error) {
+	g, err := clearGroup(arg, "clear ip mroute")
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for k := range d.flows {
+		if !g.IsValid() || k.Group == g {
+			d.forgetFlow(k)
+			n++
+		}
+	}
+	d.reconcile(now)
+	d.log.Info("clear ip mroute", "group", arg, "flows", n)
+	return api.Cleared{What: "mroute", Group: cmp.Or(arg, "*"), Cleared: n}, nil
 }
 
 // rpfView answers `show rpf ADDR` as PIM sees it (the unicast routes, with

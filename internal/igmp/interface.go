@@ -738,6 +738,28 @@ func (i *Interface) send(out *Output, dst netip.Addr, m igmp.Message) {
 	out.Send = append(out.Send, Packet{Dst: dst, Msg: m})
 }
 
+// Clear forgets the membership of group ga, or of every group when ga is
+// the zero Addr (clear ip igmp group). Static groups stay. As querier it
+// asks at once (a general query), so members still there report again
+// within the response interval. It returns how many groups it forgot.
+func (i *Interface) Clear(now time.Time, ga netip.Addr, out *Output) int {
+	n := 0
+	for a := range i.groups {
+		if ga.IsValid() && a != ga {
+			continue
+		}
+		delete(i.groups, a)
+		delete(i.pending, a)
+		out.changed(a)
+		n++
+	}
+	i.nextValid = false
+	if n > 0 && i.querier {
+		i.send(out, igmp.AllSystems, i.generalQuery())
+	}
+	return n
+}
+
 func (i *Interface) generalQuery() *igmp.Query {
 	q := &igmp.Query{Version: i.cfg.Version, MaxResp: i.cfg.QueryResponseInterval, Group: netip.IPv4Unspecified()}
 	if q.Version >= 3 {
