@@ -93,3 +93,44 @@ links: []
 		}
 	}
 }
+
+// A second router on a namespace whose routing socket Overcast holds is
+// told which process holds it.
+func TestSecondRouterToldWhoHoldsTheSocket(t *testing.T) {
+	needMrouting(t)
+	l := startLab(t, routerLab(""))
+	cfg := filepath.Join(t.TempDir(), "second.yaml")
+	os.WriteFile(cfg, []byte("api-socket: "+filepath.Join(t.TempDir(), "second.sock")+"\ninterfaces:\n  - name: lan1\n"), 0o644)
+	out, err := l.Exec("r1", bin, "daemon", cfg)
+	if err == nil || !strings.Contains(out, "(overcast) holds this network namespace's multicast routing socket") || !strings.Contains(out, "stop it first") {
+		t.Fatalf("a second daemon: %v\n%s", err, out)
+	}
+}
+
+// demo -keep leaves the lab up and prints how to reach it and remove it;
+// the printed teardown removes everything.
+func TestDemoKeepThenTeardown(t *testing.T) {
+	needMrouting(t)
+	out, err := exec.Command(bin, "demo", "-keep", "-count", "100", "-rate", "500").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo -keep: %v\n%s", err, out)
+	}
+	var down []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "overcast" && f[1] == "lab" && f[2] == "down" {
+			down = f[:4]
+		}
+	}
+	if down == nil || !strings.Contains(string(out), "overcast show mroute --lab ") {
+		t.Fatalf("demo -keep printed no way to reach and remove the lab:\n%s", out)
+	}
+	if ns, _ := exec.Command("ip", "netns", "list").Output(); !strings.Contains(string(ns), "demo-") {
+		t.Fatalf("demo -keep left no namespaces: %s", ns)
+	}
+	if o, err := exec.Command(bin, down[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v %s", strings.Join(down, " "), err, o)
+	}
+	if ns, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(ns), "demo-") {
+		t.Fatalf("after the printed teardown: %s", ns)
+	}
+}
