@@ -162,6 +162,10 @@ func (m Millis) MarshalJSON() ([]byte, error) {
 }
 
 func (m *Millis) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*m = 0
+		return nil
+	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	*m = Millis(f * 1000)
 	return err
@@ -177,6 +181,10 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 }
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*d = 0 // absent: a timer not running
+		return nil
+	}
 	var f float64
 	if _, err := fmtScan(string(b), &f); err != nil {
 		return err

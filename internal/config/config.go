@@ -21,6 +21,11 @@ import (
 type Config struct {
 	APISocket  string        `yaml:"api-socket"`
 	Metrics    string        `yaml:"metrics"` // host:port for Prometheus's /metrics; "": off
+	// RestartGrace is how long routes a predecessor left in the forwarder
+	// are kept (their outputs added to what PIM and IGMP relearn) after a
+	// restart; 0 drops them at start. Default 90s: a Join/Prune interval
+	// and the neighbours' triggered hellos.
+	RestartGrace *time.Duration `yaml:"restart-grace"`
 	LogLevel   string        `yaml:"log-level"`
 	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
 	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
@@ -274,6 +279,9 @@ type IGMP struct {
 const (
 	DefaultAPISocket = "/run/overcast.sock"
 	DefaultKeepalive = 210 * time.Second
+	// DefaultRestartGrace is how long a restarted daemon keeps the routes
+	// its predecessor left.
+	DefaultRestartGrace = 90 * time.Second
 )
 
 // Error is a validation error at a place in the file.
@@ -348,6 +356,12 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 	}
 	if c.Keepalive == 0 {
 		c.Keepalive = DefaultKeepalive
+	}
+	if c.RestartGrace == nil {
+		g := DefaultRestartGrace
+		c.RestartGrace = &g
+	} else if *c.RestartGrace < 0 || *c.RestartGrace > 10*time.Minute {
+		return nil, bad(at("restart-grace"), "restart-grace %v: want 0 (drop a predecessor's routes at start) up to 10m", *c.RestartGrace)
 	}
 	if c.Keepalive < 10*time.Second {
 		return nil, bad(at("keepalive"), "keepalive %v is below 10s", c.Keepalive)

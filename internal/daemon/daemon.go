@@ -171,6 +171,7 @@ type Daemon struct {
 	upcalls     uint64
 	polling     bool // a counter poll is running off the loop (Tick)
 	joins       joinLatency
+	restart     restartState // routes a predecessor left, kept for the grace
 
 	loop loop
 }
@@ -296,13 +297,15 @@ func (d *Daemon) Start(now time.Time) error {
 		return err
 	}
 	d.mir = m
+	var left []dataplane.Route
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
-		// Routes a predecessor left are adopted: kept if still wanted,
-		// removed at the first full pass if not.
+		// Routes a predecessor left are adopted: kept for the restart
+		// grace (restart.go), or removed at the first full pass.
 		if rs, err := l.ListRoutes(); err == nil {
 			for _, r := range rs {
 				d.rec.Adopt(r)
 			}
+			left = rs
 		}
 	}
 	for _, ic := range d.cfg.Interfaces {
@@ -310,6 +313,7 @@ func (d *Daemon) Start(now time.Time) error {
 			return err
 		}
 	}
+	d.adoptLeftovers(now, left)
 	d.reconcile(now)
 	d.EndBurst(now)
 	names := []string{}
@@ -565,11 +569,14 @@ func (d *Daemon) Advance(now time.Time) {
 			c.advance(now)
 		}
 	}
+	if t := d.restartDeadline(); !t.IsZero() && !t.After(now) {
+		d.endRestart(now)
+	}
 }
 
 // NextDeadline is the earliest time Advance has work (zero: none).
 func (d *Daemon) NextDeadline() time.Time {
-	var next time.Time
+	next := d.restartDeadline()
 	for _, c := range d.components() {
 		if t := c.nextDeadline(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
@@ -711,6 +718,7 @@ func (d *Daemon) derive(f *flow, now time.Time) {
 	if d.ovl != nil {
 		d.ovl.route(f, &e)
 	}
+	d.keepRestart(&e, now)
 	d.rib.Set(now, e)
 }
 

@@ -4,6 +4,7 @@ package daemon
 // packet I/O, a routing table and a manual clock. No root, no namespaces.
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -272,5 +273,8 @@ func (h *harness) checkViews(src, g string) {
 			h.t.Fatalf("%s: %v", v.Words, err)
 		}
 		schemacheck.Check(h.t, api.ViewSchemaName(v.Path), js)
+		if err := json.Unmarshal(js, v.New()); err != nil {
+			h.t.Errorf("show %s: the client cannot decode the JSON: %v", v.Words, err)
+		}
 	}
 }

@@ -513,8 +513,15 @@ func (p *pimComp) completeSPTSwitch(now time.Time, k dataplane.SG, seen dataplan
 // thresholds).
 func (p *pimComp) traffic(now time.Time, k dataplane.SG, c dataplane.Counters) {
 	p.r.Traffic(now, k.Source, k.Group, c.Packets, c.Bytes)
-	if iif, _, ok := p.r.Route(k.Source, k.Group); ok {
+	iif, _, ok := p.r.Route(k.Source, k.Group)
+	if ok {
 		p.apply(now, p.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
+	}
+	if e, okE := p.d.rib.Get(k); okE && e.IIFOrigin == mrib.Restart && e.IIF != iif {
+		// In the restart grace the kernel takes the flow where the
+		// predecessor's route did: PIM hears that its packets arrive
+		// there (on the SPT, its bit set once PIM joins that way).
+		p.apply(now, p.r.DataArrived(now, k.Source, k.Group, e.IIF, pim.DataActive))
 	}
 }
 

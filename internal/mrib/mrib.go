@@ -27,6 +27,7 @@ const (
 	Overlay                    // a peer of the overlay (reserved)
 	Mirror                     // a mirror session (reserved)
 	Flow                       // inputs only: the interface the flow arrived on (no routing protocol)
+	Restart                    // kept from the route a predecessor left, for the restart grace
 )
 
 func (o Origin) String() string {
@@ -47,6 +48,8 @@ func (o Origin) String() string {
 		return "mirror"
 	case Flow:
 		return "flow"
+	case Restart:
+		return "restart"
 	}
 	return "unknown"
 }

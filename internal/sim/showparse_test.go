@@ -72,6 +72,9 @@ func checkAllViews(t *testing.T, nd *Node, g, src netip.Addr) {
 			t.Fatalf("%s: %s: %v", nd.Name, v.Words, err)
 		}
 		schemacheck.Check(t, api.ViewSchemaName(v.Path), js)
+		if err := json.Unmarshal(js, v.New()); err != nil {
+			t.Errorf("%s: show %s: the client cannot decode the JSON: %v", nd.Name, v.Words, err)
+		}
 	}
 }
 

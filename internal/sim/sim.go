@@ -66,6 +66,8 @@ type Node struct {
 	ifcs     map[string]pim.IfConfig
 	order    []string // interfaces in the order they were connected
 	static   []staticRoute
+	// Extra is more of the config file (top-level keys: restart-grace: 0s).
+	Extra string
 }
 
 type staticRoute struct {
@@ -147,7 +149,7 @@ func (n *Net) AddRouter(name string, loopback string, cfg pim.Config) *Node {
 // PIM and IGMPv3 explicit tracking (a host's leave prunes at once).
 func (nd *Node) configYAML() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "api-socket: /nonexistent/overcast-sim-%s.sock\npim: {}\ninterfaces:\n", nd.Name)
+	fmt.Fprintf(&b, "api-socket: /nonexistent/overcast-sim-%s.sock\npim: {}\n%sinterfaces:\n", nd.Name, nd.Extra)
 	for _, name := range nd.order {
 		fmt.Fprintf(&b, "  - name: %s\n    pim: true\n    igmp: {explicit-tracking: true}\n", name)
 	}
@@ -857,3 +859,17 @@ func (h *nodeHeap) Pop() any {
 }
 
 var allReportsV3 = netip.MustParseAddr("224.0.0.22")
+
+// Restart replaces a router's daemon with a new one on the same forwarder
+// and packet I/O, as a restart that hands the kernel's table over would:
+// the routes stay in the forwarder, the old process says no goodbye, and
+// the new one starts with a new generation ID and adopts what it finds.
+func (n *Net) Restart(nd *Node) {
+	nd.FW.ForgetInterfaces() // the new daemon adds them again
+	nd.D = daemon.NewFromConfig(nd.Name+".yaml", nd.parseConfig(), nd.env(), slog.New(slog.DiscardHandler))
+	if err := nd.D.Start(n.Now); err != nil {
+		panic(fmt.Sprintf("sim: %s: restart: %v", nd.Name, err))
+	}
+	nd.R = nd.D.PIM()
+	n.settle()
+}

@@ -57,6 +57,15 @@ func (f *Forwarder) AddInterface(name string, ifindex int) error {
 	return nil
 }
 
+// ForgetInterfaces drops the interface table and keeps the routes: what a
+// daemon restarting over a forwarder that outlives it sees (it adds its
+// interfaces again and finds its predecessor's routes).
+func (f *Forwarder) ForgetInterfaces() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.Ifaces)
+}
+
 func (f *Forwarder) DelInterface(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
