@@ -19,21 +19,21 @@ import (
 
 // Config is the daemon's configuration file.
 type Config struct {
-	APISocket  string        `yaml:"api-socket"`
-	Metrics    string        `yaml:"metrics"` // host:port for Prometheus's /metrics; "": off
+	APISocket string `yaml:"api-socket"`
+	Metrics   string `yaml:"metrics"` // host:port for Prometheus's /metrics; "": off
 	// RestartGrace is how long routes a predecessor left in the forwarder
 	// are kept (their outputs added to what PIM and IGMP relearn) after a
 	// restart; 0 drops them at start. Default 90s: a Join/Prune interval
 	// and the neighbours' triggered hellos.
 	RestartGrace *time.Duration `yaml:"restart-grace"`
-	LogLevel   string        `yaml:"log-level"`
-	Keepalive  time.Duration `yaml:"keepalive"` // idle (S,G) entries are removed after this
-	PIM        *PIM          `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
-	MSDP       *MSDP         `yaml:"msdp"`      // MSDP between RPs; nil: off
-	BGP        *BGP          `yaml:"bgp"`       // MBGP (IPv4 multicast) for RPF; nil: off
-	Overlay    *Overlay      `yaml:"overlay"`   // multicast over a unicast UDP fabric; nil: off
-	Mirror     *Mirror       `yaml:"mirror"`    // tap services and flows; nil: none (the API can add them)
-	Interfaces []Interface   `yaml:"interfaces"`
+	LogLevel     string         `yaml:"log-level"`
+	Keepalive    time.Duration  `yaml:"keepalive"` // idle (S,G) entries are removed after this
+	PIM          *PIM           `yaml:"pim"`       // router-wide PIM-SM settings; nil: PIM off unless an interface enables it
+	MSDP         *MSDP          `yaml:"msdp"`      // MSDP between RPs; nil: off
+	BGP          *BGP           `yaml:"bgp"`       // MBGP (IPv4 multicast) for RPF; nil: off
+	Overlay      *Overlay       `yaml:"overlay"`   // multicast over a unicast UDP fabric; nil: off
+	Mirror       *Mirror        `yaml:"mirror"`    // tap services and flows; nil: none (the API can add them)
+	Interfaces   []Interface    `yaml:"interfaces"`
 
 	file string    // the file it was read from
 	root yaml.Node // for the lines of fields after validation

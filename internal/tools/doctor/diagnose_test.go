@@ -241,7 +241,7 @@ func TestRouterIsAllOK(t *testing.T) {
 	f.VIFNames = []string{"eth0", "pimreg"}
 	f.VIFs = 2
 	f.Ifaces = append(f.Ifaces, Iface{Name: "pimreg", Up: true}) // no MULTICAST, no address
-	f.Ifaces[1].IGMPInUse = "V2"                                // the router's own v2 querier on the LAN
+	f.Ifaces[1].IGMPInUse = "V2"                                 // the router's own v2 querier on the LAN
 	f.GroupRoute, f.GroupRouteErr = nil, "network is unreachable"
 	for _, x := range Diagnose(f) {
 		if x.Level != OK {
