@@ -307,10 +307,8 @@ func BenchmarkOverlayReplication(b *testing.B) {
 }
 
 func overlayWanting(c interface{ Get(string, any) error }, g netip.Addr) int {
-	var o []struct {
-		Groups int `json:"groups"`
-	}
-	if err := c.Get("/v1/overlay/peers", &o); err != nil {
+	var o []api.OverlayPeer
+	if err := c.Get(api.PathOverlayPeers, &o); err != nil {
 		return -1
 	}
 	n := 0

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,26 +44,32 @@ func TestShowParsesOnALab(t *testing.T) {
 	wait := sendBackground(t, l, "src", "-g", G, "-count", "3000", "-rate", "1000")
 	time.Sleep(1500 * time.Millisecond)
 	for _, node := range []string{"r1", "r2", "r3"} {
-		text, err := l.Exec(node, bin, "show", "ip", "mroute", "--socket", l.Socket(node))
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, err := l.Exec(node, bin, "show", "ip", "mroute", "--json", "--socket", l.Socket(node))
-		if err != nil {
-			t.Fatal(err)
-		}
-		schemacheck.Check(t, api.ViewSchemaName(api.PathMRoute), []byte(js))
-		var rows []api.MRoute
-		json.Unmarshal([]byte(js), &rows)
-		rs := textfsmRecords(t, "cisco_ios_show_ip_mroute", text)
-		if len(rs) != len(rows) || len(rows) == 0 {
-			t.Fatalf("%s: TextFSM read %d entries, the JSON has %d:\n%s", node, len(rs), len(rows), text)
-		}
-		for i, row := range rows {
-			if rs[i]["SOURCE"] != row.Source || rs[i]["GROUP"] != row.Group || rs[i]["FLAGS"] != row.Flags {
-				t.Errorf("%s: record %v for %+v", node, rs[i], row)
+		// Text and JSON are two reads: compare them once the state holds
+		// still between the two (it settles within the stream's first
+		// second).
+		eventually(t, 5*time.Second, node+": show ip mroute read by TextFSM = its JSON", func() string {
+			text, err := l.Exec(node, bin, "show", "ip", "mroute", "--socket", l.Socket(node))
+			if err != nil {
+				return err.Error()
 			}
-		}
+			js, err := l.Exec(node, bin, "show", "ip", "mroute", "--json", "--socket", l.Socket(node))
+			if err != nil {
+				return err.Error()
+			}
+			schemacheck.Check(t, api.ViewSchemaName(api.PathMRoute), []byte(js))
+			var rows []api.MRoute
+			json.Unmarshal([]byte(js), &rows)
+			rs := textfsmRecords(t, "cisco_ios_show_ip_mroute", text)
+			if len(rs) != len(rows) || len(rows) == 0 {
+				return fmt.Sprintf("TextFSM read %d entries, the JSON has %d:\n%s", len(rs), len(rows), text)
+			}
+			for i, row := range rows {
+				if rs[i]["SOURCE"] != row.Source || rs[i]["GROUP"] != row.Group || rs[i]["FLAGS"] != row.Flags {
+					return fmt.Sprintf("record %v for %+v", rs[i], row)
+				}
+			}
+			return ""
+		})
 		if cs := textfsmRecords(t, "cisco_ios_show_ip_pim_neighbor", mustShow(t, l, node, "ip", "pim", "neighbor")); len(cs) != 2 {
 			t.Errorf("%s: %d PIM neighbours parsed, want 2", node, len(cs))
 		}
