@@ -166,7 +166,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(mIGMPTx, s.TxQueries, i.Name)
 			for reason, v := range map[string]uint64{"malformed": s.Malformed, "bad_checksum": s.BadChecksum, "truncated": s.Truncated, "ignored": s.Ignored,
-				"group_limit": s.GroupLimit, "source_limit": s.SourceLimit} {
+				"group_limit": s.GroupLimit, "source_limit": s.SourceLimit, "host_limit": s.HostLimit} {
 				counter(mIGMPDrop, v, i.Name, reason)
 			}
 			gauge(mIGMPGr, float64(i.Groups), i.Name)

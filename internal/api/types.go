@@ -63,6 +63,7 @@ type IGMPStats struct {
 	// Groups and sources refused at the interface's max-groups / max-sources.
 	GroupLimit  uint64 `json:"group_limit_refused"`
 	SourceLimit uint64 `json:"source_limit_refused"`
+	HostLimit   uint64 `json:"host_limit_refused"` // groups refused at a host's max-groups-per-host
 }
 
 // MRoute is one entry of `show mroute`: a (*,G) (Source "*", from PIM's

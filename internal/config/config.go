@@ -271,8 +271,9 @@ type IGMP struct {
 	ExplicitTracking        bool          `yaml:"explicit-tracking"`
 	Querier                 *bool         `yaml:"querier"` // default true
 	StaticGroups            []string      `yaml:"static-groups"`
-	MaxGroups               int           `yaml:"max-groups"`  // default 10000; -1 no limit
-	MaxSources              int           `yaml:"max-sources"` // per group; default 1024; -1 no limit
+	MaxGroups               int           `yaml:"max-groups"`          // default 10000; -1 no limit
+	MaxSources              int           `yaml:"max-sources"`         // per group; default 1024; -1 no limit
+	MaxGroupsPerHost        int           `yaml:"max-groups-per-host"` // groups one host's reports can make; 0: no bound
 }
 
 // Defaults.
@@ -402,6 +403,9 @@ func Parse(name string, b []byte, ifExists func(string) bool) (*Config, error) {
 		}
 		if g.Robustness < 0 || g.Robustness > 7 {
 			return nil, bad(at("interfaces", i, "igmp", "robustness"), "robustness %d: want 1..7", g.Robustness)
+		}
+		if g.MaxGroupsPerHost < 0 {
+			return nil, bad(at("interfaces", i, "igmp", "max-groups-per-host"), "max-groups-per-host %d: want a positive number, or 0 for no bound", g.MaxGroupsPerHost)
 		}
 		if g.MaxGroups < -1 || g.MaxSources < -1 {
 			return nil, bad(at("interfaces", i, "igmp"), "max-groups %d, max-sources %d: want a positive number, 0 for the default or -1 for no limit", g.MaxGroups, g.MaxSources)

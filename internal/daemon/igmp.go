@@ -36,7 +36,7 @@ func igmpConfig(ic config.Interface) igmp.Config {
 		Version: g.Version, Robustness: g.Robustness, QueryInterval: g.QueryInterval,
 		QueryResponseInterval: g.QueryResponseInterval, LastMemberQueryInterval: g.LastMemberQueryInterval,
 		LastMemberQueryCount: g.LastMemberQueryCount, ExplicitTracking: g.ExplicitTracking,
-		NoQuerier: g.Querier != nil && !*g.Querier, MaxGroups: g.MaxGroups, MaxSources: g.MaxSources,
+		NoQuerier: g.Querier != nil && !*g.Querier, MaxGroups: g.MaxGroups, MaxSources: g.MaxSources, MaxGroupsPerHost: g.MaxGroupsPerHost,
 	}
 	for _, s := range g.StaticGroups {
 		cfg.StaticGroups = append(cfg.StaticGroups, netip.MustParseAddr(s))
@@ -279,7 +279,7 @@ func (c *igmpComp) views(add func(string, viewFunc)) {
 					RxQueries: st.RxQueries, RxV1Reports: st.RxV1Reports, RxV2Reports: st.RxV2Reports, RxV3Reports: st.RxV3Reports,
 					RxLeaves: st.RxLeaves, TxQueries: st.TxQueries, Malformed: st.Malformed, BadChecksum: st.BadChecksum,
 					Truncated: st.Truncated, Ignored: st.Ignored, FastLeaves: st.FastLeaves,
-					GroupLimit: st.GroupLimit, SourceLimit: st.SourceLimit,
+					GroupLimit: st.GroupLimit, SourceLimit: st.SourceLimit, HostLimit: st.HostLimit,
 				},
 			})
 		}

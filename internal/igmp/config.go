@@ -39,6 +39,11 @@ type Config struct {
 	// (Stats.GroupLimit, SourceLimit), the state there stays. -1: none.
 	MaxGroups  int
 	MaxSources int
+	// MaxGroupsPerHost bounds the groups one host's reports can make on
+	// the interface (0: no bound): one host on an access LAN cannot take
+	// all of MaxGroups from the others. Groups another host made are
+	// joined freely. Refusals count in Stats.HostLimit.
+	MaxGroupsPerHost int
 }
 
 // WithDefaults fills zero fields with the RFC defaults.

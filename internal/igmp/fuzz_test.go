@@ -33,6 +33,9 @@ func FuzzInterface(f *testing.F) {
 		if mode&8 != 0 {
 			cfg.StaticGroups = []netip.Addr{groups[2]}
 		}
+		if mode&16 != 0 {
+			cfg.MaxGroupsPerHost = 1
+		}
 		r := newRig(t, cfg)
 		check := func(out Output) {
 			for _, p := range out.Send {
@@ -47,6 +50,18 @@ func FuzzInterface(f *testing.F) {
 			// would fire a timer late.
 			if full := shadow.NextDeadline(); !full.IsZero() && (cached.IsZero() || cached.After(full)) {
 				t.Fatalf("cached deadline %v is later than the true one %v", cached, full)
+			}
+			// Each host's count of the groups it made is exactly that.
+			made := map[netip.Addr]int{}
+			for _, g := range r.ifc.groups {
+				if g.creator.IsValid() {
+					made[g.creator]++
+				}
+			}
+			for _, h := range hosts {
+				if made[h] != r.ifc.HostGroups(h) || (cfg.MaxGroupsPerHost > 0 && made[h] > cfg.MaxGroupsPerHost) {
+					t.Fatalf("%s made %d groups, counted %d (limit %d)", h, made[h], r.ifc.HostGroups(h), cfg.MaxGroupsPerHost)
+				}
 			}
 		}
 		for len(script) > 0 {

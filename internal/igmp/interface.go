@@ -52,15 +52,34 @@ type Stats struct {
 	Malformed, BadChecksum, Truncated, Ignored                 uint64
 	FastLeaves                                                 uint64
 	GroupLimit, SourceLimit                                    uint64 // groups and sources refused at MaxGroups, MaxSources
+	HostLimit                                                  uint64 // groups refused at a host's MaxGroupsPerHost
 }
 
-// full says whether a new group would pass MaxGroups (counting it).
-func (i *Interface) full(ga netip.Addr) bool {
-	if i.groups[ga] != nil || i.cfg.MaxGroups < 0 || len(i.groups) < i.cfg.MaxGroups {
+// full says whether a new group from host src would pass MaxGroups or
+// src's MaxGroupsPerHost (counting the refusal).
+func (i *Interface) full(ga, src netip.Addr) bool {
+	if i.groups[ga] != nil {
 		return false
 	}
-	i.stats.GroupLimit++
-	return true
+	if i.cfg.MaxGroups >= 0 && len(i.groups) >= i.cfg.MaxGroups {
+		i.stats.GroupLimit++
+		return true
+	}
+	if i.cfg.MaxGroupsPerHost > 0 && i.byHost[src] >= i.cfg.MaxGroupsPerHost {
+		i.stats.HostLimit++
+		return true
+	}
+	return false
+}
+
+// dropGroup forgets a group, and that its creator made it.
+func (i *Interface) dropGroup(ga netip.Addr) {
+	if g := i.groups[ga]; g != nil && g.creator.IsValid() {
+		if i.byHost[g.creator]--; i.byHost[g.creator] <= 0 {
+			delete(i.byHost, g.creator)
+		}
+	}
+	delete(i.groups, ga)
 }
 
 // capSources keeps, of a record's sources, those the group has and as
@@ -95,6 +114,7 @@ type group struct {
 	v2Until  time.Time // IGMPv2 host present
 	created  time.Time
 	reporter netip.Addr
+	creator  netip.Addr           // the host whose report made it (MaxGroupsPerHost)
 	hosts    map[netip.Addr]*host // explicit tracking only
 }
 
@@ -125,6 +145,7 @@ type Interface struct {
 	startupLeft  int
 
 	groups map[netip.Addr]*group
+	byHost map[netip.Addr]int // groups each host's reports made (MaxGroupsPerHost)
 
 	// NextDeadline cache: a lower bound of every group timer, kept current
 	// by re-reading only the groups a report touched (timers of other
@@ -324,10 +345,10 @@ func (i *Interface) onQuery(now time.Time, src netip.Addr, q *igmp.Query, out *O
 // onOldReport handles IGMPv1/v2 reports: IS_EX({}) plus the host-present
 // timer for compatibility mode (section 7.3.2).
 func (i *Interface) onOldReport(now time.Time, src netip.Addr, r *igmp.Report, out *Output) {
-	if i.full(r.Group) {
+	if i.full(r.Group, src) {
 		return
 	}
-	g := i.group(now, r.Group, out)
+	g := i.group(now, r.Group, src, out)
 	if r.Version == 1 {
 		g.v1Until = now.Add(i.cfg.OlderHostPresentInterval())
 	} else {
@@ -354,10 +375,10 @@ func (i *Interface) onRecord(now time.Time, src netip.Addr, r igmp.GroupRecord, 
 		if r.Type == igmp.BlockOldSources || ((r.Type == igmp.ChangeToInclude || r.Type == igmp.ModeIsInclude) && len(r.Sources) == 0) {
 			return
 		}
-		if i.full(r.Group) {
+		if i.full(r.Group, src) {
 			return
 		}
-		g = i.group(now, r.Group, out)
+		g = i.group(now, r.Group, src, out)
 	}
 	srcs := r.Sources
 	if r.Type != igmp.BlockOldSources {
@@ -381,15 +402,25 @@ func (i *Interface) onRecord(now time.Time, src netip.Addr, r igmp.GroupRecord, 
 	i.apply(now, src, g, t, srcs, out)
 }
 
-func (i *Interface) group(now time.Time, ga netip.Addr, out *Output) *group {
+func (i *Interface) group(now time.Time, ga, src netip.Addr, out *Output) *group {
 	g := i.groups[ga]
 	if g == nil {
-		g = &group{addr: ga, mode: Include, created: now}
+		g = &group{addr: ga, mode: Include, created: now, creator: src}
 		i.groups[ga] = g
+		if src.IsValid() {
+			if i.byHost == nil {
+				i.byHost = map[netip.Addr]int{}
+			}
+			i.byHost[src]++
+		}
 		out.changed(ga)
 	}
 	return g
 }
+
+// HostGroups is how many groups a host's reports made on the interface
+// (what MaxGroupsPerHost bounds).
+func (i *Interface) HostGroups(src netip.Addr) int { return i.byHost[src] }
 
 // apply is RFC 3376 sections 6.4.1 and 6.4.2: the router's INCLUDE(A) /
 // EXCLUDE(X,Y) state against one record. X is the sources with a running
@@ -514,7 +545,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 	if leaving {
 		// The last tracked host left: drop state now instead of querying.
 		i.stats.FastLeaves++
-		delete(i.groups, g.addr)
+		i.dropGroup(g.addr)
 		delete(i.pending, g.addr)
 		out.changed(g.addr)
 		return
@@ -539,7 +570,7 @@ func (i *Interface) apply(now time.Time, src netip.Addr, g *group, t igmp.Record
 		i.querySources(now, g, querySources, out)
 	}
 	if g.mode == Include && len(g.sources) == 0 && !queryGroup {
-		delete(i.groups, g.addr)
+		i.dropGroup(g.addr)
 		delete(i.pending, g.addr)
 	}
 	if i.forwardingChanged(g) {
@@ -748,7 +779,7 @@ func (i *Interface) Clear(now time.Time, ga netip.Addr, out *Output) int {
 		if ga.IsValid() && a != ga {
 			continue
 		}
-		delete(i.groups, a)
+		i.dropGroup(a)
 		delete(i.pending, a)
 		out.changed(a)
 		n++
@@ -826,7 +857,7 @@ func (i *Interface) Advance(now time.Time, out *Output) {
 			}
 		}
 		if g.mode == Include && len(g.sources) == 0 {
-			delete(i.groups, ga)
+			i.dropGroup(ga)
 			delete(i.pending, ga)
 			out.changed(ga)
 			continue

@@ -3,6 +3,7 @@ package igmp
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"overcast/internal/packet/igmp"
 )
@@ -44,5 +45,36 @@ func TestLimitsGroupsAndSources(t *testing.T) {
 	r.rx(h2, &igmp.V3Report{Records: recs})
 	if n := len(r.ifc.Groups(r.now)); n != 10 {
 		t.Errorf("%d groups without a limit, want 10", n)
+	}
+}
+
+// One host's reports make at most max-groups-per-host groups; the others
+// still make theirs and join the first host's freely; once the host's
+// groups go (it leaves) it may make new ones.
+func TestLimitsGroupsPerHost(t *testing.T) {
+	r := newRig(t, Config{MaxGroupsPerHost: 10})
+	var recs []igmp.GroupRecord
+	for i := range 50 {
+		recs = append(recs, igmp.GroupRecord{Type: igmp.ChangeToExclude, Group: netip.AddrFrom4([4]byte{239, 9, 0, byte(i)})})
+	}
+	r.rx(h1, &igmp.V3Report{Records: recs})
+	if n, st := r.ifc.HostGroups(h1), r.ifc.Stats(); n != 10 || st.HostLimit != 40 || len(r.ifc.Groups(r.now)) != 10 {
+		t.Fatalf("h1 made %d groups (limit 10), %d refused (want 40), %d groups", n, st.HostLimit, len(r.ifc.Groups(r.now)))
+	}
+	// h2 joins one of h1's groups and makes one of its own.
+	r.rx(h2, &igmp.V3Report{Records: []igmp.GroupRecord{{Type: igmp.ChangeToExclude, Group: netip.AddrFrom4([4]byte{239, 9, 0, 3})}, {Type: igmp.ChangeToExclude, Group: grp}}})
+	if n := len(r.ifc.Groups(r.now)); n != 11 || r.ifc.HostGroups(h2) != 1 {
+		t.Fatalf("after h2: %d groups (want 11), h2 made %d", n, r.ifc.HostGroups(h2))
+	}
+	// h1 leaves the groups it alone holds: its count falls, it may make more.
+	var leave []igmp.GroupRecord
+	for i := range 10 {
+		leave = append(leave, igmp.GroupRecord{Type: igmp.ChangeToInclude, Group: netip.AddrFrom4([4]byte{239, 9, 0, byte(i)})})
+	}
+	r.rx(h1, &igmp.V3Report{Records: leave})
+	r.advance(30 * time.Second) // the last-member queries go unanswered
+	r.rx(h1, &igmp.V3Report{Records: recs[20:25]})
+	if n := r.ifc.HostGroups(h1); n < 5 || n > 10 {
+		t.Fatalf("h1 after leaving and joining 5 new groups made %d", n)
 	}
 }
