@@ -323,3 +323,89 @@ func (r *Router) ensureBy(now time.Time, k SG, how int, iface string) *entry {
 	r.created[e.origin]++
 	return e
 }
+
+// Joins that arrive before their sender's Hello. A router that has just
+// started (or restarted: its neighbours see a new generation ID and send
+// their joins at once, their Hellos within Triggered_Hello_Delay) would
+// otherwise refuse them and go without them until the next periodic
+// Join/Prune, a minute later. For HoldNewNeighbor after an interface
+// comes up, a Join/Prune from an on-subnet address that is not yet a
+// neighbour is held, a few per sender and a bounded number of senders,
+// and taken when that sender's Hello makes it a neighbour. It counts as
+// refused (not-neighbor) when it comes, whatever follows; one whose Hello
+// never comes is dropped when it expires.
+
+// HoldNewNeighbor is how long after an interface comes up joins from
+// senders not yet neighbours are held, and how long each is held.
+const HoldNewNeighbor = 10 * time.Second
+
+const (
+	maxHeldPerSender = 8
+	maxHeldSenders   = 256
+)
+
+type heldKey struct {
+	iface string
+	src   netip.Addr
+}
+
+type heldMsg struct {
+	dst netip.Addr
+	m   wire.Message
+	at  time.Time
+}
+
+// hold keeps a Join/Prune from a sender not yet a neighbour, when the
+// interface came up lately; false: refuse it as usual.
+func (r *Router) hold(now time.Time, iface string, src, dst netip.Addr, m wire.Message) bool {
+	i := r.ifaces[iface]
+	if _, jp := m.(*wire.JoinPrune); !jp || i == nil || now.Sub(i.upAt) >= HoldNewNeighbor || !i.onSubnet(src) {
+		return false
+	}
+	r.expireHeld(now)
+	k := heldKey{iface, src}
+	if r.held == nil {
+		r.held = map[heldKey][]heldMsg{}
+	}
+	if hs, ok := r.held[k]; (!ok && len(r.held) >= maxHeldSenders) || len(hs) >= maxHeldPerSender {
+		return false
+	}
+	r.held[k] = append(r.held[k], heldMsg{dst: dst, m: m, at: now})
+	return true
+}
+
+// takeHeld returns (and forgets) the joins held for a sender that has
+// just become a neighbour.
+func (r *Router) takeHeld(now time.Time, iface string, src netip.Addr) []heldMsg {
+	r.expireHeld(now)
+	k := heldKey{iface, src}
+	hs := r.held[k]
+	delete(r.held, k)
+	return hs
+}
+
+// expireHeld drops the held joins whose Hello did not come in time.
+func (r *Router) expireHeld(now time.Time) {
+	for k, hs := range r.held {
+		kept := hs[:0]
+		for _, h := range hs {
+			if now.Sub(h.at) < HoldNewNeighbor {
+				kept = append(kept, h)
+			}
+		}
+		if len(kept) == 0 {
+			delete(r.held, k)
+		} else {
+			r.held[k] = kept
+		}
+	}
+}
+
+// Held is how many joins are held for senders not yet neighbours.
+func (r *Router) Held() int {
+	n := 0
+	for _, hs := range r.held {
+		n += len(hs)
+	}
+	return n
+}

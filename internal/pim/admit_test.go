@@ -66,15 +66,45 @@ func TestAdmissionRefusesSpoofedControl(t *testing.T) {
 
 	t.Run("join from an address that sent no hello", func(t *testing.T) {
 		r := admitLab(t, Limits{}, nil)
-		res := r.Receive(t0, "lan", addr("10.0.2.66"), wire.AllPIMRouters, join(us, g, s))
-		if len(r.entries) != 0 || len(res.Sends) != 0 {
-			t.Errorf("state %v, sent %v", r.entries, res.Sends)
+		later := t0.Add(HoldNewNeighbor) // past the startup window: refused at once
+		res := r.Receive(later, "lan", addr("10.0.2.66"), wire.AllPIMRouters, join(us, g, s))
+		if len(r.entries) != 0 || len(res.Sends) != 0 || r.Held() != 0 {
+			t.Errorf("state %v, sent %v, held %d", r.entries, res.Sends, r.Held())
 		}
 		wantDrop(t, r, "lan", NotNeighbor, 1)
 		// The same join from the neighbour is taken.
-		r.Receive(t0, "lan", addr("10.0.2.5"), wire.AllPIMRouters, join(us, g, s))
+		r.Receive(later, "lan", addr("10.0.2.5"), wire.AllPIMRouters, join(us, g, s))
 		if r.entries[SG{S: s, G: g}] == nil {
 			t.Error("the neighbour's join was refused")
+		}
+	})
+	t.Run("join before its hello, just after start", func(t *testing.T) {
+		// A restarted router's neighbours send their joins at once and
+		// their Hellos within 5 s: the joins wait for the Hello.
+		r := admitLab(t, Limits{}, nil)
+		nb := addr("10.0.2.77")
+		r.Receive(t0, "lan", nb, wire.AllPIMRouters, join(us, g, s))
+		if len(r.entries) != 0 || r.Held() != 1 {
+			t.Fatalf("before the hello: state %v, held %d", r.entries, r.Held())
+		}
+		r.Receive(t0.Add(3*time.Second), "lan", nb, wire.AllPIMRouters, wire.NewHello(105, 500, 2500, false, 1, 7, nil))
+		if r.entries[SG{S: s, G: g}] == nil || r.Held() != 0 {
+			t.Fatalf("after the hello the held join was not taken: state %v, held %d", r.entries, r.Held())
+		}
+		wantDrop(t, r, "lan", NotNeighbor, 1) // it was refused when it came
+		// One whose Hello never comes is dropped when it expires.
+		r.Receive(t0.Add(time.Second), "lan", addr("10.0.2.78"), wire.AllPIMRouters, join(us, g, addr("10.0.1.11")))
+		r.Receive(t0.Add(12*time.Second), "lan", addr("10.0.2.5"), wire.AllPIMRouters, wire.NewHello(105, 500, 2500, false, 1, 0x5, nil))
+		r.Receive(t0.Add(12*time.Second), "lan", addr("10.0.2.79"), wire.AllPIMRouters, join(us, g, s)) // after the window: refused at once
+		if r.Held() != 0 {
+			t.Errorf("held %d after the window", r.Held())
+		}
+		wantDrop(t, r, "lan", NotNeighbor, 3)
+		// Off the subnet is never held.
+		r2 := admitLab(t, Limits{}, nil)
+		r2.Receive(t0, "lan", addr("192.0.2.7"), wire.AllPIMRouters, join(us, g, s))
+		if r2.Held() != 0 {
+			t.Errorf("a join from off the LAN was held")
 		}
 	})
 	t.Run("join from off the LAN", func(t *testing.T) {

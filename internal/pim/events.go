@@ -15,8 +15,23 @@ import (
 func (r *Router) Receive(now time.Time, iface string, src, dst netip.Addr, m wire.Message) Result {
 	if why, ok := r.admit(now, iface, src, dst, m); !ok {
 		r.refuse(iface, why)
+		if why == NotNeighbor {
+			r.hold(now, iface, src, dst, m) // refused now; taken if its Hello follows soon after start
+		}
 		return Result{}
 	}
+	res := r.receive(now, iface, src, dst, m)
+	if _, hello := m.(*wire.Hello); hello && r.ifaces[iface] != nil && r.ifaces[iface].Neighbor(src) != nil && len(r.held) > 0 {
+		// A neighbour whose joins came before its Hello (this router just
+		// started): they count now.
+		for _, h := range r.takeHeld(now, iface, src) {
+			res.merge(r.Receive(now, iface, src, h.dst, h.m))
+		}
+	}
+	return res
+}
+
+func (r *Router) receive(now time.Time, iface string, src, dst netip.Addr, m wire.Message) Result {
 	i := r.ifaces[iface]
 	// What the message can change: whole groups, or single (S,G)s.
 	groups := map[netip.Addr]bool{}

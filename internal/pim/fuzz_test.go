@@ -97,6 +97,14 @@ func fuzzRouter(t *testing.T, raw []byte) {
 				t.Fatalf("%d neighbours on %s, limit %d", len(i.neighbors), name, lim.Neighbors)
 			}
 		}
+		if len(r.held) > maxHeldSenders || r.Held() > maxHeldSenders*maxHeldPerSender {
+			t.Fatalf("%d joins held for %d senders, past the bounds", r.Held(), len(r.held))
+		}
+		for k := range r.held {
+			if i := r.ifaces[k.iface]; i != nil && i.Neighbor(k.src) != nil {
+				t.Fatalf("joins held for %v, a neighbour already", k)
+			}
+		}
 	}
 	for i, name := range fzIfaces {
 		check(r.AddInterface(now, name, IfConfig{TrackingSupport: i == 1}, fzAddrs[name], nil, uint32(i+1)))

@@ -316,6 +316,13 @@ type Result struct {
 	Changed []SG
 }
 
+// merge appends another result's sends, events and changes.
+func (res *Result) merge(o Result) {
+	res.Sends = append(res.Sends, o.Sends...)
+	res.Events = append(res.Events, o.Events...)
+	res.Changed = append(res.Changed, o.Changed...)
+}
+
 // IfEvent is a neighbour or DR change on a named interface.
 type IfEvent struct {
 	Iface string
@@ -331,7 +338,8 @@ type Router struct {
 	ifaces map[string]*Interface
 	addrs  map[netip.Addr]bool // all local addresses (RP check, register)
 
-	anycastForwarded uint64 // Registers copied to the other anycast RPs
+	anycastForwarded uint64                // Registers copied to the other anycast RPs
+	held             map[heldKey][]heldMsg // joins from senders not yet neighbours (admit.go)
 	entries          map[SG]*entry
 	byGroup          map[netip.Addr][]*entry // the entries of each group (usually one or two)
 	members          map[string]map[SG]bool  // local receivers: (*,G) include or (S,G) include per interface
