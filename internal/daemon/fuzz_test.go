@@ -131,7 +131,11 @@ func fuzzDaemon(t *testing.T, raw []byte) {
 			pkt := ip4.Header{TTL: 64, Protocol: ip4.ProtoUDP, Src: netip.MustParseAddr(pick(fzSrcs)), Dst: netip.MustParseAddr(pick(fzGroups))}.Marshal(s.Take(12))
 			h.d.Upcall(h.now, dataplane.Upcall{Kind: dataplane.WholePkt, Iface: dataplane.RegisterName, Packet: pkt})
 			h.d.EndBurst(h.now)
-		case 9: // reload
+		case 9: // reload, or a restart over the same forwarder
+			if s.Pick(4) == 0 {
+				h.restart()
+				break
+			}
 			h.write(fzConfigs[s.Pick(len(fzConfigs))])
 			h.d.ReloadFile(h.now)
 		}

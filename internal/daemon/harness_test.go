@@ -76,6 +76,7 @@ type harness struct {
 	rt   *table
 	path string
 	now  time.Time
+	env  Env
 }
 
 // newHarness writes the config and starts a daemon whose interfaces are
@@ -102,6 +103,7 @@ func newHarnessWith(t testing.TB, yaml string, hook func(h *harness, env *Env)) 
 	if hook != nil {
 		hook(h, &env)
 	}
+	h.env = env
 	h.d, err = New(h.path, env, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +251,22 @@ func hellos(msgs []sentMsg, iface string) (holds []uint16, prios []uint32) {
 		}
 	}
 	return
+}
+
+// restart replaces the daemon with a new one over the same forwarder and
+// packet I/O, as a restart that keeps the kernel's table: the routes stay,
+// the new daemon adopts them (false: the config no longer loads).
+func (h *harness) restart() bool {
+	d, err := New(h.path, h.env, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return false
+	}
+	h.fw.ForgetInterfaces()
+	if err := d.Start(h.now); err != nil {
+		h.t.Fatalf("restart: %v", err)
+	}
+	h.d = d
+	return true
 }
 
 // checkViews validates every view the daemon answers (with src and g as
