@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // View is one show command: its words, its API path, and how its answer
@@ -64,6 +65,7 @@ var Views = []View{
 	view("mroute count", []string{"ip mroute count"}, PathMRoute, "GROUP [SOURCE]", textMRoutes),
 	view("pim neighbor", []string{"pim neighbors", "ip pim neighbor"}, PathPIMNeighbors, "", textPIMNeighbors),
 	view("pim interface", []string{"pim interfaces", "ip pim interface"}, PathPIMInterfaces, "", textPIMInterfaces),
+	view("pim interface detail", []string{"pim interfaces detail"}, PathPIMInterfaces, "", textPIMInterfaces),
 	view("pim rp", []string{"ip pim rp", "pim rp mapping"}, PathPIMRP, "", textPIMRPs),
 	view("pim join", []string{"ip pim join", "pim state"}, PathPIMJoin, "", textPIMJoins),
 	view("pim assert", []string{"ip pim assert"}, PathPIMAssert, "", textPIMAsserts),
@@ -487,25 +489,49 @@ Mode: B - Bidir Capable, DR - Designated Router, N - Default DR Priority,
 	}
 }
 
+// textPIMInterfaces is IOS's show ip pim interface (address, interface,
+// Ver/Mode, neighbour count, query interval, DR priority, DR); with
+// "detail", every setting and counter of each interface.
 func textPIMInterfaces(w0 io.Writer, what string, rows []PIMInterface) {
+	if strings.HasSuffix(what, "detail") {
+		for _, i := range rows {
+			dr := i.DR
+			if i.IAmDR {
+				dr += " (this system)"
+			}
+			state := "active (sends hellos)"
+			if !i.Active {
+				state = "passive (receivers only, no hellos)"
+			}
+			supp := "on"
+			if !i.JoinSuppression {
+				supp = "off (every router sets the T bit)"
+			}
+			fmt.Fprintf(w0, "%s is up\n  Internet address is %s\n  PIM: enabled, %s\n    PIM version: 2, mode: sparse\n    PIM DR: %s\n    PIM DR priority: %d\n    PIM neighbor count: %d\n    PIM Hello/Query interval: %d seconds, next in %s\n    PIM Hello holdtime: %d seconds\n    PIM generation ID: %08x\n    PIM LAN prune delay: propagation %s, override %s\n    PIM join suppression: %s\n",
+				i.Name, i.Address, state, dr, i.DRPriority, i.Neighbors, int(time.Duration(i.HelloPeriod).Seconds()), i.NextHello,
+				int(time.Duration(i.Holdtime).Seconds()), i.GenerationID, time.Duration(i.PropagationDelay), time.Duration(i.OverrideInterval), supp)
+			n := 0
+			for _, r := range slices.Sorted(maps.Keys(i.Rejected)) {
+				if c := i.Rejected[r]; c > 0 {
+					if n == 0 {
+						fmt.Fprintln(w0, "    PIM messages refused:")
+					}
+					fmt.Fprintf(w0, "      %s: %d\n", r, c)
+					n++
+				}
+			}
+			if n == 0 {
+				fmt.Fprintln(w0, "    PIM messages refused: none")
+			}
+		}
+		return
+	}
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
 	defer w.Flush()
-	fmt.Fprintln(w, "Interface\tAddress\tState\tDR\tDR prio\tNbrs\tHello\tNext hello\tHoldtime\tProp delay\tOverride\tJoin suppression")
+	fmt.Fprintln(w, "Address\tInterface\tVer/\tNbr\tQuery\tDR\tDR")
+	fmt.Fprintln(w, "\t\tMode\tCount\tIntvl\tPrior\t")
 	for _, i := range rows {
-		st := "passive"
-		if i.Active {
-			st = "up"
-		}
-		dr := i.DR
-		if i.IAmDR {
-			dr += " (this router)"
-		}
-		supp := "off (T bit on all)"
-		if i.JoinSuppression {
-			supp = "on"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Address, st, dr, i.DRPriority, i.Neighbors,
-			i.HelloPeriod, i.NextHello, i.Holdtime, i.PropagationDelay, i.OverrideInterval, supp)
+		fmt.Fprintf(w, "%s\t%s\tv2/S\t%d\t%d\t%d\t%s\n", i.Address, i.Name, i.Neighbors, int(time.Duration(i.HelloPeriod).Seconds()), i.DRPriority, i.DR)
 	}
 }
 

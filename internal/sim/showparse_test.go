@@ -143,6 +143,10 @@ func TestTextFSMTemplatesReadIOS(t *testing.T) {
 	if len(rs) != 2 || rs[1].s("INTERFACE") != "Ethernet0/1" || rs[1].s("MODE") != "DR S P G" || rs[0].s("UPTIME") != "1d02h" {
 		t.Errorf("IOS show ip pim neighbor: %v", rs)
 	}
+	rs = textfsm(t, "cisco_ios_show_ip_pim_interface", iosSample(t, "show_ip_pim_interface.txt"))
+	if len(rs) != 3 || rs[1].s("INTERFACE") != "Ethernet0/1" || rs[1].s("VERSION_MODE") != "v2/S" || rs[2].s("NBR_COUNT") != "0" || rs[0].s("DR") != "10.1.13.3" {
+		t.Errorf("IOS show ip pim interface: %v", rs)
+	}
 	rs = textfsm(t, "cisco_ios_show_ip_rpf", iosSample(t, "show_ip_rpf.txt"))
 	if len(rs) != 1 || rs[0].s("NEIGHBOR") != "10.1.13.1" || rs[0].s("ROUTE") != "10.0.1.0/24" || rs[0].s("TYPE") != "unicast (ospf 1)" {
 		t.Errorf("IOS show ip rpf: %v", rs)
@@ -237,6 +241,21 @@ func checkOthers(t *testing.T, nd *Node, src netip.Addr) {
 		if r := rs[i]; r.s("NEIGHBOR") != n.Address || r.s("INTERFACE") != n.Interface || r.s("DR_PRIORITY") != fmt.Sprint(n.DRPriority) || strings.Contains(r.s("MODE"), "DR") != n.DR {
 			t.Errorf("%s: pim neighbor record %v for %+v", nd.Name, r, n)
 		}
+	}
+	text, js = show(t, nd, "ip", "pim", "interface")
+	var pis []api.PIMInterface
+	json.Unmarshal(js, &pis)
+	rs = textfsm(t, "cisco_ios_show_ip_pim_interface", text)
+	if len(rs) != len(pis) || len(pis) == 0 {
+		t.Fatalf("%s: pim interface: TextFSM read %d, JSON %d:\n%s", nd.Name, len(rs), len(pis), text)
+	}
+	for i, p := range pis {
+		if r := rs[i]; r.s("ADDRESS") != p.Address || r.s("INTERFACE") != p.Name || r.s("NBR_COUNT") != fmt.Sprint(p.Neighbors) || r.s("DR") != p.DR {
+			t.Errorf("%s: pim interface record %v for %+v", nd.Name, r, p)
+		}
+	}
+	if d, _ := show(t, nd, "ip", "pim", "interface", "detail"); !strings.Contains(d, "PIM neighbor count: ") || !strings.Contains(d, "PIM messages refused") {
+		t.Errorf("%s: show ip pim interface detail:\n%s", nd.Name, d)
 	}
 	text, js = show(t, nd, "ip", "rpf", src.String())
 	var rpf api.RPF
