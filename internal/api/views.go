@@ -58,6 +58,7 @@ const (
 // Views lists every show command.
 var Views = []View{
 	view("igmp groups", []string{"igmp group", "igmp membership", "ip igmp groups"}, PathIGMPGroups, "", textIGMPGroups),
+	view("igmp groups detail", []string{"igmp group detail"}, PathIGMPGroups, "", textIGMPGroups),
 	view("igmp interface", []string{"igmp interfaces", "ip igmp interface"}, PathIGMPInterfaces, "", textIGMPInterfaces),
 	view("mroute", []string{"ip mroute"}, PathMRoute, "", textMRoutes),
 	view("mroute count", []string{"ip mroute count"}, PathMRoute, "", textMRoutes),
@@ -284,6 +285,10 @@ func dash(s string) string {
 // expires, last reporter), then the version, IGMPv3's filter mode and
 // source list (a v1/v2 group has neither: "-").
 func textIGMPGroups(w0 io.Writer, what string, rows []IGMPGroup) {
+	if strings.HasSuffix(what, "detail") {
+		textIGMPGroupsDetail(w0, rows)
+		return
+	}
 	fmt.Fprintln(w0, "IGMP Connected Group Membership")
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
 	defer w.Flush()
@@ -309,18 +314,64 @@ func textIGMPGroups(w0 io.Writer, what string, rows []IGMPGroup) {
 	}
 }
 
-func textIGMPInterfaces(w0 io.Writer, what string, rows []IGMPInterface) {
-	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', 0)
-	defer w.Flush()
-	fmt.Fprintln(w, "Interface\tAddress\tVIF\tVer\tQuerier\tQuery\tNext query\tOther querier\tGroups\tRx rep/leave\tTx queries\tMalformed\tTracking")
+// textIGMPGroupsDetail is IOS's show ip igmp groups detail: a block per
+// group with its mode, reporter and source list, and the hosts explicit
+// tracking knows.
+func textIGMPGroupsDetail(w io.Writer, rows []IGMPGroup) {
+	for _, g := range rows {
+		mode := dash(g.Mode)
+		if g.Static {
+			mode = "STATIC"
+		}
+		fmt.Fprintf(w, "\nInterface:\t%s\nGroup:\t\t%s\nUptime:\t\t%s\nGroup mode:\t%s (Expires: %s)\nLast reporter:\t%s\nIGMP version:\t%d\n",
+			g.Interface, g.Group, g.Uptime.Uptime(), mode, g.Expires, dash(g.Reporter), g.Version)
+		if len(g.Sources) > 0 {
+			fmt.Fprintln(w, "Group source list:\n  Source Address   Expires   Fwd")
+			for _, src := range g.Sources {
+				fwd := "Yes"
+				if !src.Forward {
+					fwd = "No"
+				}
+				fmt.Fprintf(w, "  %-16s %-9s %s\n", src.Source, src.Expires, fwd)
+			}
+		}
+		if len(g.Hosts) > 0 {
+			fmt.Fprintf(w, "Hosts (explicit tracking): %s\n", strings.Join(g.Hosts, " "))
+		}
+	}
+}
+
+// textIGMPInterfaces is IOS's show ip igmp interface, one block per
+// interface, with the querier and the counters.
+func textIGMPInterfaces(w io.Writer, what string, rows []IGMPInterface) {
 	for _, i := range rows {
 		q := i.QuerierAddress
 		if i.Querier {
-			q += " (this router)"
+			q += " (this system)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", i.Name, i.Address, i.VIF, i.Version, q,
-			i.QueryInterval, i.NextQuery, i.OtherQuerierExpires, i.Groups,
-			i.Stats.RxV1Reports+i.Stats.RxV2Reports+i.Stats.RxV3Reports, i.Stats.RxLeaves, i.Stats.TxQueries, i.Stats.Malformed, i.ExplicitTracking)
+		s := i.Stats
+		vif := ""
+		if i.VIF >= 0 {
+			vif = fmt.Sprintf(" (kernel VIF %d)", i.VIF)
+		}
+		fmt.Fprintf(w, "%s is up\n  Internet address is %s\n  IGMP is enabled on interface%s\n  Current IGMP router version is %d\n", i.Name, i.Address, vif, i.Version)
+		fmt.Fprintf(w, "  IGMP query interval is %d seconds\n  IGMP max query response time is %d seconds\n  Last member query response time is %d ms\n  IGMP robustness variable is %d\n",
+			int(time.Duration(i.QueryInterval).Seconds()), int(time.Duration(i.QueryResponseInterval).Seconds()), time.Duration(i.LastMemberQueryTime).Milliseconds(), i.Robustness)
+		fmt.Fprintf(w, "  IGMP querying router is %s\n", q)
+		if i.Querier {
+			fmt.Fprintf(w, "  Next general query in %s\n", i.NextQuery)
+		} else {
+			fmt.Fprintf(w, "  Other querier present, expires in %s\n", i.OtherQuerierExpires)
+		}
+		tracking := "off"
+		if i.ExplicitTracking {
+			tracking = "on (the last IGMPv3 host's leave prunes at once)"
+		}
+		fmt.Fprintf(w, "  Explicit tracking: %s\n  Groups: %d\n", tracking, i.Groups)
+		fmt.Fprintf(w, "  IGMP activity: %d reports (v1 %d, v2 %d, v3 %d), %d leaves, %d queries received, %d sent\n",
+			s.RxV1Reports+s.RxV2Reports+s.RxV3Reports, s.RxV1Reports, s.RxV2Reports, s.RxV3Reports, s.RxLeaves, s.RxQueries, s.TxQueries)
+		fmt.Fprintf(w, "  IGMP dropped: %d malformed, %d bad checksum, %d truncated, %d ignored; refused: %d at max-groups, %d at max-sources, %d at max-groups-per-host\n",
+			s.Malformed, s.BadChecksum, s.Truncated, s.Ignored, s.GroupLimit, s.SourceLimit, s.HostLimit)
 	}
 }
 
