@@ -1,4 +1,4 @@
-.PHONY: build test demo fuzz bench
+.PHONY: build test demo fuzz bench soak
 build:
 	go build -o overcast ./cmd/overcast
 test:
@@ -26,3 +26,7 @@ bench:
 	go test -count=1 -run XXX -bench . -benchtime 3x ./internal/pim/
 	go test -count=1 -run XXX -bench . ./internal/daemon/
 	go test -count=1 -run XXX -bench . -benchtime 5x -timeout 90m ./test/e2e/
+soak:
+	# 40 seeds x 2,000 rounds of churn (joins, leaves, sources, link flaps, restarts) on the
+	# simulated seed lab; OVERCAST_SOAK_ROUNDS=N for more, OVERCAST_SOAK_DEBUG=1 to log each round.
+	go test -count=1 -run XXX -bench BenchmarkSoak -benchtime 40x ./internal/sim/

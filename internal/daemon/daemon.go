@@ -553,6 +553,7 @@ func (s syncOverlay) Upcall(up dataplane.Upcall) { s.d.Upcall(s.d.env.Now(), up)
 // RoutingChanged re-checks RPF after a unicast route or link change.
 func (d *Daemon) RoutingChanged(now time.Time) {
 	d.env.Routing.Invalidate()
+	d.restartRouting()
 	if d.pim != nil {
 		d.pim.apply(now, d.pim.r.RPFChanged(now))
 	}

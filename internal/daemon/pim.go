@@ -516,6 +516,12 @@ func (p *pimComp) traffic(now time.Time, k dataplane.SG, c dataplane.Counters) {
 	iif, _, ok := p.r.Route(k.Source, k.Group)
 	if ok {
 		p.apply(now, p.r.DataArrived(now, k.Source, k.Group, iif, pim.DataActive))
+	} else if f := p.d.flows[k]; f != nil && f.iif != "" {
+		// PIM forgot the (S,G) (its keepalive ran out) while the kernel
+		// kept the flow's route, and the source sends again: no upcall
+		// will come, so this is its first packet again.
+		p.apply(now, p.r.DataArrived(now, k.Source, k.Group, f.iif, pim.DataNoCache))
+		p.d.touchSG(k)
 	}
 	if e, okE := p.d.rib.Get(k); okE && e.IIFOrigin == mrib.Restart && e.IIF != iif {
 		// In the restart grace the kernel takes the flow where the

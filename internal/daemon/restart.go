@@ -55,7 +55,16 @@ func (d *Daemon) keepRestart(e *mrib.Entry, now time.Time) {
 	if !ok || !now.Before(d.restart.until) {
 		return
 	}
-	if d.knownIface(r.IIF) && e.IIF != r.IIF {
+	// The predecessor's input stands until this router forwards the flow
+	// on its own join toward the source (its route's input is where that
+	// join goes), or until a routing change (the kept input was the old
+	// routing's).
+	own := false
+	if d.pim != nil {
+		up, ok := d.pim.r.JoinedUpstream(e.Source, e.Group)
+		own = ok && up == e.IIF
+	}
+	if !own && r.IIF != "" && d.knownIface(r.IIF) && e.IIF != r.IIF {
 		e.IIF, e.IIFOrigin = r.IIF, mrib.Restart
 		kept := e.Outputs[:0]
 		for _, o := range e.Outputs {
@@ -72,6 +81,15 @@ func (d *Daemon) keepRestart(e *mrib.Entry, now time.Time) {
 	}
 	if len(e.Outputs) > 0 {
 		e.Flags &^= mrib.Pruned
+	}
+}
+
+// restartRouting: after a routing change in the grace the kept inputs
+// are stale; the outputs stay.
+func (d *Daemon) restartRouting() {
+	for k, r := range d.restart.kept {
+		r.IIF = ""
+		d.restart.kept[k] = r
 	}
 }
 

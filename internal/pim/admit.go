@@ -326,17 +326,19 @@ func (r *Router) ensureBy(now time.Time, k SG, how int, iface string) *entry {
 
 // Joins that arrive before their sender's Hello. A router that has just
 // started (or restarted: its neighbours see a new generation ID and send
-// their joins at once, their Hellos within Triggered_Hello_Delay) would
-// otherwise refuse them and go without them until the next periodic
-// Join/Prune, a minute later. For HoldNewNeighbor after an interface
-// comes up, a Join/Prune from an on-subnet address that is not yet a
-// neighbour is held, a few per sender and a bounded number of senders,
-// and taken when that sender's Hello makes it a neighbour. It counts as
-// refused (not-neighbor) when it comes, whatever follows; one whose Hello
-// never comes is dropped when it expires.
+// their joins at once, their Hellos within Triggered_Hello_Delay), or a
+// link that comes back (each side sends its joins when it hears the
+// other's Hello, which may reach it before its own Hello reaches the
+// other), would otherwise refuse them and go without them until the next
+// periodic Join/Prune, a minute later. A Join/Prune from an on-subnet
+// address that is not yet a neighbour is held for HoldNewNeighbor, a few
+// per sender and a bounded number of senders, and taken when that
+// sender's Hello makes it a neighbour. It counts as refused
+// (not-neighbor) when it comes, whatever follows; one whose Hello never
+// comes is dropped when it expires.
 
-// HoldNewNeighbor is how long after an interface comes up joins from
-// senders not yet neighbours are held, and how long each is held.
+// HoldNewNeighbor is how long a join from a sender not yet a neighbour
+// is held for its Hello.
 const HoldNewNeighbor = 10 * time.Second
 
 const (
@@ -359,7 +361,7 @@ type heldMsg struct {
 // interface came up lately; false: refuse it as usual.
 func (r *Router) hold(now time.Time, iface string, src, dst netip.Addr, m wire.Message) bool {
 	i := r.ifaces[iface]
-	if _, jp := m.(*wire.JoinPrune); !jp || i == nil || now.Sub(i.upAt) >= HoldNewNeighbor || !i.onSubnet(src) {
+	if _, jp := m.(*wire.JoinPrune); !jp || i == nil || !i.onSubnet(src) {
 		return false
 	}
 	r.expireHeld(now)

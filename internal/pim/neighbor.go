@@ -112,7 +112,6 @@ type Interface struct {
 	neighbors map[netip.Addr]*Neighbor
 	nextHello time.Time
 	dr        netip.Addr
-	upAt      time.Time // when PIM started on the interface
 }
 
 // NewInterface starts PIM on an interface with primary address addr. genID
@@ -121,7 +120,7 @@ type Interface struct {
 // out at once, a second within Triggered_Hello_Delay, then every period.
 func NewInterface(cfg IfConfig, addr netip.Addr, secondary []netip.Addr, genID uint32, jitter func(time.Duration) time.Duration, now time.Time) (*Interface, Output) {
 	i := &Interface{cfg: cfg.WithDefaults(), addr: addr, secondary: secondary, genID: genID, jitter: jitter,
-		neighbors: map[netip.Addr]*Neighbor{}, dr: addr, upAt: now}
+		neighbors: map[netip.Addr]*Neighbor{}, dr: addr}
 	var out Output
 	i.sendHello(now, &out)
 	// A second hello soon after: the first often goes out before the link

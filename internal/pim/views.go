@@ -185,3 +185,13 @@ func (r *Router) GroupFlows(g netip.Addr) []SG {
 	}
 	return out
 }
+
+// JoinedUpstream is the interface an (S,G)'s join goes out of, when this
+// router has joined toward the source (its own (S,G) state, not the
+// shared tree's).
+func (r *Router) JoinedUpstream(s, g netip.Addr) (string, bool) {
+	if e := r.entries[SG{S: s, G: g}]; e != nil && e.joined && e.upIface != "" {
+		return e.upIface, true
+	}
+	return "", false
+}
