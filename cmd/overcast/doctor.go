@@ -29,8 +29,14 @@ func runDoctor(args []string) error {
 	listen := fs.Duration("listen", 3*time.Second, "how long to listen on the wire with -g")
 	asJSON := fs.Bool("json", false, "print JSON")
 	peers := fs.String("peer", "", "overlay peers (ADDR,ADDR): check the path MTU toward them")
+	port := fs.Int("port", 0, "the stream's UDP port: firewall rules that drop it (also -p)")
+	fs.IntVar(port, "p", 0, "the stream's UDP port")
+	size := fs.Int("size", 0, "the stream's UDP payload in bytes: does it fit the path's MTU")
 	fs.Parse(args)
-	o := doctor.Options{Interface: *ifn}
+	if *port < 0 || *port > 65535 || *size < 0 || *size > 65507 {
+		return fmt.Errorf("doctor: --port %d, --size %d: want a UDP port (1..65535) and a payload (1..65507)", *port, *size)
+	}
+	o := doctor.Options{Interface: *ifn, Port: *port, Size: *size}
 	for _, p := range strings.FieldsFunc(*peers, func(r rune) bool { return r == ',' }) {
 		a, err := netip.ParseAddr(p)
 		if err != nil || !a.Is4() {

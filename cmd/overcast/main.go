@@ -54,7 +54,7 @@ const usage = `overcast: IP multicast router and toolkit
   overcast recv --group G[,..] [--source S] [--port P] [--interface IF] [--duration D] [--json]
   overcast ping --group G [--count N] [--ttl N] [--interface IF] [--expect N]   who receives this group?
   overcast ping --respond --group G[,..]    answer probes (and ssmping/asmping clients)
-  overcast doctor [-i IF] [--group G [--source S]] [--listen D]   why does nothing arrive? OK/WARN/FAIL with fixes
+  overcast doctor [-i IF] [--group G [--source S]] [--port P] [--size N] [--listen D]   why does nothing arrive? OK/WARN/FAIL with fixes
   overcast addr GROUP | check FILE | glop AS|GROUP | ubm PREFIX   address tools (--json)
   overcast version | --version
 

@@ -212,3 +212,35 @@ func TestDoctorOnARouter(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// doctor on a host (no router needed): a firewall rule that drops the
+// stream's UDP port, and a payload the path's MTU cannot carry, each
+// named with its fix; the fix applied, the check is OK.
+func TestDoctorPortAndMTU(t *testing.T) {
+	l := startLab(t, `
+name: docport
+nodes:
+  - name: h1
+  - name: h2
+    routes: ["224.0.0.0/4 dev eth0"]
+links:
+  - {a: "h1:eth0", a-addr: 10.0.9.1/24, b: "h2:eth0", b-addr: 10.0.9.2/24}
+`)
+	nftApply(t, l, "h2", "table inet f {\n chain in {\n  type filter hook input priority filter; policy accept;\n  udp dport 5001 drop\n }\n}\n")
+	fs, code := runDoctor(t, l, "h2", "-i", "eth0", "--port", "5001")
+	f := expectFinding(t, fs, "firewall", doctor.Fail, "nft delete rule inet f in handle")
+	if !strings.Contains(f.Detail, "port 5001") || code != 2 {
+		t.Fatalf("exit %d, %+v", code, f)
+	}
+	mustExec(t, l, "h2", strings.Fields(f.Fix)...)
+	fs, _ = runDoctor(t, l, "h2", "-i", "eth0", "--port", "5001")
+	expectFinding(t, fs, "firewall", doctor.OK, "")
+	fs, _ = runDoctor(t, l, "h2", "-i", "eth0", "--port", "5002") // another stream's port: not this rule's
+	expectFinding(t, fs, "firewall", doctor.OK, "")
+
+	mustExec(t, l, "h2", "ip", "link", "set", "dev", "eth0", "mtu", "1300")
+	fs, _ = runDoctor(t, l, "h2", "-i", "eth0", "--size", "1400")
+	f = expectFinding(t, fs, "path MTU", doctor.Fail, "--size 1272")
+	fs, _ = runDoctor(t, l, "h2", "-i", "eth0", "--size", "1272")
+	expectFinding(t, fs, "path MTU", doctor.OK, "")
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,8 @@ type Options struct {
 	Source    netip.Addr   `json:"source"`        // the source, for SSM or rp_filter checks
 	Peers     []netip.Addr `json:"overlay_peers"` // overlay peers whose path MTU to check
 	Listen    api.Duration `json:"listen_time"`   // how long to listen on the wire (with Group)
+	Port      int          `json:"udp_port"`      // the stream's UDP port (0: not known): firewall rules for it
+	Size      int          `json:"payload_size"`  // the stream's UDP payload in bytes (0: not known): the path MTU
 }
 
 // Iface is one interface as the kernel sees it.
@@ -342,8 +345,16 @@ func Diagnose(f Facts) []Finding {
 	}
 
 	// Firewall.
+	reported := 0
 	for _, r := range f.Firewall {
+		if p, ok := strings.CutPrefix(r.Drops, "udp-port:"); ok {
+			if strconv.Itoa(f.Opts.Port) != p {
+				continue // a port this stream does not use
+			}
+			r.Drops = "udp-port"
+		}
 		what := map[string]string{
+			"udp-port":   fmt.Sprintf("drops UDP to port %d, the stream's", f.Opts.Port),
 			"igmp":       "drops IGMP: the router never hears this host's joins and the host never hears queries",
 			"multicast":  "drops multicast traffic",
 			"ip-options": "drops packets with IP options: IGMP reports carry Router Alert and are lost",
@@ -357,12 +368,30 @@ func Diagnose(f Facts) []Finding {
 			fix = "iptables -D " + strings.TrimPrefix(r.Rule, "-A ")
 		}
 		add("firewall", Fail, fix, "%s rule in %s (%s hook) %s: %s", r.Tool, r.Where, r.Hook, what, r.Rule)
+		reported++
 	}
 	for _, n := range f.FirewallNotes {
 		add("firewall", Warn, "accept IGMP and the groups you use before the policy drops them (nft: ip protocol igmp accept)", "%s", n)
 	}
-	if len(f.Firewall) == 0 && len(f.FirewallNotes) == 0 {
+	if reported == 0 && len(f.FirewallNotes) == 0 {
 		add("firewall", OK, "", "no rule drops IGMP, multicast, IP options or UDP")
+	}
+
+	// Path MTU: a packet larger than the interface's MTU leaves in
+	// fragments, and a lost fragment loses the packet.
+	if f.Opts.Size > 0 {
+		dev := want
+		if dev == "" && f.GroupRoute != nil {
+			dev = f.GroupRoute.Iface
+		}
+		if i := f.iface(dev); i != nil && i.MTU > 0 {
+			if pkt := f.Opts.Size + 28; pkt > i.MTU {
+				add("path MTU", Fail, fmt.Sprintf("send at most %d bytes of payload (overcast send --size %d), or raise the MTU: ip link set dev %s mtu %d", i.MTU-28, i.MTU-28, i.Name, pkt),
+					"%d-byte packets (%d of payload, 28 of IPv4 and UDP headers) exceed %s's MTU of %d: they leave in fragments, and routers and receivers drop the whole packet when one fragment is lost", pkt, f.Opts.Size, i.Name, i.MTU)
+			} else {
+				add("path MTU", OK, "", "%d-byte packets fit %s's MTU of %d", pkt, i.Name, i.MTU)
+			}
+		}
 	}
 
 	// Memberships.

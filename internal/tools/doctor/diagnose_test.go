@@ -165,7 +165,7 @@ table ip strict { # handle 2
 	for _, r := range rules {
 		got = append(got, r.Handle+":"+r.Drops+"@"+r.Where+"/"+r.Hook)
 	}
-	want := "2:igmp@inet/f/in/input 3:multicast@inet/f/in/input 4:ip-options@inet/f/in/input 7:multicast@inet/f/in/input 9:multicast@inet/f/out/output"
+	want := "2:igmp@inet/f/in/input 3:multicast@inet/f/in/input 4:ip-options@inet/f/in/input 5:udp-port:5001@inet/f/in/input 7:multicast@inet/f/in/input 9:multicast@inet/f/out/output"
 	if strings.Join(got, " ") != want {
 		t.Errorf("rules:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
@@ -185,13 +185,14 @@ func TestParseIPTables(t *testing.T) {
 -A INPUT -m pkttype --pkt-type multicast -j REJECT
 -A INPUT -p tcp --dport 22 -j DROP
 -A FORWARD -d 239.1.1.1/32 -j DROP
+-A INPUT -p udp --dport 5001 -j DROP
 COMMIT`
 	rules, notes := ParseIPTables(text)
 	var got []string
 	for _, r := range rules {
 		got = append(got, r.Drops+"@"+r.Hook)
 	}
-	if strings.Join(got, " ") != "igmp@input multicast@input multicast@input multicast@forward" {
+	if strings.Join(got, " ") != "igmp@input multicast@input multicast@input multicast@forward udp-port:5001@input" {
 		t.Errorf("rules %v", got)
 	}
 	if len(notes) != 1 {
@@ -259,5 +260,43 @@ func TestRouterIsAllOK(t *testing.T) {
 		if strings.HasPrefix(x.Check, "route for") && x.Fix != "ip route add 224.0.0.0/4 dev eth0" {
 			t.Errorf("route fix %q, want one naming eth0", x.Fix)
 		}
+	}
+}
+
+// A rule dropping the stream's UDP port is a fault when the port is the
+// stream's (and nothing when it is another); a payload over the path's
+// MTU is named with the size that fits.
+func TestPortAndMTU(t *testing.T) {
+	f := healthy()
+	f.Firewall = []FirewallRule{{Tool: "nft", Where: "inet/f/in", Hook: "input", Rule: "udp dport 5001 drop", Handle: "5", Drops: "udp-port:5001"}}
+	if l := levels(Diagnose(f))["firewall"]; l != OK {
+		t.Errorf("a drop of port 5001 with no port asked about: %s", l)
+	}
+	f.Opts.Port = 5002
+	if l := levels(Diagnose(f))["firewall"]; l != OK {
+		t.Errorf("a drop of port 5001 for a stream on 5002: %s", l)
+	}
+	f.Opts.Port = 5001
+	fs := Diagnose(f)
+	hit := false
+	for _, x := range fs {
+		if x.Check == "firewall" && x.Level == Fail && strings.Contains(x.Detail, "port 5001") && x.Fix == "nft delete rule inet f in handle 5" {
+			hit = true
+		}
+	}
+	if !hit {
+		t.Errorf("the stream's port dropped: %+v", fs)
+	}
+	m := healthy()
+	m.Ifaces[1].MTU = 1400
+	m.Opts.Size = 1400
+	for _, x := range Diagnose(m) {
+		if x.Check == "path MTU" && (x.Level != Fail || !strings.Contains(x.Fix, "--size 1372")) {
+			t.Errorf("1400-byte payload over a 1400 MTU: %+v", x)
+		}
+	}
+	m.Opts.Size = 1372
+	if l := levels(Diagnose(m))["path MTU"]; l != OK {
+		t.Errorf("a payload that fits: %s", l)
 	}
 }

@@ -28,8 +28,14 @@ func classify(rule string) string {
 	case strings.Contains(r, " udp ") && !strings.Contains(r, "port") && !strings.Contains(r, "addr") && !strings.Contains(r, " -s ") && !strings.Contains(r, " -d "):
 		return "udp"
 	}
+	if m := udpDport.FindStringSubmatch(r); m != nil && (strings.Contains(r, " udp ") || strings.Contains(r, "-p udp")) {
+		return "udp-port:" + m[1] // judged against the stream's port (Options.Port)
+	}
 	return ""
 }
+
+// udpDport is a rule's UDP destination port (nft "dport N", iptables "--dport N").
+var udpDport = regexp.MustCompile(`(?:\s|^)(?:--)?dport (\d+)\b`)
 
 // relevantHook: hooks where dropping breaks a host or router's multicast.
 func relevantHook(h string) bool {
