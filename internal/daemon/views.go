@@ -13,6 +13,7 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/dataplane"
+	"overcast/internal/igmp"
 	"overcast/internal/mrib"
 	"overcast/internal/pim"
 )
@@ -166,6 +167,21 @@ func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
 				for _, dv := range tree[pim.SG{S: k.Source, G: k.Group}].RPTDown {
 					if dv.State == pim.Pruned && !strings.Contains(flags, "R") {
 						flags += "R"
+					}
+				}
+			}
+		}
+		// IOS's I: an IGMPv3 host asked for this source by name (INCLUDE).
+		for _, o := range r.OIFs {
+			if o.Origin != "igmp" || strings.Contains(flags, "I") {
+				continue
+			}
+			if ii := d.igmp.ifs[o.Name]; ii != nil {
+				if g, ok := ii.m.Group(k.Group, now); ok && g.Mode == igmp.Include {
+					for _, src := range g.Sources {
+						if src.Source == k.Source && src.Forward {
+							flags += "I"
+						}
 					}
 				}
 			}

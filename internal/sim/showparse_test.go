@@ -366,7 +366,7 @@ func TestShowOutputParsesAsIOS(t *testing.T) {
 			n.Run(time.Millisecond)
 		}
 		rows := checkMroute(t, l.r3, "SSM")
-		if r, ok := entry(rows, l.src.String(), g.String()); !ok || !strings.HasPrefix(r.Flags, "s") || r.RP != "" || r.Mode != "ssm" {
+		if r, ok := entry(rows, l.src.String(), g.String()); !ok || !strings.HasPrefix(r.Flags, "s") || !strings.Contains(r.Flags, "I") || r.RP != "" || r.Mode != "ssm" {
 			t.Errorf("R3's SSM channel: %+v", rows)
 		}
 		if _, ok := entry(rows, "*", g.String()); ok {
