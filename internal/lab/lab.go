@@ -64,6 +64,9 @@ type Lab struct {
 	Dir    string // state: configs, logs, pids, API sockets
 	Bin    string // the overcast binary run as daemon
 	File   string // the lab file's absolute path
+	// blocks is the line of each node's overcast: key in the lab file (its
+	// config's line n is the file's line blocks[node]+n).
+	blocks map[string]int
 }
 
 // StateRoot holds every lab's state directory.
@@ -107,6 +110,7 @@ func Parse(key string, b []byte, bin string) (*Lab, error) {
 		return nil, bad(keyLine(&root, "name"), "lab name %q: letters, digits and - only, at most 20 (it names the namespaces)", s.Name)
 	}
 	nodes := map[string]bool{}
+	blocks := map[string]int{}
 	for i, n := range s.Nodes {
 		line := itemLine(&root, "nodes", i)
 		if n.Name == "" || strings.ContainsAny(n.Name, ":/ ") {
@@ -124,6 +128,7 @@ func Parse(key string, b []byte, bin string) (*Lab, error) {
 			// The daemon's config, checked now, with errors at their line
 			// in this file (the interfaces exist only once the lab is up).
 			block := itemValueLine(&root, "nodes", i, "overcast")
+			blocks[n.Name] = block
 			if _, err := config.Parse(key, []byte(n.Overcast), nil); err != nil {
 				var ce *config.Error
 				if errors.As(err, &ce) && ce.Line > 0 && block > 0 {
@@ -144,7 +149,7 @@ func Parse(key string, b []byte, bin string) (*Lab, error) {
 	}
 	sum := sha1.Sum([]byte(key + "\x00" + s.Name))
 	prefix := s.Name + "-" + hex.EncodeToString(sum[:2])
-	return &Lab{Spec: s, Prefix: prefix, Dir: filepath.Join(StateRoot, prefix), Bin: bin, File: key}, nil
+	return &Lab{Spec: s, Prefix: prefix, Dir: filepath.Join(StateRoot, prefix), Bin: bin, File: key, blocks: blocks}, nil
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,19}$`)
@@ -397,7 +402,7 @@ func (l *Lab) StartDaemon(node string) error {
 	}
 	cfg := n.Overcast
 	if !strings.Contains(cfg, "api-socket:") {
-		cfg = "api-socket: " + l.Socket(node) + "\n" + cfg
+		cfg = "api-socket: " + l.Socket(node) + "\n" + cfg // line 1; the block's lines follow
 	}
 	if err := os.WriteFile(l.ConfigFile(node), []byte(cfg), 0o644); err != nil {
 		return err
@@ -425,13 +430,25 @@ func (l *Lab) StartDaemon(node string) error {
 		if _, err := os.Stat(l.Socket(node)); err == nil {
 			return nil
 		}
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) { // exited (a zombie until reaped counts as gone)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	logb, _ := os.ReadFile(l.LogFile(node))
-	return fmt.Errorf("overcast on %s did not start: %s", node, strings.TrimSpace(string(logb)))
+	msg := strings.TrimSpace(string(logb))
+	// A config error names the generated file: say where it is in the
+	// lab file instead.
+	if m := regexp.MustCompile(regexp.QuoteMeta(l.ConfigFile(node)) + `:(\d+): (.*)`).FindStringSubmatch(msg); m != nil && l.blocks[node] > 0 {
+		added := 0
+		if !strings.Contains(n.Overcast, "api-socket:") {
+			added = 1 // the api-socket line the lab put first
+		}
+		if line, _ := strconv.Atoi(m[1]); line > added {
+			return fmt.Errorf("%s:%d: node %s's overcast config: %s (overcast on %s did not start)", l.File, l.blocks[node]+line-added, node, m[2], node)
+		}
+	}
+	return fmt.Errorf("overcast on %s did not start: %s", node, msg)
 }
 
 // ErrUp: the lab is up already.

@@ -97,3 +97,24 @@ func TestLabFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// A node's daemon config that fails only once the lab is up (an
+// interface the links do not make) is reported at its line in the lab
+// file, not in the generated config.
+func TestLabDaemonErrorAtItsLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(file, []byte(`name: badif
+nodes:
+  - name: r
+    overcast: |
+      interfaces:
+        - name: lo
+        - name: nosuch0
+links: []
+`), 0o644)
+	out, err := exec.Command(bin, "lab", "up", file).CombinedOutput()
+	defer exec.Command(bin, "lab", "down", file).Run()
+	if exitStatus(t, err) == 0 || !strings.Contains(string(out), file+":7: node r's overcast config: ") || !strings.Contains(string(out), `"nosuch0" does not exist`) {
+		t.Fatalf("lab up: %s", out)
+	}
+}
