@@ -55,54 +55,6 @@ type Stats struct {
 	HostLimit                                                  uint64 // groups refused at a host's MaxGroupsPerHost
 }
 
-// full says whether a new group from host src would pass MaxGroups or
-// src's MaxGroupsPerHost (counting the refusal).
-func (i *Interface) full(ga, src netip.Addr) bool {
-	if i.groups[ga] != nil {
-		return false
-	}
-	if i.cfg.MaxGroups >= 0 && len(i.groups) >= i.cfg.MaxGroups {
-		i.stats.GroupLimit++
-		return true
-	}
-	if i.cfg.MaxGroupsPerHost > 0 && i.byHost[src] >= i.cfg.MaxGroupsPerHost {
-		i.stats.HostLimit++
-		return true
-	}
-	return false
-}
-
-// dropGroup forgets a group, and that its creator made it.
-func (i *Interface) dropGroup(ga netip.Addr) {
-	if g := i.groups[ga]; g != nil && g.creator.IsValid() {
-		if i.byHost[g.creator]--; i.byHost[g.creator] <= 0 {
-			delete(i.byHost, g.creator)
-		}
-	}
-	delete(i.groups, ga)
-}
-
-// capSources keeps, of a record's sources, those the group has and as
-// many new ones as MaxSources leaves room for (counting the rest).
-func (i *Interface) capSources(g *group, srcs []netip.Addr) []netip.Addr {
-	if i.cfg.MaxSources < 0 || len(srcs) == 0 {
-		return srcs
-	}
-	room := i.cfg.MaxSources - len(g.sources)
-	var out []netip.Addr
-	for _, s := range srcs {
-		if _, ok := g.sources.get(s); ok {
-			out = append(out, s)
-		} else if room > 0 {
-			out = append(out, s)
-			room--
-		} else {
-			i.stats.SourceLimit++
-		}
-	}
-	return out
-}
-
 // group is the router state for one group (section 6.2.1) plus compatibility
 // timers (section 7.3.2) and, with explicit tracking, who asked for it.
 type group struct {
@@ -417,10 +369,6 @@ func (i *Interface) group(now time.Time, ga, src netip.Addr, out *Output) *group
 	}
 	return g
 }
-
-// HostGroups is how many groups a host's reports made on the interface
-// (what MaxGroupsPerHost bounds).
-func (i *Interface) HostGroups(src netip.Addr) int { return i.byHost[src] }
 
 // apply is RFC 3376 sections 6.4.1 and 6.4.2: the router's INCLUDE(A) /
 // EXCLUDE(X,Y) state against one record. X is the sources with a running
@@ -769,28 +717,6 @@ func (i *Interface) send(out *Output, dst netip.Addr, m igmp.Message) {
 	out.Send = append(out.Send, Packet{Dst: dst, Msg: m})
 }
 
-// Clear forgets the membership of group ga, or of every group when ga is
-// the zero Addr (clear ip igmp group). Static groups stay. As querier it
-// asks at once (a general query), so members still there report again
-// within the response interval. It returns how many groups it forgot.
-func (i *Interface) Clear(now time.Time, ga netip.Addr, out *Output) int {
-	n := 0
-	for a := range i.groups {
-		if ga.IsValid() && a != ga {
-			continue
-		}
-		i.dropGroup(a)
-		delete(i.pending, a)
-		out.changed(a)
-		n++
-	}
-	i.nextValid = false
-	if n > 0 && i.querier {
-		i.send(out, igmp.AllSystems, i.generalQuery())
-	}
-	return n
-}
-
 func (i *Interface) generalQuery() *igmp.Query {
 	q := &igmp.Query{Version: i.cfg.Version, MaxResp: i.cfg.QueryResponseInterval, Group: netip.IPv4Unspecified()}
 	if q.Version >= 3 {
@@ -984,75 +910,4 @@ func setOf(b []netip.Addr) map[netip.Addr]bool {
 		m[s] = true
 	}
 	return m
-}
-
-// GroupView is one group's state for show commands.
-type GroupView struct {
-	Group    netip.Addr
-	Mode     FilterMode
-	Static   bool
-	Expires  time.Time // group timer in EXCLUDE mode
-	Created  time.Time
-	Reporter netip.Addr
-	Version  int // compatibility mode: 1, 2 or 3
-	Sources  []SourceView
-	Hosts    []netip.Addr // explicit tracking
-}
-
-// SourceView is one source record; Forward is false for the exclude list.
-type SourceView struct {
-	Source  netip.Addr
-	Expires time.Time
-	Forward bool
-}
-
-// Groups returns the membership table, sorted by group.
-func (i *Interface) Groups(now time.Time) []GroupView {
-	var out []GroupView
-	seen := map[netip.Addr]bool{}
-	for ga, g := range i.groups {
-		seen[ga] = true
-		out = append(out, i.view(ga, g, now))
-	}
-	for _, ga := range i.cfg.StaticGroups {
-		if !seen[ga] {
-			out = append(out, GroupView{Group: ga, Mode: Exclude, Static: true})
-		}
-	}
-	slices.SortFunc(out, func(a, b GroupView) int { return a.Group.Compare(b.Group) })
-	return out
-}
-
-// Group returns one group's membership (a static group without reports
-// included), without walking the table.
-func (i *Interface) Group(ga netip.Addr, now time.Time) (GroupView, bool) {
-	if g := i.groups[ga]; g != nil {
-		return i.view(ga, g, now), true
-	}
-	if slices.Contains(i.cfg.StaticGroups, ga) {
-		return GroupView{Group: ga, Mode: Exclude, Static: true}, true
-	}
-	return GroupView{}, false
-}
-
-func (i *Interface) view(ga netip.Addr, g *group, now time.Time) GroupView {
-	v := GroupView{Group: ga, Mode: g.mode, Created: g.created, Reporter: g.reporter, Version: 3,
-		Static: slices.Contains(i.cfg.StaticGroups, ga)}
-	if g.mode == Exclude {
-		v.Expires = g.timer
-	}
-	if now.Before(g.v1Until) {
-		v.Version = 1
-	} else if now.Before(g.v2Until) {
-		v.Version = 2
-	}
-	for s, t := range g.sources.all() {
-		v.Sources = append(v.Sources, SourceView{Source: s, Expires: t, Forward: g.mode == Include || !t.IsZero()})
-	}
-	slices.SortFunc(v.Sources, func(a, b SourceView) int { return a.Source.Compare(b.Source) })
-	for h := range g.hosts {
-		v.Hosts = append(v.Hosts, h)
-	}
-	slices.SortFunc(v.Hosts, netip.Addr.Compare)
-	return v
 }
