@@ -316,29 +316,45 @@ func splitFlags(args []string) (words, flags []string) {
 	return
 }
 
+// daemonFlags name the daemon a command asks: --socket PATH (-s), or a
+// lab node's with --lab FILE --node NODE.
+type daemonFlags struct{ sock, lab, node *string }
+
+func addDaemonFlags(fs *flag.FlagSet) daemonFlags {
+	f := daemonFlags{sock: fs.String("s", config.DefaultAPISocket, "daemon API socket (also --socket)"),
+		lab: fs.String("lab", "", "a lab file: ask a lab node's daemon (with --node)"), node: fs.String("node", "", "the lab node whose daemon to ask (with --lab)")}
+	fs.StringVar(f.sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	return f
+}
+
+// client is the API client for the daemon the flags name.
+func (f daemonFlags) client() (*api.Client, error) {
+	if *f.lab == "" && *f.node == "" {
+		return api.NewClient(*f.sock), nil
+	}
+	if *f.lab == "" || *f.node == "" {
+		return nil, errors.New("--lab FILE and --node NODE go together")
+	}
+	l, err := lab.Load(*f.lab, "")
+	if err != nil {
+		return nil, err
+	}
+	if !hasDaemon(l, *f.node) {
+		return nil, fmt.Errorf("lab %s has no node %q running overcast (nodes: %s)", l.Spec.Name, *f.node, nodeNames(l))
+	}
+	return api.NewClient(l.Socket(*f.node)), nil
+}
+
 func runShow(args []string) error {
 	words, flags := splitFlags(args)
 	fs := flag.NewFlagSet("show", flag.ExitOnError)
-	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
-	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	df := addDaemonFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	labFile := fs.String("lab", "", "a lab file: show a lab node's daemon (with --node)")
-	node := fs.String("node", "", "the lab node whose daemon to ask (with --lab)")
 	fs.Parse(flags)
-	if *labFile != "" || *node != "" {
-		if *labFile == "" || *node == "" {
-			return errors.New("show: --lab FILE and --node NODE go together")
-		}
-		l, err := lab.Load(*labFile, "")
-		if err != nil {
-			return err
-		}
-		if !hasDaemon(l, *node) {
-			return fmt.Errorf("lab %s has no node %q running overcast (nodes: %s)", l.Spec.Name, *node, nodeNames(l))
-		}
-		*sock = l.Socket(*node)
+	c, err := df.client()
+	if err != nil {
+		return err
 	}
-	c := api.NewClient(*sock)
 	what := strings.Join(words, " ")
 	view, arg, ok := api.FindView(words)
 	if !ok {
@@ -367,8 +383,7 @@ func runShow(args []string) error {
 func runOverlay(args []string) error {
 	words, flags := splitFlags(args)
 	fs := flag.NewFlagSet("overlay", flag.ExitOnError)
-	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
-	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	df := addDaemonFlags(fs)
 	fs.Parse(flags)
 	if len(words) != 3 || words[0] != "peer" || (words[1] != "add" && words[1] != "del") {
 		return errors.New("usage: overcast overlay peer add|del ADDR[:PORT] [-s SOCKET]")
@@ -377,8 +392,12 @@ func runOverlay(args []string) error {
 	if words[1] == "del" {
 		path = api.PathOverlayPeerDel
 	}
+	c, err := df.client()
+	if err != nil {
+		return err
+	}
 	var out api.OverlayPeerChange
-	if err := api.NewClient(*sock).Post(path, words[2], &out); err != nil {
+	if err := c.Post(path, words[2], &out); err != nil {
 		return err
 	}
 	fmt.Printf("overlay peer %s %s (%d peers)\n", out.Peer, out.Action, out.Peers)
@@ -392,8 +411,7 @@ const labUsage = `usage: overcast lab up [--recreate] FILE | down FILE | status 
 func runClear(args []string) error {
 	words, flags := splitFlags(args)
 	fs := flag.NewFlagSet("clear", flag.ExitOnError)
-	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
-	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	df := addDaemonFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Parse(flags)
 	if len(words) > 0 && words[0] == "ip" {
@@ -414,8 +432,12 @@ func runClear(args []string) error {
 	if len(rest) == 1 {
 		arg = rest[0]
 	}
+	cl, err := df.client()
+	if err != nil {
+		return err
+	}
 	var c api.Cleared
-	if err := api.NewClient(*sock).Post(path, arg, &c); err != nil {
+	if err := cl.Post(path, arg, &c); err != nil {
 		return err
 	}
 	if *asJSON {

@@ -62,8 +62,7 @@ func runMirror(args []string) error {
 	}
 	words, flags := mirrorArgs(args)
 	fs := flag.NewFlagSet("mirror", flag.ContinueOnError)
-	sock := fs.String("s", config.DefaultAPISocket, "daemon API socket")
-	fs.StringVar(sock, "socket", config.DefaultAPISocket, "daemon API socket")
+	df := addDaemonFlags(fs)
 	to := fs.String("to", "", "vxlan://COLLECTOR[:PORT] or port:IFNAME")
 	vni := fs.Uint("vni", 0, "the session's VNI")
 	trunc := fs.Uint("truncate", 0, "octets per copy")
@@ -82,7 +81,10 @@ func runMirror(args []string) error {
 	if len(words) < 2 {
 		return errors.New(mirrorUsage)
 	}
-	c := api.NewClient(*sock)
+	c, err := df.client()
+	if err != nil {
+		return err
+	}
 	var out api.MirrorChange
 	switch words[0] + " " + words[1] {
 	case "service add":
