@@ -100,6 +100,7 @@ func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
 		return (!fg.IsValid() || g == fg) && (!fs.IsValid() || s == fs || !s.IsValid())
 	}
 	out := []api.MRoute{}
+	var keys []dataplane.SG // out[i]'s key, for the order
 	var tree map[pim.SG]pim.EntryView
 	if d.pim != nil {
 		tree = map[pim.SG]pim.EntryView{}
@@ -110,6 +111,7 @@ func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
 			tree[e.Key] = e
 			if !e.Key.S.IsValid() && !fs.IsValid() {
 				out = append(out, d.pim.starRow(now, e))
+				keys = append(keys, dataplane.SG{Group: e.Key.G})
 			}
 		}
 	}
@@ -188,24 +190,24 @@ func (d *Daemon) mrouteView(now time.Time, arg string) (any, error) {
 		}
 		r.Flags = flags
 		out = append(out, r)
+		keys = append(keys, k)
 	}
-	slices.SortFunc(out, func(a, b api.MRoute) int {
-		ga, gb := netip.MustParseAddr(a.Group), netip.MustParseAddr(b.Group)
-		if c := ga.Compare(gb); c != 0 {
+	// By group, its (*,G) (the zero source) first, then its sources.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := keys[a].Group.Compare(keys[b].Group); c != 0 {
 			return c
 		}
-		if (a.Source == "*") != (b.Source == "*") {
-			if a.Source == "*" {
-				return -1
-			}
-			return 1
-		}
-		if a.Source == "*" {
-			return 0
-		}
-		return netip.MustParseAddr(a.Source).Compare(netip.MustParseAddr(b.Source))
+		return keys[a].Source.Compare(keys[b].Source)
 	})
-	return out, nil
+	sorted := make([]api.MRoute, len(out))
+	for i, j := range order {
+		sorted[i] = out[j]
+	}
+	return sorted, nil
 }
 
 // rpfNeighbor is the neighbour an (S,G) flow's input leads to: the
