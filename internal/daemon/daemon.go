@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -778,7 +779,16 @@ func (d *Daemon) flushRoutes(now time.Time) {
 		}
 	}
 	d.program()
-	d.observeJoins(now)
+	if len(d.joins.pending) > 0 {
+		touched := maps.Clone(groups)
+		if touched == nil {
+			touched = map[netip.Addr]bool{}
+		}
+		for k := range sgs {
+			touched[k.Group] = true
+		}
+		d.observeJoins(now, touched)
+	}
 }
 
 // reconcile re-derives every route and makes the forwarder hold exactly those.
@@ -810,7 +820,7 @@ func (d *Daemon) reconcile(now time.Time) {
 		d.log.Warn("programming the forwarder", "err", err)
 	}
 	d.rib.Program(d.rec) // clears the change marks: Apply holds every entry already
-	d.observeJoins(now)
+	d.observeJoins(now, nil)
 }
 
 // program hands the MRIB's changes to the reconciler.

@@ -14,15 +14,11 @@ import (
 // upcall that made it, and the kernel forwards it from its queue). Joins
 // with no source within pendingJoinTTL are not counted.
 type joinLatency struct {
-	pending map[ifGroup]time.Time
+	pending map[netip.Addr]map[string]time.Time // group -> interface -> when it was joined
+	npend   int
 	counts  []uint64 // per bucket, not cumulative
 	sum     time.Duration
 	n       uint64
-}
-
-type ifGroup struct {
-	iface string
-	g     netip.Addr
 }
 
 // joinBuckets are the histogram's upper bounds.
@@ -37,27 +33,42 @@ const (
 
 // joined notes a group newly wanted on an interface.
 func (j *joinLatency) joined(iface string, g netip.Addr, now time.Time) {
-	if j.pending == nil {
-		j.pending = map[ifGroup]time.Time{}
-	}
-	k := ifGroup{iface, g}
-	if _, ok := j.pending[k]; ok || len(j.pending) >= maxPendingJoin {
+	if _, ok := j.pending[g][iface]; ok || j.npend >= maxPendingJoin {
 		return
 	}
-	j.pending[k] = now
+	if j.pending == nil {
+		j.pending = map[netip.Addr]map[string]time.Time{}
+	}
+	if j.pending[g] == nil {
+		j.pending[g] = map[string]time.Time{}
+	}
+	j.pending[g][iface] = now
+	j.npend++
 }
 
 // expire forgets joins that found no source within pendingJoinTTL.
 func (j *joinLatency) expire(now time.Time) {
-	for k, t0 := range j.pending {
-		if now.Sub(t0) > pendingJoinTTL {
-			delete(j.pending, k)
+	for g, ifs := range j.pending {
+		for iface, t0 := range ifs {
+			if now.Sub(t0) > pendingJoinTTL {
+				j.left(iface, g)
+			}
 		}
 	}
 }
 
 // left forgets a join that ended before any packet.
-func (j *joinLatency) left(iface string, g netip.Addr) { delete(j.pending, ifGroup{iface, g}) }
+func (j *joinLatency) left(iface string, g netip.Addr) {
+	ifs := j.pending[g]
+	if _, ok := ifs[iface]; !ok {
+		return
+	}
+	delete(ifs, iface)
+	j.npend--
+	if len(ifs) == 0 {
+		delete(j.pending, g)
+	}
+}
 
 // forwardsOut says whether a flow of group g goes out of iface already.
 func (d *Daemon) forwardsOut(g netip.Addr, iface string) bool {
@@ -71,23 +82,24 @@ func (d *Daemon) forwardsOut(g netip.Addr, iface string) bool {
 	return false
 }
 
-// observe takes the joins whose group now goes out of their interface.
-func (d *Daemon) observeJoins(now time.Time) {
+// observeJoins takes the joins of the given groups (every pending one
+// when groups is nil) whose group now goes out of their interface: only
+// the groups a burst touched can have started to.
+func (d *Daemon) observeJoins(now time.Time, groups map[netip.Addr]bool) {
 	j := &d.joins
-	for k, t0 := range j.pending {
-		if now.Sub(t0) > pendingJoinTTL {
-			delete(j.pending, k)
+	for g, ifs := range j.pending {
+		if groups != nil && !groups[g] {
 			continue
 		}
-		for sg := range d.byGroup[k.g] {
-			e, ok := d.rib.Get(sg)
-			if !ok {
-				continue
-			}
-			if _, out := e.Output(k.iface); out && d.rec.Holds(e.Route()) {
-				j.add(now.Sub(t0))
-				delete(j.pending, k)
-				break
+		for iface, t0 := range ifs {
+			for sg := range d.byGroup[g] {
+				if e, ok := d.rib.Get(sg); ok {
+					if _, out := e.Output(iface); out && d.rec.Holds(e.Route()) {
+						j.add(now.Sub(t0))
+						j.left(iface, g)
+						break
+					}
+				}
 			}
 		}
 	}
