@@ -88,28 +88,19 @@ var (
 	mMirSendEr = desc("mirror_send_errors_total", "Copies the kernel could not send.", "flow", "service")
 )
 
-func (c *viewCollector) view(path string, out any) bool {
+// fetch reads one view (false: its component is off, or it failed).
+func fetch[T any](c *viewCollector, path string) (T, bool) {
+	var zero T
 	h := c.h[path]
 	if h == nil {
-		return false
+		return zero, false
 	}
 	v, err := h("")
 	if err != nil {
-		return false // a component that is off
+		return zero, false
 	}
-	switch p := out.(type) {
-	case *Status:
-		*p, _ = v.(Status)
-	case *[]MRoute:
-		*p, _ = v.([]MRoute)
-	case *[]IGMPInterface:
-		*p, _ = v.([]IGMPInterface)
-	case *[]PIMInterface:
-		*p, _ = v.([]PIMInterface)
-	case *MirrorView:
-		*p, _ = v.(MirrorView)
-	}
-	return true
+	t, ok := v.(T)
+	return t, ok
 }
 
 func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
@@ -119,8 +110,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	var st Status
-	if c.view(PathStatus, &st) {
+	if st, ok := fetch[Status](c, PathStatus); ok {
 		gauge(mBuild, 1, st.Version)
 		gauge(mFlows, float64(st.Flows))
 		gauge(mRoutes, float64(st.Routes))
@@ -139,8 +129,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(mPIMSendE, st.PIM.SendErrors)
 		}
 	}
-	var rs []MRoute
-	if c.view(PathMRoute, &rs) {
+	if rs, ok := fetch[[]MRoute](c, PathMRoute); ok {
 		for _, r := range rs {
 			if r.Source == "*" {
 				continue // the kernel counts (S,G)s
@@ -157,8 +146,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mOIFs, float64(n), r.Source, r.Group)
 		}
 	}
-	var igs []IGMPInterface
-	if c.view(PathIGMPInterfaces, &igs) {
+	if igs, ok := fetch[[]IGMPInterface](c, PathIGMPInterfaces); ok {
 		for _, i := range igs {
 			s := i.Stats
 			for typ, v := range map[string]uint64{"query": s.RxQueries, "v1_report": s.RxV1Reports, "v2_report": s.RxV2Reports, "v3_report": s.RxV3Reports, "leave": s.RxLeaves} {
@@ -173,8 +161,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mIGMPQ, b2f(i.Querier), i.Name)
 		}
 	}
-	var pis []PIMInterface
-	if c.view(PathPIMInterfaces, &pis) {
+	if pis, ok := fetch[[]PIMInterface](c, PathPIMInterfaces); ok {
 		for _, i := range pis {
 			for reason, v := range i.Rejected {
 				counter(mPIMRef, v, i.Name, reason)
@@ -183,8 +170,7 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(mPIMDR, b2f(i.IAmDR), i.Name)
 		}
 	}
-	var mv MirrorView
-	if c.view(PathMirror, &mv) {
+	if mv, ok := fetch[MirrorView](c, PathMirror); ok {
 		for _, f := range mv.Flows {
 			counter(mMirPkts, f.Counters.Mirrored, f.Name, f.Service)
 			counter(mMirBytes, f.Counters.Bytes, f.Name, f.Service)
