@@ -4,18 +4,15 @@ package daemon
 // packet I/O, a routing table and a manual clock. No root, no namespaces.
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"overcast/internal/api"
 	"overcast/internal/dataplane"
 	"overcast/internal/dataplane/fake"
 	igmpwire "overcast/internal/packet/igmp"
@@ -274,25 +271,5 @@ func (h *harness) restart() bool {
 // of components that are off answer with an error and are skipped.
 func (h *harness) checkViews(src, g string) {
 	h.t.Helper()
-	for _, v := range api.Views {
-		arg := ""
-		switch {
-		case strings.HasPrefix(v.Arg, "GROUP"):
-			arg = g + "," + src
-		case v.Arg != "":
-			arg = src
-		}
-		ans, err := h.d.View(h.now, v.Path, arg)
-		if err != nil {
-			continue
-		}
-		js, err := api.Marshal(ans)
-		if err != nil {
-			h.t.Fatalf("%s: %v", v.Words, err)
-		}
-		schemacheck.Check(h.t, api.ViewSchemaName(v.Path), js)
-		if err := json.Unmarshal(js, v.New()); err != nil {
-			h.t.Errorf("show %s: the client cannot decode the JSON: %v", v.Words, err)
-		}
-	}
+	schemacheck.Views(h.t, func(path, arg string) (any, error) { return h.d.View(h.now, path, arg) }, g, src)
 }

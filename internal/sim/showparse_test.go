@@ -55,27 +55,7 @@ func show(t testing.TB, nd *Node, words ...string) (string, []byte) {
 // error, and are validated where they run) against docs/api.schema.json.
 func checkAllViews(t *testing.T, nd *Node, g, src netip.Addr) {
 	t.Helper()
-	for _, v := range api.Views {
-		arg := ""
-		switch {
-		case strings.HasPrefix(v.Arg, "GROUP"):
-			arg = g.String() + "," + src.String()
-		case v.Arg != "":
-			arg = src.String()
-		}
-		ans, err := nd.D.View(nd.net.Now, v.Path, arg)
-		if err != nil {
-			continue // a component that is off says so
-		}
-		js, err := api.Marshal(ans)
-		if err != nil {
-			t.Fatalf("%s: %s: %v", nd.Name, v.Words, err)
-		}
-		schemacheck.Check(t, api.ViewSchemaName(v.Path), js)
-		if err := json.Unmarshal(js, v.New()); err != nil {
-			t.Errorf("%s: show %s: the client cannot decode the JSON: %v", nd.Name, v.Words, err)
-		}
-	}
+	schemacheck.Views(t, func(path, arg string) (any, error) { return nd.D.View(nd.net.Now, path, arg) }, g.String(), src.String())
 }
 
 // record is one TextFSM record: value names to a string or, for List

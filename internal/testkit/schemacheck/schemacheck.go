@@ -5,12 +5,16 @@ package schemacheck
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"overcast/internal/api"
 )
 
 var (
@@ -85,5 +89,35 @@ func Check(t testing.TB, def string, b []byte) {
 	}
 	if err := s.Validate(v); err != nil {
 		t.Errorf("%s: the JSON does not match docs/api.schema.json: %v\n%s", def, err, b)
+	}
+}
+
+// Views asks every view of a daemon (view answers one, as Daemon.View
+// does; g and src fill the views' arguments), encodes each answer as the
+// API sends it, checks it against the schema and decodes it with the
+// client's type. A view whose component is off answers with an error and
+// is skipped.
+func Views(t testing.TB, view func(path, arg string) (any, error), g, src string) {
+	t.Helper()
+	for _, v := range api.Views {
+		arg := ""
+		switch {
+		case strings.HasPrefix(v.Arg, "GROUP"):
+			arg = g + "," + src
+		case v.Arg != "":
+			arg = src
+		}
+		ans, err := view(v.Path, arg)
+		if err != nil {
+			continue
+		}
+		js, err := api.Marshal(ans)
+		if err != nil {
+			t.Fatalf("show %s: %v", v.Words, err)
+		}
+		Check(t, api.ViewSchemaName(v.Path), js)
+		if err := json.Unmarshal(js, v.New()); err != nil {
+			t.Errorf("show %s: the client cannot decode the JSON: %v", v.Words, err)
+		}
 	}
 }
