@@ -38,7 +38,11 @@ import (
 
 const usage = `overcast: IP multicast router and toolkit
 
-  overcast daemon [-c] overcast.yaml        run the router (SIGHUP reloads the config; SIGTERM stops it)
+  overcast daemon [-c] overcast.yaml        run the router (SIGHUP reloads the config; SIGUSR2 restarts it in place;
+                                            SIGTERM stops it, leaving the kernel's routes for the next start)
+  overcast restart [--binary PATH]          hand the running router over to a successor (an upgrade with --binary)
+                                            without a packet lost: the kernel keeps forwarding, neighbours keep state
+  overcast stop [--flush]                   stop the router (PIM says goodbye); --flush removes the kernel's routes too
   overcast check [-c] overcast.yaml         validate a config file (and its interfaces on this host) and exit
   overcast show WHAT [--json] [--socket PATH]   the daemon's state, IOS-style (each also after "ip":
                                             show ip mroute); WHAT is one of:
@@ -92,6 +96,10 @@ func main() {
 		err = runLab(os.Args[2:])
 	case "clear":
 		err = runClear(os.Args[2:])
+	case "restart":
+		err = runRestart(os.Args[2:])
+	case "stop":
+		err = runStop(os.Args[2:])
 	case "demo":
 		err = runDemo(os.Args[2:])
 	case "send":
@@ -171,11 +179,25 @@ func runDaemon(args []string) error {
 	}
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	host, err := kernel.Open(log)
+	ho, err := takeHandover()
 	if err != nil {
 		return err
 	}
-	defer host.Close() // the kernel flushes our VIFs and routes
+	var opts kernel.Options
+	var state *daemon.Handover
+	if ho != nil {
+		opts.RoutingFD, state = ho.RoutingFD, &ho.State
+	}
+	host, err := kernel.Open(log, opts)
+	if err != nil {
+		return err
+	}
+	restarting := false
+	defer func() {
+		if !restarting {
+			host.Close() // forwarding stops; the routes stay for the next start
+		}
+	}()
 	var streams *kernel.Streams
 	defer func() {
 		if streams != nil {
@@ -189,9 +211,10 @@ func runDaemon(args []string) error {
 			streams = kernel.NewStreams(sink, log)
 			return streams
 		},
-		MBGP:    func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
-		Overlay: host.Overlay,
-		Mirror:  func() (dataplane.Mirror, error) { return kernel.NewMirror(log) },
+		MBGP:     func(onChange func()) mbgp.Speaker { return gobgp.New(log, onChange) },
+		Overlay:  host.Overlay,
+		Mirror:   func() (dataplane.Mirror, error) { return kernel.NewMirror(log) },
+		Handover: state, CheckSuccessor: checkSuccessor,
 		PeerStore: func(c daemon.PeerStoreConfig, update func([]netip.AddrPort, string)) (io.Closer, error) {
 			return etcdstore.Start(etcdstore.Config{Endpoints: c.Endpoints, Prefix: c.Prefix, TTL: c.TTL, Self: c.Self}, log, update)
 		},
@@ -235,7 +258,36 @@ func runDaemon(args []string) error {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	return d.Run(ctx, hup)
+	self, _ := os.Executable()
+	d.SetDefaultBinary(self)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		for range usr2 { // a planned restart of the same binary (an upgrade, if it was replaced)
+			if err := d.RequestRestart(self); err != nil {
+				log.Warn("SIGUSR2: restart refused", "err", err)
+			}
+		}
+	}()
+	err = d.Run(ctx, hup)
+	if !errors.Is(err, daemon.ErrRestart) {
+		return err
+	}
+	// Hand over: the routing socket stays open across the exec.
+	bin := d.RestartBinary()
+	fd, err := host.RoutingFD()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	host.Quiesce()
+	restarting = true
+	if streams != nil {
+		streams.Shutdown()
+		streams = nil
+	}
+	err = execSuccessor(bin, handover{RoutingFD: fd, State: d.HandoverState(time.Now())})
+	restarting = false
+	return err
 }
 
 func runCheck(args []string) error {

@@ -110,6 +110,23 @@ type Cleared struct {
 	Cleared int    `json:"cleared"` // entries removed
 }
 
+// RestartRequest is restart's body: the successor binary ("": the
+// running one).
+type RestartRequest struct {
+	Binary string `json:"binary"`
+}
+
+// StopRequest is stop's body.
+type StopRequest struct {
+	Flush bool `json:"flush"` // remove the kernel's routes and VIFs too
+}
+
+// Lifecycle is the answer to restart and stop.
+type Lifecycle struct {
+	Action string `json:"action"` // restarting or stopping
+	Detail string `json:"detail"`
+}
+
 // Histogram is a latency distribution: per upper bound (le, seconds) the
 // count of observations at or below it (cumulative, as Prometheus's
 // buckets), their sum and count.
@@ -127,14 +144,19 @@ type Bucket struct {
 
 // Status is the daemon's own state.
 type Status struct {
-	Version     string   `json:"version"`
-	PID         int      `json:"pid"`
-	Uptime      Duration `json:"uptime"`
-	Config      string   `json:"config"`
-	Reloads     uint64   `json:"reloads"`
-	ReloadError string   `json:"reload_error,omitempty"`
-	Upcalls     uint64   `json:"upcalls"`
-	KernelErrs  uint64   `json:"kernel_errors"`
+	Version string   `json:"version"`
+	PID     int      `json:"pid"`
+	Uptime  Duration `json:"uptime"`
+	Config  string   `json:"config"`
+	Reloads uint64   `json:"reloads"`
+	// Handovers counts the planned restarts (overcast restart, SIGUSR2)
+	// this router has been through without a stop; AdoptedRoutes the
+	// kernel routes its run took over from the previous one.
+	Handovers     uint64 `json:"handovers"`
+	AdoptedRoutes int    `json:"adopted_routes"`
+	ReloadError   string `json:"reload_error,omitempty"`
+	Upcalls       uint64 `json:"upcalls"`
+	KernelErrs    uint64 `json:"kernel_errors"`
 	// Flows the daemon tracks, routes it has in the kernel, and how often
 	// it reads their counters (slower as routes grow).
 	Flows       int      `json:"flow_count"`

@@ -90,7 +90,7 @@ var Views = []View{
 // registers their handlers with the views'.
 // An action's argument is the path's last element, or the request's body
 // (a JSON object: mirror service and flow add).
-var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel, PathMirrorServiceAdd, PathMirrorServiceDel, PathMirrorFlowAdd, PathMirrorFlowDel, PathClearMRoute, PathClearIGMP}
+var Actions = []string{PathOverlayPeerAdd, PathOverlayPeerDel, PathMirrorServiceAdd, PathMirrorServiceDel, PathMirrorFlowAdd, PathMirrorFlowDel, PathClearMRoute, PathClearIGMP, PathRestart, PathStop}
 
 // Action paths.
 const (
@@ -103,6 +103,9 @@ const (
 	// clear ip mroute GROUP|* and clear ip igmp group GROUP|*.
 	PathClearMRoute = "/v1/clear/mroute"
 	PathClearIGMP   = "/v1/clear/igmp/group"
+	// restart [BINARY] hands over to a successor; stop [flush] stops.
+	PathRestart = "/v1/restart"
+	PathStop    = "/v1/stop"
 )
 
 // textBGPRoutes prints Cisco's show bgp ipv4 multicast layout.

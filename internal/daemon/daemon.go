@@ -84,6 +84,11 @@ type Env struct {
 	// Mirror opens traffic mirroring's data path, at the first tap
 	// service (nil: no mirroring).
 	Mirror func() (dataplane.Mirror, error)
+	// Handover is what a predecessor handed over at a planned restart
+	// (nil: a plain start). CheckSuccessor says whether a binary can take
+	// over (nil: no check).
+	Handover       *Handover
+	CheckSuccessor func(binary string) error
 }
 
 // PeerStoreConfig is where overlay nodes find each other.
@@ -145,10 +150,16 @@ type Daemon struct {
 	log   *slog.Logger
 	level *slog.LevelVar
 
-	rec   *dataplane.Reconciler
-	rib   *mrib.RIB
-	ifs   map[string]*iface
-	flows map[dataplane.SG]*flow
+	rec *dataplane.Reconciler
+	rib *mrib.RIB
+	// frozen: stopping; the forwarder's routes stay as they are (for the
+	// next run to adopt), whatever the components' goodbyes change.
+	frozen        bool
+	exit          exitReq // why the loop ended
+	defaultBinary string
+	adopted       int // kernel routes taken over at start
+	ifs           map[string]*iface
+	flows         map[dataplane.SG]*flow
 	// byGroup indexes flows by group: a change to one group re-derives
 	// its flows without walking every flow (addFlow, forgetFlow).
 	byGroup map[netip.Addr]map[dataplane.SG]*flow
@@ -314,6 +325,7 @@ func (d *Daemon) Start(now time.Time) error {
 			return err
 		}
 	}
+	d.replayHellos(now)
 	d.adoptLeftovers(now, left)
 	d.reconcile(now)
 	d.EndBurst(now)
@@ -325,8 +337,11 @@ func (d *Daemon) Start(now time.Time) error {
 	return nil
 }
 
-// Stop ends every component: PIM says goodbye on its interfaces.
+// Stop ends every component: PIM says goodbye on its interfaces. The
+// forwarder's routes are left as they are, for the next run (Flush, when
+// the forwarder has it, removes them).
 func (d *Daemon) Stop(now time.Time) {
+	d.frozen = true
 	for _, x := range d.sortedIfs() {
 		for _, c := range slices.Backward(d.components()) {
 			c.ifaceDown(x, now)
@@ -815,6 +830,9 @@ func (d *Daemon) reconcile(now time.Time) {
 	for e := range d.rib.All() {
 		want[e.SG] = e.Route()
 	}
+	if d.frozen {
+		return
+	}
 	d.logChanges()
 	if err := d.rec.Apply(want); err != nil {
 		d.log.Warn("programming the forwarder", "err", err)
@@ -825,6 +843,9 @@ func (d *Daemon) reconcile(now time.Time) {
 
 // program hands the MRIB's changes to the reconciler.
 func (d *Daemon) program() {
+	if d.frozen {
+		return
+	}
 	d.logChanges()
 	if err := d.rib.Program(d.rec); err != nil {
 		d.log.Warn("programming the forwarder", "err", err)

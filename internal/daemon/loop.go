@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"overcast/internal/api"
@@ -14,14 +15,19 @@ import (
 // loop has exited.
 type loop struct {
 	events chan func()
-	done   chan struct{} // closed when Run returns
-	live   bool          // Run is driving the daemon (real time, real goroutines)
+	quit   chan exitReq  // a restart or stop asked for
+	done   chan struct{} // closed when the loop exits
+	once   sync.Once
+	live   bool // Run is driving the daemon (real time, real goroutines)
 }
 
 func (l *loop) init() {
 	l.events = make(chan func(), 1024)
+	l.quit = make(chan exitReq, 1)
 	l.done = make(chan struct{})
 }
+
+func (l *loop) exited() { l.once.Do(func() { close(l.done) }) }
 
 // ErrStopped is what an API call gets once the loop has exited.
 var ErrStopped = api.ErrUnavailable
@@ -64,6 +70,7 @@ func (d *Daemon) handlers() map[string]api.Handler {
 			return v, err
 		}
 	}
+	d.lifecycleHandlers(out)
 	return out
 }
 
@@ -102,10 +109,12 @@ func (s sink) RoutingChanged() {
 	s.d.post(func() { s.d.RoutingChanged(time.Now()) })
 }
 
-// Run starts the daemon, serves the API and loops until ctx ends: the
-// one goroutine that owns the state. hup delivers reload requests.
+// Run starts the daemon, serves the API and loops until ctx ends or a
+// stop or restart is asked for: the one goroutine that owns the state.
+// hup delivers reload requests. It returns ErrRestart when the daemon
+// stopped to hand over to a successor.
 func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
-	defer close(d.loop.done)
+	defer d.loop.exited()
 	d.loop.live = true // before Start: PIM's switch guard depends on it
 	if err := d.Start(time.Now()); err != nil {
 		return err
@@ -117,13 +126,30 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			return err
 		}
 	}
+	// The API outlives the loop by the moment its last answers take (a
+	// restart's or a stop's is written before the process goes).
+	apiCtx, apiStop := context.WithCancel(context.Background())
+	var apis sync.WaitGroup
 	apiErr := make(chan error, 2)
-	go func() { apiErr <- api.Serve(ctx, d.cfg.APISocket, d.handlers()) }()
+	serve := func(f func(context.Context) error) {
+		apis.Add(1)
+		go func() { defer apis.Done(); apiErr <- f(apiCtx) }()
+	}
+	handlers := d.handlers()
+	serve(func(c context.Context) error { return api.Serve(c, d.cfg.APISocket, handlers) })
 	if d.cfg.Metrics != "" {
-		go func() { apiErr <- api.ServeMetrics(ctx, d.cfg.Metrics, d.handlers()) }()
+		serve(func(c context.Context) error { return api.ServeMetrics(c, d.cfg.Metrics, handlers) })
 		d.log.Info("prometheus metrics", "url", "http://"+d.cfg.Metrics+"/metrics")
 	}
+	err := d.loopUntilExit(ctx, hup, apiErr)
+	d.loop.exited()
+	apiStop()
+	apis.Wait()
+	return err
+}
 
+// loopUntilExit is the loop itself; it ends the daemon as its exit asks.
+func (d *Daemon) loopUntilExit(ctx context.Context, hup <-chan os.Signal, apiErr <-chan error) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	tick := time.NewTicker(time.Second)
@@ -140,8 +166,28 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.log.Info("overcast stopping")
+			d.log.Info("overcast stopping; the kernel's routes stay for the next start")
 			d.Stop(time.Now())
+			return nil
+		case r := <-d.loop.quit:
+			d.exit = r
+			if r.restart {
+				d.log.Info("overcast handing over to a successor", "binary", r.binary)
+				d.stopForHandover()
+				return ErrRestart
+			}
+			d.Stop(time.Now())
+			if r.flush {
+				if fl, ok := d.env.Forwarder.(dataplane.Flusher); ok {
+					if err := fl.Flush(); err != nil {
+						d.log.Warn("stop --flush", "err", err)
+						return err
+					}
+				}
+				d.log.Info("overcast stopped; the kernel's routes and VIFs removed")
+			} else {
+				d.log.Info("overcast stopped; the kernel's routes stay for the next start")
+			}
 			return nil
 		case err := <-apiErr:
 			if err != nil {

@@ -30,6 +30,9 @@ type pimComp struct {
 	// dropped before the RP joins toward the source) and, once native
 	// packets come, the first one's IP ID.
 	rpSwitch map[dataplane.SG]rpSwitch
+	// hellos: each neighbour's last Hello (whole packet), handed to a
+	// successor at a planned restart.
+	hellos map[string]map[netip.Addr][]byte
 
 	rxPackets, txPackets, malformed, sendErrors, asmInSSM uint64
 
@@ -204,7 +207,13 @@ func (p *pimComp) ifaceUp(x *iface, now time.Time) error {
 			return err
 		}
 	}
-	p.apply(now, p.r.AddInterface(now, x.name, p.ifConfig(x.cfg), x.addr, nil, p.d.env.Rand32()))
+	genID := p.d.env.Rand32()
+	if h := p.d.env.Handover; h != nil {
+		if g, ok := h.GenIDs[x.name]; ok {
+			genID = g // a planned restart: the same router to its neighbours
+		}
+	}
+	p.apply(now, p.r.AddInterface(now, x.name, p.ifConfig(x.cfg), x.addr, nil, genID))
 	p.pushAllMembership(x, now)
 	return nil
 }
@@ -323,12 +332,38 @@ func (p *pimComp) packet(now time.Time, ifname string, pkt []byte) {
 		p.nativeDropped(reg)
 	}
 	p.apply(now, p.r.Receive(now, ifname, h.Src, h.Dst, msg))
+	if _, ok := msg.(*wire.Hello); ok {
+		p.keepHello(ifname, h.Src, pkt)
+	}
 	if reg, ok := msg.(*wire.Register); ok && !reg.Null && p.d.msdp != nil {
 		// A new source at this RP: its first packet rides in the first SA.
 		if s, g := reg.InnerSourceGroup(); p.r.IAmRP(g) {
 			p.d.msdp.originateData(now, s, g, reg.Packet)
 		}
 	}
+}
+
+// keepHello keeps a neighbour's last Hello for a successor; only
+// neighbours PIM holds (admission and its limits bound them), and those
+// gone are dropped as they go.
+func (p *pimComp) keepHello(ifname string, src netip.Addr, pkt []byte) {
+	i := p.r.Interface(ifname)
+	if i == nil {
+		return
+	}
+	if p.hellos == nil {
+		p.hellos = map[string]map[netip.Addr][]byte{}
+	}
+	m := p.hellos[ifname]
+	if m == nil {
+		m = map[netip.Addr][]byte{}
+		p.hellos[ifname] = m
+	}
+	if i.Neighbor(src) == nil {
+		delete(m, src) // a goodbye, or refused
+		return
+	}
+	m[src] = slices.Clone(pkt)
 }
 
 // forgetFlow drops what the component keeps about a flow that went away.

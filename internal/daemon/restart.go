@@ -35,6 +35,7 @@ func (d *Daemon) adoptLeftovers(now time.Time, left []dataplane.Route) {
 		}
 		d.restart.kept[r.SG] = r
 	}
+	d.adopted = len(d.restart.kept)
 	for k, r := range d.restart.kept {
 		// The route exists because its packets came: what its first
 		// packet's upcall did, the adoption does.

@@ -265,7 +265,7 @@ func (d *Daemon) oifTimers(now time.Time, k dataplane.SG, o mrib.Output, tree ma
 
 func (d *Daemon) statusView(now time.Time, _ string) (any, error) {
 	s := api.Status{Version: Version, PID: d.env.PID, Uptime: api.Duration(now.Sub(d.start)), Config: d.path,
-		Reloads: d.reloads, ReloadError: d.reloadError, Upcalls: d.upcalls, KernelErrs: d.rec.Errors,
+		Reloads: d.reloads, Handovers: d.handovers(), AdoptedRoutes: d.adopted, ReloadError: d.reloadError, Upcalls: d.upcalls, KernelErrs: d.rec.Errors,
 		Flows: len(d.flows), Routes: d.rec.Len(), CounterPoll: api.Duration(counterPollInterval(len(d.flows)))}
 	s.HeapBytes, s.GoMemoryBytes = goMemory()
 	s.JoinLatency = d.joins.view()

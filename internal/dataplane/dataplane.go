@@ -112,6 +112,12 @@ type RouteLister interface {
 	ListRoutes() ([]Route, error)
 }
 
+// Flusher is a forwarder whose routes outlive the daemon (the kernel's
+// static entries): Flush removes them all, for a stop that asks.
+type Flusher interface {
+	Flush() error
+}
+
 // Proto is a control protocol carried by PacketIO.
 type Proto int
 

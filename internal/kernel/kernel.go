@@ -47,13 +47,41 @@ type Host struct {
 	vifs    VIFTable
 	ifindex map[string]int
 	byIndex map[int]string
+	// left are the VIFs a predecessor left in the table, by VIF number,
+	// until an interface of this run claims its own (AddInterface) or
+	// Start removes the rest.
+	left     map[int]linuxmr.VIF
+	handover int         // an inherited routing socket's descriptor (0: none)
+	quiet    atomic.Bool // Quiesce: a successor reads the routing socket
+}
+
+// Options are what a predecessor hands over.
+type Options struct {
+	// RoutingFD is the multicast routing socket a predecessor handed over
+	// (0: open one).
+	RoutingFD int
 }
 
 // Open prepares the host's seams. The kernel's multicast routing table is
 // claimed (MRT_INIT) when the first interface or the register VIF is
-// added; only one process per network namespace may hold it.
-func Open(log *slog.Logger) (*Host, error) {
-	return &Host{log: log, rt: rpf.New(), ifindex: map[string]int{}, byIndex: map[int]string{}}, nil
+// added, or taken over from a predecessor (Options.RoutingFD); only one
+// process per network namespace may hold it. The VIFs a predecessor left
+// are noted, to be adopted by the interfaces they serve.
+func Open(log *slog.Logger, o Options) (*Host, error) {
+	h := &Host{log: log, rt: rpf.New(), ifindex: map[string]int{}, byIndex: map[int]string{}, left: map[int]linuxmr.VIF{}, handover: o.RoutingFD}
+	if vs, err := linuxmr.VIFs(); err == nil {
+		for _, v := range vs {
+			h.left[v.Index] = v
+			h.vifs.reserve(v.Index)
+		}
+	}
+	if o.RoutingFD > 0 {
+		// Taken now: the descriptor is only valid in this process.
+		if _, err := h.mroute(); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // mroute is the multicast routing socket, opened on first use. Once Start
@@ -67,7 +95,14 @@ func (h *Host) mroute() (*linuxmr.Socket, error) {
 	if mr := h.mr.Load(); mr != nil {
 		return mr, nil
 	}
-	mr, err := linuxmr.Open()
+	var mr *linuxmr.Socket
+	var err error
+	if h.handover > 0 {
+		mr, err = linuxmr.FromFD(h.handover)
+		h.handover = 0
+	} else {
+		mr, err = linuxmr.Open()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +113,8 @@ func (h *Host) mroute() (*linuxmr.Socket, error) {
 	return mr, nil
 }
 
-// Close releases the table; the kernel flushes every VIF and route.
+// Close releases the table. The kernel stops forwarding; its VIFs and
+// routes stay for the next run to adopt (Flush removes them).
 func (h *Host) Close() error {
 	if h.pimS != nil {
 		h.pimS.Close()
@@ -95,8 +131,25 @@ func (h *Host) Routing() *rpf.Kernel { return h.rt }
 // VIFTable hands out kernel VIF numbers: every interface and the register
 // VIF share one space of linuxmr.MaxVIFs, so none can collide.
 type VIFTable struct {
-	byName map[string]int
-	names  [linuxmr.MaxVIFs]string
+	byName   map[string]int
+	names    [linuxmr.MaxVIFs]string
+	reserved [linuxmr.MaxVIFs]bool // a predecessor's, not yet claimed or removed
+}
+
+// reserve keeps VIF v from Alloc: the kernel has it.
+func (t *VIFTable) reserve(v int) { t.reserved[v] = true }
+
+// release ends a reservation (the VIF was removed).
+func (t *VIFTable) release(v int) { t.reserved[v] = false }
+
+// Claim gives name the VIF v a predecessor left.
+func (t *VIFTable) Claim(name string, v int) {
+	if t.byName == nil {
+		t.byName = map[string]int{}
+	}
+	t.reserved[v] = false
+	t.names[v] = name
+	t.byName[name] = v
 }
 
 // Alloc gives name the lowest free VIF.
@@ -108,7 +161,7 @@ func (t *VIFTable) Alloc(name string) (int, error) {
 		return v, fmt.Errorf("%s already has VIF %d", name, v)
 	}
 	for v, n := range t.names {
-		if n == "" {
+		if n == "" && !t.reserved[v] {
 			t.names[v] = name
 			t.byName[name] = v
 			return v, nil
@@ -146,6 +199,23 @@ func (h *Host) AddInterface(name string, ifindex int) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if lv, ok := h.leftVIF(func(v linuxmr.VIF) bool { return !v.Register && v.Name == name }); ok {
+		if lv.IfIndex == ifindex {
+			// The predecessor's VIF for this very device: kept, and with
+			// it every route through it.
+			h.vifs.Claim(name, lv.Index)
+			h.ifindex[name] = ifindex
+			h.byIndex[ifindex] = name
+			h.log.Info("adopted the VIF a previous run left", "interface", name, "vif", lv.Index)
+			return nil
+		}
+		// The device was re-created since: its old VIF is stale.
+		if err := mr.DelVIF(lv.Index); err != nil {
+			h.log.Warn("removing a stale VIF a previous run left", "interface", name, "vif", lv.Index, "err", err)
+		} else {
+			h.vifs.release(lv.Index)
+		}
+	}
 	v, err := h.vifs.Alloc(name)
 	if err != nil {
 		return err
@@ -186,6 +256,10 @@ func (h *Host) EnableRegister() error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if lv, ok := h.leftVIF(func(v linuxmr.VIF) bool { return v.Register }); ok {
+		h.vifs.Claim(dataplane.RegisterName, lv.Index)
+		return nil
+	}
 	v, err := h.vifs.Alloc(dataplane.RegisterName)
 	if err != nil {
 		return err
@@ -270,19 +344,43 @@ func (h *Host) SGCount(k dataplane.SG) (dataplane.Counters, error) {
 	return mr.SGCount(k)
 }
 
-// ListRoutes reads the routes the kernel holds, in interface names.
+// leftVIF takes the first VIF a predecessor left that match accepts out
+// of the left set. h.mu is held.
+func (h *Host) leftVIF(match func(linuxmr.VIF) bool) (linuxmr.VIF, bool) {
+	for i, v := range h.left {
+		if match(v) {
+			delete(h.left, i)
+			return v, true
+		}
+	}
+	return linuxmr.VIF{}, false
+}
+
+// vifName is VIF v's interface: this run's, or the device a predecessor's
+// VIF serves. h.mu is held.
+func (h *Host) vifName(v int) string {
+	if n := h.vifs.Name(v); n != "" {
+		return n
+	}
+	if lv, ok := h.left[v]; ok {
+		if lv.Register {
+			return dataplane.RegisterName
+		}
+		return lv.Name
+	}
+	return ""
+}
+
+// ListRoutes reads the routes the kernel holds, in interface names: a
+// predecessor's too, before this run has a socket.
 func (h *Host) ListRoutes() ([]dataplane.Route, error) {
 	var out []dataplane.Route
-	mr := h.mr.Load()
-	if mr == nil {
-		return nil, nil
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	err := mr.Routes(func(k dataplane.SG, iif int, oifs []int) {
-		r := dataplane.Route{SG: k, IIF: h.vifs.Name(iif)}
+	err := linuxmr.Routes(func(k dataplane.SG, iif int, oifs []int) {
+		r := dataplane.Route{SG: k, IIF: h.vifName(iif)}
 		for _, o := range oifs {
-			if n := h.vifs.Name(o); n != "" {
+			if n := h.vifName(o); n != "" {
 				r.OIFs = append(r.OIFs, n)
 			}
 		}
@@ -476,6 +574,7 @@ func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
 	if h.pimS != nil {
 		go h.readPIM(ctx, sink)
 	}
+	h.dropLeftVIFs()
 	if err := rpf.Subscribe(ctx, sink.RoutingChanged); err != nil {
 		h.log.Warn("route notifications unavailable; RPF changes are seen on the periodic refresh only", "err", err)
 	}
@@ -485,9 +584,9 @@ func (h *Host) Start(ctx context.Context, sink dataplane.Sink) error {
 // reads calls read until ctx ends or the socket closes; a failed read is
 // logged and retried.
 func (h *Host) reads(ctx context.Context, socket string, read func() error) {
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !h.quiet.Load() {
 		if err := read(); err != nil {
-			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) || h.quiet.Load() {
 				return
 			}
 			h.log.Warn(socket+" socket read", "err", err)
@@ -533,4 +632,54 @@ func (h *Host) readPIM(ctx context.Context, sink dataplane.Sink) {
 		}
 		return err
 	})
+}
+
+// dropLeftVIFs removes the VIFs a predecessor left that no interface of
+// this run claimed (the daemon removed their routes at its first pass).
+// Without a routing socket (no interface) they are left alone.
+func (h *Host) dropLeftVIFs() {
+	mr := h.mr.Load()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if mr == nil {
+		return
+	}
+	for i, v := range h.left {
+		if err := mr.DelVIF(i); err != nil {
+			h.log.Warn("removing a VIF a previous run left", "vif", i, "device", v.Name, "err", err)
+			continue
+		}
+		h.vifs.release(i)
+		delete(h.left, i)
+		h.log.Info("removed a VIF a previous run left for an interface this one does not run on", "vif", i, "device", v.Name)
+	}
+}
+
+// Flush removes every VIF and route from the kernel's table, those a
+// previous run left too (a stop with --flush).
+func (h *Host) Flush() error {
+	mr := h.mr.Load()
+	if mr == nil {
+		return nil
+	}
+	return mr.Flush()
+}
+
+// Quiesce stops this process reading the routing socket: what arrives
+// from now on is queued for the successor.
+func (h *Host) Quiesce() {
+	h.quiet.Store(true)
+	if mr := h.mr.Load(); mr != nil {
+		mr.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// RoutingFD is the routing socket's descriptor made inheritable, for a
+// successor exec'd in this process (0: no socket open).
+func (h *Host) RoutingFD() (int, error) {
+	mr := h.mr.Load()
+	if mr == nil {
+		return 0, nil
+	}
+	return mr.FD()
 }

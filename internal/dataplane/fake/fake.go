@@ -133,6 +133,14 @@ func (f *Forwarder) SGCount(k dataplane.SG) (dataplane.Counters, error) {
 	return f.counters[k], nil
 }
 
+// Flush removes every route (stop --flush).
+func (f *Forwarder) Flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.Routes)
+	return nil
+}
+
 // ListRoutes returns the routes held, sorted.
 func (f *Forwarder) ListRoutes() ([]dataplane.Route, error) {
 	f.mu.Lock()

@@ -3,7 +3,13 @@
 // and reads kernel upcalls and IGMP packets from that same socket.
 //
 // Opening the socket (MRT_INIT) is what turns net.ipv4.conf.all.mc_forwarding
-// to 1; closing it flushes every VIF and MFC entry.
+// to 1; closing it flushes every VIF and MFC entry that socket added. VIFs
+// and routes are therefore added through a second raw IGMP socket (the
+// kernel flags them static): they outlive the routing socket, so a daemon
+// that crashes or stops leaves the table for its successor, which adopts
+// it (Leftover VIFs, Routes) and forwarding resumes at its MRT_INIT. Flush
+// removes them when asked. A routing socket handed to a successor (FD,
+// FromFD) never closes, and forwarding never stops.
 package linuxmr
 
 import (
@@ -16,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +40,11 @@ const (
 	mrtDelMFC = 205
 	mrtAssert = 207
 	mrtPIM    = 208
+	mrtFlush  = 212
+
+	// MRT_FLUSH's flags: routes and VIFs, those of the routing socket and
+	// the static ones.
+	mrtFlushAll = 1 | 2 | 4 | 8
 
 	viffRegister   = 0x4
 	viffUseIfindex = 0x8
@@ -42,10 +54,13 @@ const (
 	mfcctlSize = 60 // origin, grp, parent u16, ttls[32], pad 2, pkt/byte/wrong_if counters, expire
 )
 
-// Socket is the kernel's multicast routing socket for this network namespace.
+// Socket is the kernel's multicast routing socket for this network
+// namespace, and the socket its VIFs and routes are programmed through.
 type Socket struct {
 	f     *os.File
 	rc    syscall.RawConn
+	prog  syscall.RawConn // VIFs and routes: static, they outlive f
+	progF *os.File
 	mrBuf []byte // Counters' read buffer, kept between polls
 }
 
@@ -81,13 +96,92 @@ func Open() (*Socket, error) {
 	// IGMP reports for thousands of groups and upcalls for bursts of new
 	// flows share this socket: give it room.
 	setRcvBuf(fd)
+	return wrap(fd)
+}
+
+// FromFD takes over a routing socket a predecessor handed over (an
+// inherited descriptor): the table stays claimed, its queue of upcalls
+// and reports unread, and forwarding never stopped.
+func FromFD(fd int) (*Socket, error) {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil || v != unix.IPPROTO_IGMP {
+		return nil, fmt.Errorf("inherited routing socket (fd %d) is not a raw IGMP socket (protocol %d, %v): start without OVERCAST_HANDOVER", fd, v, err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("inherited routing socket (fd %d): %w", fd, err)
+	}
+	return wrap(fd)
+}
+
+func wrap(fd int) (*Socket, error) {
 	f := os.NewFile(uintptr(fd), "mroute")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &Socket{f: f, rc: rc}, nil
+	s := &Socket{f: f, rc: rc}
+	if err := s.openProg(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openProg opens the programming socket. Every raw IGMP socket gets a
+// copy of every IGMP packet: a filter that accepts nothing keeps its
+// queue empty.
+func (s *Socket) openProg() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_IGMP)
+	if err != nil {
+		return fmt.Errorf("raw IGMP socket for programming routes: %w%s", err, NeedPrivilege(err))
+	}
+	drop := []unix.SockFilter{{Code: 0x06, K: 0}} // BPF_RET|BPF_K 0
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &drop[0]}); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("programming socket filter: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "mroute-prog")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.prog, s.progF = rc, f
+	return nil
+}
+
+// FD is the routing socket's descriptor, made inheritable, for handing
+// it to a successor (exec). The socket stays this one's until then.
+func (s *Socket) FD() (int, error) {
+	var fd int
+	var serr error
+	err := s.rc.Control(func(f uintptr) {
+		fd = int(f)
+		_, serr = unix.FcntlInt(f, unix.F_SETFD, 0)
+	})
+	if err == nil {
+		err = serr
+	}
+	return fd, err
+}
+
+// SetReadDeadline ends blocked and later reads at t (a handover: the
+// successor reads what is queued).
+func (s *Socket) SetReadDeadline(t time.Time) error { return s.f.SetReadDeadline(t) }
+
+// Flush removes every VIF and route of the table, the static ones too.
+func (s *Socket) Flush() error {
+	var serr error
+	err := s.prog.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, mrtFlush, mrtFlushAll) })
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("MRT_FLUSH: %w", err)
+	}
+	return nil
 }
 
 // IGMPSocketHolders names the processes ("pid 123 (pimd)") that hold a raw
@@ -137,12 +231,17 @@ func NeedPrivilege(err error) string {
 	return ""
 }
 
-// Close releases the routing table; the kernel flushes VIFs and routes.
-func (s *Socket) Close() error { return s.f.Close() }
+// Close releases the routing table. The kernel stops forwarding until the
+// next MRT_INIT; the VIFs and routes, static, stay for a successor.
+func (s *Socket) Close() error {
+	s.progF.Close()
+	return s.f.Close()
+}
 
+// setsockopt programs the table through the programming socket.
 func (s *Socket) setsockopt(opt int, b []byte) error {
 	var serr error
-	err := s.rc.Control(func(fd uintptr) {
+	err := s.prog.Control(func(fd uintptr) {
 		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IP, opt, string(b))
 	})
 	if err != nil {
@@ -153,9 +252,10 @@ func (s *Socket) setsockopt(opt int, b []byte) error {
 
 // VIF is one virtual interface of the kernel's multicast routing table.
 type VIF struct {
-	Index   int // 0..31
-	IfIndex int
-	Name    string
+	Index    int // 0..31
+	IfIndex  int
+	Name     string
+	Register bool // the register VIF (pimreg)
 }
 
 // MaxVIFs is the kernel's number of VIFs per multicast routing table.
@@ -472,6 +572,9 @@ func membership(rc syscall.RawConn, opt, ifindex int, group netip.Addr) error {
 	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, opt, mreq) }); err != nil {
 		return err
 	}
+	if opt == unix.IP_ADD_MEMBERSHIP && errors.Is(serr, unix.EADDRINUSE) {
+		serr = nil // joined already: an inherited socket keeps its memberships
+	}
 	if serr != nil {
 		what := "join"
 		if opt == unix.IP_DROP_MEMBERSHIP {
@@ -539,11 +642,50 @@ func ParseMRCacheRoutes(data []byte, fn func(k dataplane.SG, iif int, oifs []int
 	return nil
 }
 
-// Routes lists the routes the kernel holds.
-func (s *Socket) Routes(fn func(k dataplane.SG, iif int, oifs []int)) error {
+// Routes lists the routes the kernel holds (a predecessor's too: the file
+// needs no socket).
+func Routes(fn func(k dataplane.SG, iif int, oifs []int)) error {
 	b, err := os.ReadFile("/proc/net/ip_mr_cache")
 	if err != nil {
 		return err
 	}
 	return ParseMRCacheRoutes(b, fn)
+}
+
+// VIFs lists the VIFs the kernel's table holds: a predecessor's, for a
+// successor to adopt.
+func VIFs() ([]VIF, error) {
+	b, err := os.ReadFile("/proc/net/ip_mr_vif")
+	if err != nil {
+		return nil, err
+	}
+	return ParseVIFs(b)
+}
+
+// ParseVIFs parses /proc/net/ip_mr_vif: "Interface BytesIn PktsIn BytesOut
+// PktsOut Flags Local Remote" after the VIF's number; Flags, Local and
+// Remote in hex. A VIF bound by index has its ifindex as Local.
+func ParseVIFs(data []byte) ([]VIF, error) {
+	var out []VIF
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		fs := bytes.Fields(line)
+		if len(fs) == 0 || string(fs[0]) == "Interface" {
+			continue
+		}
+		if len(fs) < 9 {
+			return nil, fmt.Errorf("ip_mr_vif line %.80q: %d fields, want 9", line, len(fs))
+		}
+		idx, ok1 := parseUint(fs[0], 10)
+		flags, ok2 := parseUint(fs[6], 16)
+		local, ok3 := parseUint(fs[7], 16)
+		if !ok1 || !ok2 || !ok3 || idx >= maxVIFs || local > 0xffffffff {
+			return nil, fmt.Errorf("ip_mr_vif line %.80q: bad number", line)
+		}
+		v := VIF{Index: int(idx), Name: string(fs[1]), Register: flags&viffRegister != 0}
+		if flags&viffUseIfindex != 0 {
+			v.IfIndex = int(local)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
