@@ -22,6 +22,7 @@ fuzz:
 	go test ./internal/tools/ping -run XXX -fuzz FuzzParse -fuzztime 30s
 	go test ./internal/tools/addr -run XXX -fuzz FuzzParsePlan -fuzztime 30s
 	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseMRCache -fuzztime 30s
+	go test ./internal/dataplane/linuxmr -run XXX -fuzz FuzzParseVIFs -fuzztime 30s
 bench:
 	go test -count=1 -run XXX -bench . -benchtime 3x ./internal/pim/
 	go test -count=1 -run XXX -bench . ./internal/daemon/

@@ -154,3 +154,42 @@ func TestIGMPSocketHolders(t *testing.T) {
 		t.Fatalf("still named after closing its socket: %v", IGMPSocketHolders())
 	}
 }
+
+// /proc/net/ip_mr_vif as this kernel prints it: a VIF bound by index has
+// its ifindex as Local; the register VIF has flag 4.
+const mrVIF = `Interface      BytesIn  PktsIn  BytesOut PktsOut Flags Local    Remote
+ 0 d0                 0       0         0       0 00008 00000002 00000000
+ 1 d1               840      10      1680      20 00008 00000004 00000000
+ 3 pimreg             0       0         0       0 00004 00000000 00000000
+`
+
+func TestParseVIFs(t *testing.T) {
+	vs, err := ParseVIFs([]byte(mrVIF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []VIF{{Index: 0, IfIndex: 2, Name: "d0"}, {Index: 1, IfIndex: 4, Name: "d1"}, {Index: 3, Name: "pimreg", Register: true}}
+	if fmt.Sprint(vs) != fmt.Sprint(want) {
+		t.Fatalf("got %+v, want %+v", vs, want)
+	}
+	for _, bad := range []string{" 0 d0 0 0 0 0 00008 00000002", "40 d0 0 0 0 0 00008 00000002 00000000", " 0 d0 0 0 0 0 0000g 00000002 00000000"} {
+		if _, err := ParseVIFs([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func FuzzParseVIFs(f *testing.F) {
+	f.Add([]byte(mrVIF))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, err := ParseVIFs(b)
+		if err != nil {
+			return
+		}
+		for _, v := range vs {
+			if v.Index < 0 || v.Index >= MaxVIFs {
+				t.Fatalf("VIF %d out of range", v.Index)
+			}
+		}
+	})
+}
