@@ -180,6 +180,9 @@ func runDaemon(args []string) error {
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ho, err := takeHandover()
+	if err == nil && ho == nil {
+		ho, err = takeStored() // systemctl restart: systemd's fd store
+	}
 	if err != nil {
 		return err
 	}
@@ -215,6 +218,7 @@ func runDaemon(args []string) error {
 		Overlay:  host.Overlay,
 		Mirror:   func() (dataplane.Mirror, error) { return kernel.NewMirror(log) },
 		Handover: state, CheckSuccessor: checkSuccessor,
+		Ready: func() { sdNotify("READY=1") },
 		PeerStore: func(c daemon.PeerStoreConfig, update func([]netip.AddrPort, string)) (io.Closer, error) {
 			return etcdstore.Start(etcdstore.Config{Endpoints: c.Endpoints, Prefix: c.Prefix, TTL: c.TTL, Self: c.Self}, log, update)
 		},
@@ -222,7 +226,21 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	stopSignals := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+	if fdStore() {
+		// Under systemd with an fd store a SIGTERM may be a restart: the
+		// routing socket goes into the store, and no goodbye is said.
+		stopSignals = []os.Signal{syscall.SIGINT}
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			if err := d.RequestHandover(); err != nil {
+				log.Warn("SIGTERM: handover to systemd's fd store", "err", err)
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	if path := os.Getenv("OVERCAST_CPUPROFILE"); path != "" {
 		// For developers: a CPU profile of the daemon's whole run, written
@@ -273,13 +291,24 @@ func runDaemon(args []string) error {
 	if !errors.Is(err, daemon.ErrRestart) {
 		return err
 	}
-	// Hand over: the routing socket stays open across the exec.
+	// Hand over: the routing socket stays open across the exec, or goes
+	// into systemd's fd store.
 	bin := d.RestartBinary()
 	fd, err := host.RoutingFD()
 	if err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
 	host.Quiesce()
+	if bin == "" {
+		if fd == 0 {
+			return nil // no routing socket: nothing to keep
+		}
+		if err := storeHandover(fd, d.HandoverState(time.Now())); err != nil {
+			return fmt.Errorf("handing the routing socket to systemd's fd store: %w (the routes stay; the next start resumes them)", err)
+		}
+		log.Info("overcast stopped: the routing socket is in systemd's fd store for the next start")
+		return nil
+	}
 	restarting = true
 	if streams != nil {
 		streams.Shutdown()

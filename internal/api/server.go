@@ -59,19 +59,33 @@ func serveBody(h Handler) http.HandlerFunc {
 // Serve listens on a unix socket at path and serves the handlers (by
 // view path) until ctx ends.
 func Serve(ctx context.Context, path string, handlers map[string]Handler) error {
+	l, err := Listen(path)
+	if err != nil {
+		return err
+	}
+	return ServeOn(ctx, l, path, handlers)
+}
+
+// Listen takes the API socket at path (a stale one is replaced).
+func Listen(path string) (net.Listener, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		// A stale socket from a crashed daemon; a live one would answer.
 		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 			c.Close()
-			return fmt.Errorf("api socket %s: another daemon is listening", path)
+			return nil, fmt.Errorf("api socket %s: another daemon is listening", path)
 		}
 		os.Remove(path)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("api socket: %w", err)
+		return nil, fmt.Errorf("api socket: %w", err)
 	}
 	os.Chmod(path, 0o660)
+	return l, nil
+}
+
+// ServeOn serves the handlers on l until ctx ends, then removes path.
+func ServeOn(ctx context.Context, l net.Listener, path string, handlers map[string]Handler) error {
 	mux := http.NewServeMux()
 	served := map[string]bool{}
 	for _, v := range Views {

@@ -89,6 +89,9 @@ type Env struct {
 	// over (nil: no check).
 	Handover       *Handover
 	CheckSuccessor func(binary string) error
+	// Ready is called once the daemon runs and its API answers (systemd's
+	// READY=1; nil: nothing).
+	Ready func()
 }
 
 // PeerStoreConfig is where overlay nodes find each other.

@@ -69,6 +69,10 @@ func (d *Daemon) RequestRestart(binary string) error {
 	return d.requestExit(exitReq{restart: true, binary: binary})
 }
 
+// RequestHandover asks the loop to end for a successor the caller starts
+// (systemd's fd store: RestartBinary is empty).
+func (d *Daemon) RequestHandover() error { return d.requestExit(exitReq{restart: true}) }
+
 // RequestStop asks the loop to stop: PIM says goodbye, and the kernel's
 // routes are left for the next run unless flush.
 func (d *Daemon) RequestStop(flush bool) error {

@@ -128,7 +128,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	// The API outlives the loop by the moment its last answers take (a
 	// restart's or a stop's is written before the process goes).
+	ln, err := api.Listen(d.cfg.APISocket)
+	if err != nil {
+		return err
+	}
 	apiCtx, apiStop := context.WithCancel(context.Background())
+	defer apiStop()
 	var apis sync.WaitGroup
 	apiErr := make(chan error, 2)
 	serve := func(f func(context.Context) error) {
@@ -136,12 +141,15 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		go func() { defer apis.Done(); apiErr <- f(apiCtx) }()
 	}
 	handlers := d.handlers()
-	serve(func(c context.Context) error { return api.Serve(c, d.cfg.APISocket, handlers) })
+	serve(func(c context.Context) error { return api.ServeOn(c, ln, d.cfg.APISocket, handlers) })
 	if d.cfg.Metrics != "" {
 		serve(func(c context.Context) error { return api.ServeMetrics(c, d.cfg.Metrics, handlers) })
 		d.log.Info("prometheus metrics", "url", "http://"+d.cfg.Metrics+"/metrics")
 	}
-	err := d.loopUntilExit(ctx, hup, apiErr)
+	if d.env.Ready != nil {
+		d.env.Ready()
+	}
+	err = d.loopUntilExit(ctx, hup, apiErr)
 	d.loop.exited()
 	apiStop()
 	apis.Wait()

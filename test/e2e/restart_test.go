@@ -56,14 +56,20 @@ func restartLab(t *testing.T) (*lab.Lab, map[string]*frr) {
 	return l, frrs
 }
 
-// streamOnSPT waits until R2 forwards (S,G) from its SPT input to lan.
-func streamOnSPT(t *testing.T, l *lab.Lab) {
+// streamOnSPT waits until R2 (its daemon at c) forwards (S,G) from its
+// SPT input to lan.
+func streamOnSPT(t *testing.T, c *api.Client) {
 	eventually(t, 10*time.Second, "R2 forwards the stream from to-r1 to lan", func() string {
-		r, ok := mroute(t, l, "r2", "10.0.1.10", G)
-		if !ok || r.IIF != "to-r1" || oifNames(r) != "lan" {
-			return fmt.Sprintf("%+v", r)
+		rs, err := c.MRoutes()
+		if err != nil {
+			return err.Error()
 		}
-		return ""
+		for _, r := range rs {
+			if r.Source == "10.0.1.10" && r.Group == G && r.IIF == "to-r1" && oifNames(r) == "lan" {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%+v", rs)
 	})
 }
 
@@ -79,7 +85,7 @@ func TestPlannedRestartLosesNothing(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	wait := sendBackground(t, l, "src", "-g", G, "-count", "14000", "-rate", "1000")
 	time.Sleep(3 * time.Second)
-	streamOnSPT(t, l)
+	streamOnSPT(t, c)
 	st0, err := c.Status()
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +179,7 @@ func TestCrashRestartResumesAtOnce(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	wait := sendBackground(t, l, "src", "-g", G, "-count", "8000", "-rate", "1000")
 	time.Sleep(3 * time.Second)
-	streamOnSPT(t, l)
+	streamOnSPT(t, api.NewClient(l.Socket("r2")))
 	if err := l.Signal("r2", syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
