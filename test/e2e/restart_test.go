@@ -223,3 +223,48 @@ func TestCrashRestartResumesAtOnce(t *testing.T) {
 		t.Errorf("the new daemon took over %d routes (%v); want the stream's", st.AdoptedRoutes, err)
 	}
 }
+
+// overcast stop leaves the kernel's routes (not forwarded: no routing
+// socket) for the next start, which takes them over; stop --flush
+// removes them and the VIFs.
+func TestStopFlushOnlyWhenAsked(t *testing.T) {
+	l := startLab(t, routerLab("query-interval: 5s"))
+	sock := l.Socket("r1")
+	rcv := startRecv(t, l, "rcv1", "-g", G)
+	defer rcv.stop(t)
+	eventually(t, 5*time.Second, "rcv1 joined", func() string { return hasGroup(api.NewClient(sock), "lan1", G) })
+	send(t, l, "src", "-g", G, "-count", "20", "-rate", "100")
+	table := func(file string) string {
+		out, err := l.Exec("r1", "cat", "/proc/net/"+file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	lines := func(s string) int { return strings.Count(strings.TrimSpace(s), "\n") } // after the header
+	stop := func(args ...string) string {
+		out, err := exec.Command(bin, append([]string{"stop", "--socket", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("overcast stop %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out := stop()
+	if !strings.Contains(out, "routes stay") || lines(table("ip_mr_cache")) != 1 || lines(table("ip_mr_vif")) != 4 {
+		t.Fatalf("after overcast stop: %q\n%s\n%s", out, table("ip_mr_cache"), table("ip_mr_vif"))
+	}
+	if err := l.StartDaemon("r1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := api.NewClient(sock).Status()
+	if err != nil || st.AdoptedRoutes != 1 {
+		t.Fatalf("the next start took over %d routes (%v), want 1", st.AdoptedRoutes, err)
+	}
+	if lines(table("ip_mr_vif")) != 4 {
+		t.Errorf("VIFs after the next start (adopted, not added again):\n%s", table("ip_mr_vif"))
+	}
+	out = stop("--flush")
+	if !strings.Contains(out, "removed") || lines(table("ip_mr_cache")) != 0 || lines(table("ip_mr_vif")) != 0 {
+		t.Fatalf("after overcast stop --flush: %q\n%s\n%s", out, table("ip_mr_cache"), table("ip_mr_vif"))
+	}
+}
