@@ -43,6 +43,7 @@ const usage = `overcast: IP multicast router and toolkit
   overcast restart [--binary PATH]          hand the running router over to a successor (an upgrade with --binary)
                                             without a packet lost: the kernel keeps forwarding, neighbours keep state
   overcast stop [--flush]                   stop the router (PIM says goodbye); --flush removes the kernel's routes too
+  overcast flush                            remove the routes and VIFs a stopped router left (before another router starts)
   overcast check [-c] overcast.yaml         validate a config file (and its interfaces on this host) and exit
   overcast show WHAT [--json] [--socket PATH]   the daemon's state, IOS-style (each also after "ip":
                                             show ip mroute); WHAT is one of:
@@ -100,6 +101,8 @@ func main() {
 		err = runRestart(os.Args[2:])
 	case "stop":
 		err = runStop(os.Args[2:])
+	case "flush":
+		err = runFlush(os.Args[2:])
 	case "demo":
 		err = runDemo(os.Args[2:])
 	case "send":

@@ -15,6 +15,7 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/daemon"
+	"overcast/internal/dataplane/linuxmr"
 )
 
 // A planned restart execs the successor in this process (the PID stays,
@@ -130,6 +131,20 @@ func runRestart(args []string) error {
 	}
 	fmt.Printf("restarted: %s; the successor (pid %d, %s) answered after %s and took over %d kernel routes\n",
 		lc.Detail, after.PID, after.Version, took.Round(time.Millisecond), after.AdoptedRoutes)
+	return nil
+}
+
+// runFlush is overcast flush: the kernel's table a stopped router left,
+// removed (another router cannot add its VIFs over them).
+func runFlush(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("flush: unexpected arguments %q: overcast flush (in the router's network namespace)", args)
+	}
+	vifs, routes, err := linuxmr.FlushLeft()
+	if err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	fmt.Printf("flushed: %d VIFs and %d routes removed from the kernel's multicast table\n", vifs, routes)
 	return nil
 }
 

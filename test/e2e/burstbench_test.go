@@ -2,14 +2,17 @@ package e2e
 
 import (
 	"encoding/json"
-
 	"fmt"
 	"os"
-	"overcast/internal/tools/mcast"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"overcast/internal/dataplane"
+	"overcast/internal/dataplane/linuxmr"
+	"overcast/internal/lab"
+	"overcast/internal/tools/mcast"
 )
 
 // BenchmarkASMBurstVsFRR is the seed lab's ASM burst, FRR 8.4 and
@@ -17,8 +20,11 @@ import (
 // groups, then the source starts on all of them at once (4 packets per
 // second per group, 25 s). Figures: how long until every group reached
 // the receiver (from the first sequence number each group delivered),
-// groups never delivered, and the CPU time each router's daemon used
-// over the burst. BURST_GROUPS (default "1000,5000"):
+// groups never delivered, how long until the last hop (R3) holds every
+// group's shortest-path tree (its kernel route's input is to-r1, read
+// from the kernel's table, so the same for both), and the CPU time and
+// resident memory of each router's daemons. BURST_GROUPS (default
+// "1000,5000"):
 //
 //	cd test/e2e && go test -run XXX -bench ASMBurstVsFRR -benchtime 1x .
 func BenchmarkASMBurstVsFRR(b *testing.B) {
@@ -70,21 +76,62 @@ func BenchmarkASMBurstVsFRR(b *testing.B) {
 						cpu0[r+" "+name] = p.cpuTicks
 					}
 				}
+				started := time.Now()
+				spt := make(chan time.Duration, 1)
+				go func() { spt <- untilAllSPT(d.l, "r3", "to-r1", "239.2.", n, 40*time.Second, started) }()
 				if out, err := d.l.Exec("src", bin, "send", "-g", groups, "-rate", fmt.Sprint(rate), "-duration", "25s", "-ttl", "32"); err != nil {
 					b.Fatalf("send: %v %s", err, out)
 				}
 				<-done
+				sptAll := <-spt
 				line := ""
 				for _, r := range []string{"r1", "r2", "r3"} {
 					for name, p := range daemonStats(b, d.l, r, names...) {
-						line += fmt.Sprintf(" %s %s %.2fs", r, name, float64(p.cpuTicks-cpu0[r+" "+name])/100)
+						line += fmt.Sprintf(" %s %s %.2fs %.1fMB", r, name, float64(p.cpuTicks-cpu0[r+" "+name])/100, float64(p.rssKB)/1024)
 					}
 				}
 				all := float64(st.last+1) / rate
-				b.Logf("%s, %d groups: %d delivered, every group by %.2f s after the source started; CPU over the burst:%s", impl, n, st.delivered, all, line)
+				sptLine := fmt.Sprintf("R3 held every SPT %.2f s after the source started", sptAll.Seconds())
+				if sptAll < 0 {
+					sptLine = "R3 never held every SPT"
+				}
+				b.Logf("%s, %d groups: %d delivered, every group by %.2f s after the source started; %s; CPU and RSS over the burst:%s", impl, n, st.delivered, all, sptLine, line)
 				b.ReportMetric(all, "s-all-delivered")
+				b.ReportMetric(sptAll.Seconds(), "s-all-spt")
 				b.ReportMetric(float64(uint64(n)-st.delivered), "groups-missed")
 			})
 		}
 	}
+}
+
+// untilAllSPT polls node's kernel multicast table until n routes of groups
+// with prefix come in on iface (the SPT's input), and returns how long
+// after start that was (-1 s if not by timeout).
+func untilAllSPT(l *lab.Lab, node, iface, prefix string, n int, timeout time.Duration, start time.Time) time.Duration {
+	for time.Since(start) < timeout {
+		if vifOut, err := l.Exec(node, "cat", "/proc/net/ip_mr_vif"); err == nil {
+			vif := -1
+			if vs, err := linuxmr.ParseVIFs([]byte(vifOut)); err == nil {
+				for _, v := range vs {
+					if v.Name == iface {
+						vif = v.Index
+					}
+				}
+			}
+			out, err := l.Exec(node, "cat", "/proc/net/ip_mr_cache")
+			count := 0
+			if err == nil && vif >= 0 {
+				linuxmr.ParseMRCacheRoutes([]byte(out), func(k dataplane.SG, iif int, _ []int) {
+					if iif == vif && strings.HasPrefix(k.Group.String(), prefix) {
+						count++
+					}
+				})
+			}
+			if count >= n {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return -time.Second
 }

@@ -263,8 +263,24 @@ func TestStopFlushOnlyWhenAsked(t *testing.T) {
 	if lines(table("ip_mr_vif")) != 4 {
 		t.Errorf("VIFs after the next start (adopted, not added again):\n%s", table("ip_mr_vif"))
 	}
+	// overcast flush is for a table no router holds: it refuses here.
+	if out, err := l.Exec("r1", bin, "flush"); err == nil || !strings.Contains(out, "overcast stop --flush") {
+		t.Errorf("overcast flush beside a running router: %v %q; want a refusal naming overcast stop --flush", err, out)
+	}
 	out = stop("--flush")
 	if !strings.Contains(out, "removed") || lines(table("ip_mr_cache")) != 0 || lines(table("ip_mr_vif")) != 0 {
 		t.Fatalf("after overcast stop --flush: %q\n%s\n%s", out, table("ip_mr_cache"), table("ip_mr_vif"))
+	}
+	// A table left by a stopped router, removed by overcast flush.
+	if err := l.StartDaemon("r1"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, l, "src", "-g", G, "-count", "20", "-rate", "100")
+	stop()
+	if lines(table("ip_mr_cache")) != 1 {
+		t.Fatalf("no route left to flush:\n%s", table("ip_mr_cache"))
+	}
+	if out, err := l.Exec("r1", bin, "flush"); err != nil || !strings.Contains(out, "4 VIFs and 1 routes removed") || lines(table("ip_mr_vif")) != 0 {
+		t.Errorf("overcast flush: %v %q\n%s", err, out, table("ip_mr_vif"))
 	}
 }

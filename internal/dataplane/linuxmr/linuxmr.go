@@ -689,3 +689,26 @@ func ParseVIFs(data []byte) ([]VIF, error) {
 	}
 	return out, nil
 }
+
+// FlushLeft removes the VIFs and routes a stopped router left in this
+// namespace's table, when no process holds the routing socket (with one
+// running, its own stop --flush is the way; this refuses).
+func FlushLeft() (vifs, routes int, err error) {
+	if hs := IGMPSocketHolders(); len(hs) > 0 {
+		return 0, 0, fmt.Errorf("%s holds a raw IGMP socket here (a running router): stop it with its own command (overcast stop --flush), not this", strings.Join(hs, ", "))
+	}
+	vs, err := VIFs()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w (this kernel cannot route multicast: nothing to flush)", err)
+	}
+	Routes(func(dataplane.SG, int, []int) { routes++ })
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_IGMP)
+	if err != nil {
+		return 0, 0, fmt.Errorf("raw IGMP socket: %w%s", err, NeedPrivilege(err))
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, mrtFlush, mrtFlushAll); err != nil {
+		return 0, 0, fmt.Errorf("MRT_FLUSH: %w", err)
+	}
+	return len(vs), routes, nil
+}
