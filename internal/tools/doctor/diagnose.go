@@ -340,6 +340,12 @@ func Diagnose(f Facts) []Finding {
 		add("multicast routing", OK, "", "a multicast routing daemon holds the kernel's routing socket: %s; %d VIFs", strings.Join(f.MrouteHolders, ", "), f.VIFs)
 	case f.AllMcForward == 1:
 		add("multicast routing", OK, "", "mc_forwarding=1: a daemon holds the kernel's multicast routing socket; %d VIFs", f.VIFs)
+	case f.VIFs > 0:
+		// Static VIFs and routes outlive their router (Overcast leaves
+		// them for its next start): nothing forwards them, and another
+		// router cannot add its own VIFs over them.
+		add("multicast routing", Warn, "overcast daemon (it resumes them), or overcast flush (before another router starts)",
+			"no router runs, but the kernel's multicast table still holds %d VIFs (%s) a stopped router left: nothing is forwarded", f.VIFs, strings.Join(f.VIFNames, ", "))
 	default:
 		add("multicast routing", OK, "", "no multicast routing daemon on this host (mc_forwarding=0): fine for a host. A router needs one: the sysctl is read-only and only a daemon (overcast daemon) sets it")
 	}

@@ -300,3 +300,25 @@ func TestPortAndMTU(t *testing.T) {
 		t.Errorf("a payload that fits: %s", l)
 	}
 }
+
+// VIFs with no router holding the table are what a stopped router left:
+// a warning that says how to resume or remove them.
+func TestLeftTableWarned(t *testing.T) {
+	f := healthy()
+	f.AllMcForward = 0
+	f.VIFNames = []string{"eth0", "eth1", "pimreg"}
+	f.VIFs = 3
+	var got Finding
+	for _, x := range Diagnose(f) {
+		if x.Check == "multicast routing" {
+			got = x
+		}
+	}
+	if got.Level != Warn || !strings.Contains(got.Fix, "overcast flush") || !strings.Contains(got.Detail, "3 VIFs (eth0, eth1, pimreg)") {
+		t.Fatalf("left table: %+v", got)
+	}
+	f.VIFs, f.VIFNames = 0, nil
+	if l := levels(Diagnose(f))["multicast routing"]; l != OK {
+		t.Errorf("a host with no table: %s", l)
+	}
+}
