@@ -221,7 +221,8 @@ func runDaemon(args []string) error {
 		Overlay:  host.Overlay,
 		Mirror:   func() (dataplane.Mirror, error) { return kernel.NewMirror(log) },
 		Handover: state, CheckSuccessor: checkSuccessor,
-		Ready: func() { sdNotify("READY=1") },
+		Ready:   func() { sdNotify("READY=1") },
+		Quiesce: host.Quiesce,
 		PeerStore: func(c daemon.PeerStoreConfig, update func([]netip.AddrPort, string)) (io.Closer, error) {
 			return etcdstore.Start(etcdstore.Config{Endpoints: c.Endpoints, Prefix: c.Prefix, TTL: c.TTL, Self: c.Self}, log, update)
 		},

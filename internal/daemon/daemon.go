@@ -90,8 +90,10 @@ type Env struct {
 	Handover       *Handover
 	CheckSuccessor func(binary string) error
 	// Ready is called once the daemon runs and its API answers (systemd's
-	// READY=1; nil: nothing).
-	Ready func()
+	// READY=1; nil: nothing). Quiesce stops the planes delivering events,
+	// before a restart hands their sockets over (nil: nothing to stop).
+	Ready   func()
+	Quiesce func()
 }
 
 // PeerStoreConfig is where overlay nodes find each other.

@@ -15,14 +15,18 @@ import (
 // loop has exited.
 type loop struct {
 	events chan func()
-	quit   chan exitReq  // a restart or stop asked for
-	done   chan struct{} // closed when the loop exits
-	once   sync.Once
-	live   bool // Run is driving the daemon (real time, real goroutines)
+	// api is the API's lane: served before any queued event, so a flood
+	// that fills events delays an answer by one event, not by the queue.
+	api  chan func()
+	quit chan exitReq  // a restart or stop asked for
+	done chan struct{} // closed when the loop exits
+	once sync.Once
+	live bool // Run is driving the daemon (real time, real goroutines)
 }
 
 func (l *loop) init() {
 	l.events = make(chan func(), 1024)
+	l.api = make(chan func(), 64)
 	l.quit = make(chan exitReq, 1)
 	l.done = make(chan struct{})
 }
@@ -45,7 +49,7 @@ func (d *Daemon) post(f func()) {
 func (d *Daemon) call(f func()) error {
 	ran := make(chan struct{})
 	select {
-	case d.loop.events <- func() { f(); close(ran) }:
+	case d.loop.api <- func() { f(); close(ran) }:
 	case <-d.loop.done:
 		return ErrStopped
 	}
@@ -172,13 +176,22 @@ func (d *Daemon) loopUntilExit(ctx context.Context, hup <-chan os.Signal, apiErr
 	rearm(time.Now())
 	burst := 0
 	for {
+		d.serveAPI()
 		select {
+		case f := <-d.loop.api:
+			f()
 		case <-ctx.Done():
 			d.log.Info("overcast stopping; the kernel's routes stay for the next start")
 			d.Stop(time.Now())
 			return nil
 		case r := <-d.loop.quit:
 			d.exit = r
+			// What the sockets delivered is handled first: for a
+			// restart, the readers stop (the successor reads the rest).
+			if r.restart && d.env.Quiesce != nil {
+				d.env.Quiesce()
+			}
+			d.drainEvents()
 			if r.restart {
 				d.log.Info("overcast handing over to a successor", "binary", r.binary)
 				d.stopForHandover()
@@ -218,6 +231,31 @@ func (d *Daemon) loopUntilExit(ctx context.Context, hup <-chan os.Signal, apiErr
 			d.EndBurst(time.Now())
 		}
 		rearm(time.Now())
+	}
+}
+
+// serveAPI answers the API calls waiting, ahead of the events.
+func (d *Daemon) serveAPI() {
+	for {
+		select {
+		case f := <-d.loop.api:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// drainEvents handles every event queued, then ends the burst.
+func (d *Daemon) drainEvents() {
+	for {
+		select {
+		case f := <-d.loop.events:
+			f()
+		default:
+			d.EndBurst(time.Now())
+			return
+		}
 	}
 }
 
