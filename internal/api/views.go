@@ -710,6 +710,7 @@ func textStatus(w0 io.Writer, what string, rows Status) {
 	defer w.Flush()
 	fmt.Fprintf(w, "version\t%s\npid\t%d\nuptime\t%s\nconfig\t%s\nreloads\t%d\nreload error\t%s\nupcalls\t%d\nkernel errors\t%d\n",
 		rows.Version, rows.PID, rows.Uptime, rows.Config, rows.Reloads, dash(rows.ReloadError), rows.Upcalls, rows.KernelErrs)
+	fmt.Fprintf(w, "restarts handed over\t%d\nroutes taken over at start\t%d\n", rows.Handovers, rows.AdoptedRoutes)
 	fmt.Fprintf(w, "flows\t%d\nkernel routes\t%d\ncounter poll\tevery %s\nheap in use\t%.1f MB\nGo memory\t%.1f MB\n",
 		rows.Flows, rows.Routes, rows.CounterPoll, float64(rows.HeapBytes)/(1<<20), float64(rows.GoMemoryBytes)/(1<<20))
 	fmt.Fprintf(w, "components\t%s\n", strings.Join(rows.Components, ", "))

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -18,8 +20,16 @@ import (
 // to over a minute. After every quiet spell each active source's packet
 // reaches exactly the hosts that want it, once. At the end, with every
 // receiver gone and every source stopped, ten quiet minutes leave no
-// state anywhere: no PIM entry, flow, kernel route or held join.
+// state anywhere: no PIM entry, flow, kernel route or held join. A long
+// soak also samples the live heap every 100 rounds: it must stay flat.
 func soak(t testing.TB, rounds int, seed uint64) {
+	var heap []uint64
+	sampleHeap := func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap = append(heap, ms.HeapAlloc)
+	}
 	r := rand.New(rand.NewPCG(seed, 99))
 	l := newSeedLab(t, pim.Config{})
 	n := l.n
@@ -114,6 +124,19 @@ func soak(t testing.TB, rounds int, seed uint64) {
 				n.SetLAN(l.r1r3, true)
 			}
 			quiet()
+		}
+		if rounds >= 500 && round%100 == 99 {
+			sampleHeap()
+		}
+	}
+	if len(heap) >= 5 {
+		// Flat: the last third never above the first two thirds' peak
+		// by more than a quarter and 2 MB (churn moves state up and down).
+		cut := len(heap) * 2 / 3
+		early, late := slices.Max(heap[:cut]), slices.Max(heap[cut:])
+		t.Logf("seed %d: live heap over %d rounds (every 100): %.1f MB peak in the first two thirds, %.1f MB in the last", seed, rounds, float64(early)/(1<<20), float64(late)/(1<<20))
+		if late > early+early/4+2<<20 {
+			t.Errorf("seed %d: the live heap grows: %.1f MB early, %.1f MB late (samples %v)", seed, float64(early)/(1<<20), float64(late)/(1<<20), heap)
 		}
 	}
 	// Everyone goes: nothing may stay.
