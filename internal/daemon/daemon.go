@@ -314,20 +314,22 @@ func (d *Daemon) Start(now time.Time) error {
 		return err
 	}
 	d.mir = m
+	for _, ic := range d.cfg.Interfaces {
+		if err := d.addInterface(ic, now); err != nil {
+			return err
+		}
+	}
 	var left []dataplane.Route
 	if l, ok := d.env.Forwarder.(dataplane.RouteLister); ok {
 		// Routes a predecessor left are adopted: kept for the restart
-		// grace (restart.go), or removed at the first full pass.
+		// grace (restart.go), or removed at the first full pass. Read
+		// once the interfaces are up: a route through a VIF that had to
+		// be replaced (its device was re-created) names no interface.
 		if rs, err := l.ListRoutes(); err == nil {
 			for _, r := range rs {
 				d.rec.Adopt(r)
 			}
 			left = rs
-		}
-	}
-	for _, ic := range d.cfg.Interfaces {
-		if err := d.addInterface(ic, now); err != nil {
-			return err
 		}
 	}
 	d.replayHellos(now)
