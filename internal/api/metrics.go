@@ -62,6 +62,8 @@ var (
 	mKernErr   = desc("kernel_errors_total", "Route changes the kernel refused.")
 	mUpcalls   = desc("upcalls_total", "Forwarding-plane upcalls handled (first packets, wrong-interface packets, registers).")
 	mReloads   = desc("reloads_total", "Configuration reloads applied.")
+	mHandovers = desc("handovers_total", "Planned restarts handed over to a successor without a stop (overcast restart, SIGUSR2, systemctl restart with the fd store).")
+	mAdopted   = desc("adopted_routes", "Kernel routes this run took over from the previous one at its start.")
 	mJoin      = desc("join_to_first_packet_seconds", "From a member's join (IGMP) to this router forwarding the group's first packet onto its interface.")
 	mPackets   = desc("mroute_packets_total", "Packets an (S,G) route took in on its input interface (the kernel's counter).", "source", "group")
 	mBytes     = desc("mroute_bytes_total", "Bytes an (S,G) route took in on its input interface.", "source", "group")
@@ -117,6 +119,8 @@ func (c *viewCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mKernErr, st.KernelErrs)
 		counter(mUpcalls, st.Upcalls)
 		counter(mReloads, st.Reloads)
+		counter(mHandovers, st.Handovers)
+		gauge(mAdopted, float64(st.AdoptedRoutes))
 		buckets := map[float64]uint64{}
 		for _, b := range st.JoinLatency.Buckets {
 			buckets[time.Duration(b.LE).Seconds()] = b.Count

@@ -87,7 +87,9 @@ func TestMetricsFromViews(t *testing.T) {
 		"overcast_igmp_groups,interface=eth2":                                                                 1, // the static group
 		"overcast_join_to_first_packet_seconds,count":                                                         1,
 		"overcast_join_to_first_packet_seconds,sum":                                                           0.04,
-		"overcast_flows": 1,
+		"overcast_flows":           1,
+		"overcast_handovers_total": 0,
+		"overcast_adopted_routes":  0,
 	} {
 		if g, ok := got[k]; !ok || g != want {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, want)
