@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -122,7 +121,7 @@ func takeStored() (*handover, error) {
 	}
 	if state != nil {
 		if err := json.Unmarshal(state, &h.State); err != nil {
-			return nil, errors.Join(fmt.Errorf("the handover in systemd's fd store: %w", err))
+			return nil, fmt.Errorf("the handover in systemd's fd store: %w (systemctl stop overcast empties the store; then start it afresh)", err)
 		}
 	}
 	return &h, nil
