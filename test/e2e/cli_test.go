@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"overcast/internal/api"
 )
 
 // TestOperatorErrors: each mistake an operator makes gets a message that
@@ -66,6 +68,9 @@ links: []
 		{"check names an interface that is not here", []string{bin, "check", bad},
 			[]string{bad + ":2:", `interface "nosuch0" does not exist`, "this host has: ", "--any-host"}},
 		{"send without a group", []string{bin, "send", "--count", "1"}, []string{"which group?", "--group"}},
+		{"restart onto a binary that cannot run", []string{bin, "restart", "--binary", "/bin/false", "--socket", sock},
+			[]string{"restart refused, still running", "/bin/false --version", "give a working overcast binary"}},
+		{"stop with an argument", []string{bin, "stop", "now", "--socket", sock}, []string{"unexpected arguments", "overcast stop [--flush]"}},
 		{"recv on a port in use", []string{"ip", "netns", "exec", l.NS("h"), bin, "recv", "--group", "239.1.1.1", "--port", "5999", "--duration", "1s"},
 			[]string{"UDP port 5999 is taken", "--port"}},
 	}
@@ -80,7 +85,11 @@ links: []
 			t.Errorf("%s: exit %d, %q; want non-zero and %q (and no internal URL)", c.name, code, out, c.want)
 		}
 	}
-	// What must work: the one argument as the config, --version, both dashes.
+	// What must work: the daemon whose restart was refused still runs; the
+	// one argument as the config, --version, both dashes.
+	if _, err := api.NewClient(sock).Status(); err != nil {
+		t.Errorf("after a refused restart the daemon does not answer: %v", err)
+	}
 	if out, err := exec.Command(bin, "check", "--any-host", bad).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
 		t.Errorf("check --any-host FILE: %v %s", err, out)
 	}
