@@ -353,8 +353,27 @@ links:
 		}
 		return hasGroup(api.NewClient(l.Socket("r4")), "lan", G)
 	})
-	pimNeighbors(t, l, "r3", "lan", "10.0.3.3")
-	pimNeighbors(t, l, "r4", "lan", "10.0.3.2")
+	// R3 and R4 start 40 ms apart: R3's first Hello on the LAN goes before
+	// R4 listens, and once in six suite runs R4's first was not seen
+	// either (unexplained; alone the test never showed it); then they
+	// meet at the next periodic Hello, 30 s on. This test is about the
+	// two routers' forwarding, so it waits that long.
+	eventually(t, 35*time.Second, "R3 and R4 neighbours on the LAN", func() string {
+		for _, x := range [][3]string{{"r3", "lan", "10.0.3.3"}, {"r4", "lan", "10.0.3.2"}} {
+			ns, err := api.NewClient(l.Socket(x[0])).PIMNeighbors()
+			if err != nil {
+				return err.Error()
+			}
+			found := false
+			for _, n := range ns {
+				found = found || n.Interface == x[1] && n.Address == x[2]
+			}
+			if !found {
+				return fmt.Sprintf("%s has no %s on %s: %+v", x[0], x[2], x[1], ns)
+			}
+		}
+		return ""
+	})
 	pimNeighbors(t, l, "r1", "to-r3", "10.1.13.3")
 	pimNeighbors(t, l, "r1", "to-r4", "10.1.14.4")
 	time.Sleep(200 * time.Millisecond)
