@@ -302,7 +302,6 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
-	host.Quiesce()
 	if bin == "" {
 		if fd == 0 {
 			return nil // no routing socket: nothing to keep
