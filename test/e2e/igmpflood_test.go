@@ -149,5 +149,5 @@ func TestHostileIGMPv3Flood(t *testing.T) {
 		fwd = m.Packets
 	}
 	t.Logf("the established stream through the flood: %d packets, %d lost, %d duplicates of 8000 (R3's kernel forwarded %d)", p, lost, dups, fwd)
-	streamWhole(t, st, 8000)
+	wholeAfterStart(t, st, 8000, "the IGMPv3 flood")
 }

@@ -13,7 +13,6 @@ import (
 
 	"overcast/internal/api"
 	"overcast/internal/lab"
-	"overcast/internal/tools/mcast"
 )
 
 // frrNeighborUptime is how long FRR has held the PIM neighbour addr on iface.
@@ -72,26 +71,6 @@ func streamOnSPT(t *testing.T, c *api.Client) {
 		}
 		return fmt.Sprintf("%+v", rs)
 	})
-}
-
-// wholeAfterStart checks rcv2 got every packet of an n-packet stream once,
-// but for losses among its first 100 (the stream's start goes through
-// FRR's first hop and the RP's switch: mixedDomain's tolerances); what
-// happened to the stream comes seconds later.
-func wholeAfterStart(t *testing.T, rs mcast.Stats, n uint64, what string) {
-	t.Helper()
-	p, lost, dups := rs.Total()
-	if len(rs.Streams) != 1 {
-		t.Fatalf("receiver saw %d streams: %+v", len(rs.Streams), rs.Streams)
-	}
-	s := rs.Streams[0]
-	early := uint64(s.LostInFirst100)
-	if lost-early != 0 || dups != 0 || p+lost+s.FirstSeq != n {
-		t.Errorf("rcv2: %d packets, %d lost (%d among the first 100, missing %v), %d duplicates, first seq %d; want every packet after the first 100 once across %s",
-			p, lost, early, s.MissingSample, dups, s.FirstSeq, what)
-		return
-	}
-	t.Logf("rcv2: %d of %d across %s, none lost after the stream's start (%d at the start)", p, n, what, early+s.FirstSeq)
 }
 
 // A planned restart of the RP/last-hop router under a 1,000 pps stream,
