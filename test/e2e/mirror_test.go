@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"overcast/internal/testkit/schemacheck"
@@ -175,15 +176,21 @@ func readPcap(t *testing.T, file string, ng bool) [][]byte {
 // capture is tcpdump writing a pcap in a node: the ground truth of what
 // crossed a port.
 type capture struct {
-	cmd  *exec.Cmd
-	file string
+	cmd        *exec.Cmd
+	file, errf string
 }
 
 func startCapture(t *testing.T, l *lab.Lab, node, iface, filter string) *capture {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), node+"-"+iface+".pcap")
 	errf, _ := os.CreateTemp(t.TempDir(), "tcpdump")
-	args := []string{"tcpdump", "-Z", "root", "-p", "-U", "--immediate-mode", "-n", "-s", "0", "-i", iface, "-w", file}
+	// In immediate mode libpcap's ring has fixed slots, each as large as
+	// the biggest frame the port can hand up (64 KiB with offloads): the
+	// default 4 MiB is some 64 slots, and a tcpdump descheduled on a busy
+	// machine drops what comes next ("dropped by kernel", logged below;
+	// seen in CI as copies the reference lacked). 16 MiB held in every
+	// trial; 64 MiB made the first capture on a fresh machine start late.
+	args := []string{"tcpdump", "-Z", "root", "-p", "-U", "--immediate-mode", "-B", "16384", "-n", "-s", "0", "-i", iface, "-w", file}
 	if filter != "" {
 		args = append(args, filter)
 	}
@@ -201,7 +208,7 @@ func startCapture(t *testing.T, l *lab.Lab, node, iface, filter string) *capture
 		return ""
 	})
 	time.Sleep(200 * time.Millisecond) // "listening" comes a moment before the first packet is taken
-	return &capture{cmd: cmd, file: file}
+	return &capture{cmd: cmd, file: file, errf: errf.Name()}
 }
 
 func (c *capture) stop(t *testing.T) [][]byte {
@@ -209,6 +216,13 @@ func (c *capture) stop(t *testing.T) [][]byte {
 	time.Sleep(300 * time.Millisecond)
 	c.cmd.Process.Signal(syscall.SIGINT)
 	c.cmd.Wait()
+	// A capture that lost packets is no reference: tcpdump says so on exit.
+	b, _ := os.ReadFile(c.errf)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "dropped by kernel") && !strings.HasPrefix(line, "0 ") {
+			t.Logf("tcpdump %s: %s", filepath.Base(c.file), line)
+		}
+	}
 	return readPcap(t, c.file, false)
 }
 
@@ -277,12 +291,12 @@ func sameKeys(want, got map[string]int) string {
 	var diff []string
 	for k, n := range want {
 		if got[k] != n {
-			diff = append(diff, fmt.Sprintf("%x: want %d, got %d", k, n, got[k]))
+			diff = append(diff, fmt.Sprintf("%s: want %d, got %d", keyString(k), n, got[k]))
 		}
 	}
 	for k, n := range got {
 		if _, ok := want[k]; !ok {
-			diff = append(diff, fmt.Sprintf("%x: want 0, got %d", k, n))
+			diff = append(diff, fmt.Sprintf("%s: want 0, got %d", keyString(k), n))
 		}
 	}
 	sort.Strings(diff)
@@ -290,6 +304,27 @@ func sameKeys(want, got map[string]int) string {
 		diff = append(diff[:5], fmt.Sprintf("... %d differences", len(diff)))
 	}
 	return strings.Join(diff, "\n")
+}
+
+// keyString spells a pktKey for a failure message: protocol, addresses
+// and ports, the IP length, ID and TTL, and (TCP) the sequence number.
+func keyString(k string) string {
+	if len(k) != 26 {
+		return fmt.Sprintf("%x", k)
+	}
+	b := []byte(k)
+	src, dst := netip.AddrFrom4([4]byte(b[10:14])), netip.AddrFrom4([4]byte(b[14:18]))
+	l4 := b[18:]
+	head := fmt.Sprintf("len %d id %#04x ttl %d", binary.BigEndian.Uint16(b[2:]), binary.BigEndian.Uint16(b[4:]), b[8])
+	switch b[9] {
+	case 6:
+		return fmt.Sprintf("TCP %s:%d > %s:%d seq %d, %s", src, binary.BigEndian.Uint16(l4), dst, binary.BigEndian.Uint16(l4[2:]), binary.BigEndian.Uint32(l4[4:]), head)
+	case 17:
+		return fmt.Sprintf("UDP %s:%d > %s:%d, %s", src, binary.BigEndian.Uint16(l4), dst, binary.BigEndian.Uint16(l4[2:]), head)
+	case 1:
+		return fmt.Sprintf("ICMP type %d %s > %s, %s", l4[0], src, dst, head)
+	}
+	return fmt.Sprintf("proto %d %s > %s, %s (%x)", b[9], src, dst, head, k)
 }
 
 func total(m map[string]int) int {
