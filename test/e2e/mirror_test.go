@@ -186,7 +186,7 @@ func startCapture(t *testing.T, l *lab.Lab, node, iface, filter string) *capture
 	errf, _ := os.CreateTemp(t.TempDir(), "tcpdump")
 	// In immediate mode libpcap's ring has fixed slots, each as large as
 	// the biggest frame the port can hand up (64 KiB with offloads): the
-	// default 4 MiB is some 64 slots, and a tcpdump descheduled on a busy
+	// default 4 MiB is at most 64 slots, and a tcpdump descheduled on a busy
 	// machine drops what comes next ("dropped by kernel", logged below;
 	// seen in CI as copies the reference lacked). 16 MiB held in every
 	// trial; 64 MiB made the first capture on a fresh machine start late.
@@ -216,7 +216,8 @@ func (c *capture) stop(t *testing.T) [][]byte {
 	time.Sleep(300 * time.Millisecond)
 	c.cmd.Process.Signal(syscall.SIGINT)
 	c.cmd.Wait()
-	// A capture that lost packets is no reference: tcpdump says so on exit.
+	// tcpdump says on exit whether the kernel dropped packets it could not
+	// take: logged, so that a mismatch that follows names its cause.
 	b, _ := os.ReadFile(c.errf)
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, "dropped by kernel") && !strings.HasPrefix(line, "0 ") {
@@ -307,7 +308,9 @@ func sameKeys(want, got map[string]int) string {
 }
 
 // keyString spells a pktKey for a failure message: protocol, addresses
-// and ports, the IP length, ID and TTL, and (TCP) the sequence number.
+// and ports, the IP length, ID and TTL, and (TCP) the sequence number. An
+// IPv4 key is 26 octets: IP header octets 0-9 and 12-19, then the first 8
+// of the transport header; any other key is printed in hex.
 func keyString(k string) string {
 	if len(k) != 26 {
 		return fmt.Sprintf("%x", k)
